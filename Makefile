@@ -1,0 +1,32 @@
+# make test   - create .venv on first use, lint, run every test
+# make demo   - run the service once against the MetaDefender Core emulator (FILE=path to scan your own file)
+# make bench  - the speed, memory and throughput benchmarks
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+export SERVICE_MANIFEST_PATH := $(CURDIR)/service_manifest.yml
+
+.PHONY: test lint demo bench venv clean
+
+venv: $(VENV)/.installed
+
+$(VENV)/.installed: requirements.txt tests/requirements.txt
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -r requirements.txt -r tests/requirements.txt
+	touch $@
+
+lint: venv
+	$(PY) -m ruff check .
+
+test: lint
+	$(PY) -m pytest
+
+demo: venv
+	$(PY) -m demo $(if $(FILE),--file "$(FILE)") $(DEMO_ARGS)
+
+bench: venv
+	$(PY) -m bench all
+
+clean:
+	rm -rf $(VENV) demo-output .pytest_cache .ruff_cache

@@ -1,0 +1,1 @@
+"""The MetaDefender service's parts; `metadefender.MetaDefender` is the Assemblyline entry point."""

@@ -1,0 +1,167 @@
+"""Reading and checking the service variables an admin sets in the Assemblyline UI.
+
+`parse_config` turns the raw `config` dict into a `ServiceConfig` or raises `ConfigError`
+naming the offending key, so that a bad value stops the service at start instead of
+failing every task later.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from dataclasses import dataclass, field
+from urllib.parse import urlsplit
+
+DEFAULT_BLOCKLIST = ("Antiy-AVL", "APEX", "Jiangmin")
+DEFAULT_KW_SCORES = {"adware": 100}
+DEFAULT_SIG_SCORES = {"TACHYON.Suspicious/XOX.Obfus.Gen.2": 100}
+
+
+class ConfigError(ValueError):
+    """A service variable has a value the service cannot work with."""
+
+
+@dataclass(frozen=True)
+class AvConfig:
+    """The `av_config` variable: engines to ignore and score revisions."""
+
+    blocklist: frozenset[str] = frozenset(name.lower().replace(" ", "") for name in DEFAULT_BLOCKLIST)
+    kw_score_revision_map: dict[str, int] = field(default_factory=lambda: dict(DEFAULT_KW_SCORES))
+    sig_score_revision_map: dict[str, int] = field(default_factory=lambda: dict(DEFAULT_SIG_SCORES))
+
+    def is_blocked(self, engine_name: str) -> bool:
+        """True when results of the engine (as Core names it) must be ignored; case and spaces do not count."""
+        return engine_name.lower().replace(" ", "") in self.blocklist
+
+
+@dataclass(frozen=True)
+class ServiceConfig:
+    """Every service variable, checked and converted to the types the service uses."""
+
+    base_urls: tuple[str, ...] = ("http://localhost:8008/",)
+    api_key: str = ""
+    verify: bool | str = True
+    md_version: int = 4
+    md_timeout: float = 40.0
+    max_md_scan_time: float = 5.0
+    av_config: AvConfig = field(default_factory=AvConfig)
+    rule: str = ""
+    fetch_sanitized_file: bool = False
+    engine_refresh_seconds: float = 600.0
+    stale_definition_days: float = 0.0
+
+
+def parse_config(raw: dict) -> ServiceConfig:
+    """Check every known key of `raw` and return the typed config; unknown keys are ignored."""
+    if not isinstance(raw, dict):
+        raise ConfigError(f"the service config must be a mapping, not {type(raw).__name__}")
+    return ServiceConfig(
+        base_urls=parse_base_urls(raw.get("base_url", "http://localhost:8008/")),
+        api_key=_string(raw, "api_key", ""),
+        verify=_verify(raw.get("verify_certificate", True)),
+        md_version=_md_version(raw.get("md_version", 4)),
+        md_timeout=_number(raw, "md_timeout", 40.0, positive=True),
+        max_md_scan_time=_number(raw, "max_md_scan_time", 5.0, positive=True),
+        av_config=_av_config(raw.get("av_config", {})),
+        rule=_string(raw, "rule", "").strip(),
+        fetch_sanitized_file=_boolean(raw, "fetch_sanitized_file", False),
+        engine_refresh_seconds=_number(raw, "engine_refresh_seconds", 600.0, positive=True),
+        stale_definition_days=_number(raw, "stale_definition_days", 0.0, positive=False),
+    )
+
+
+def parse_base_urls(value) -> tuple[str, ...]:
+    """`base_url`: one URL or a list of them; each stripped and given a trailing `/` so its path is kept."""
+    entries = [value] if isinstance(value, str) else value
+    if not isinstance(entries, list) or not entries:
+        raise ConfigError("base_url must be a URL or a non-empty list of URLs, e.g. 'http://core-1:8008/'")
+    urls = []
+    for entry in entries:
+        if not isinstance(entry, str):
+            raise ConfigError(f"base_url entries must be strings, got {type(entry).__name__}")
+        url = entry.strip()
+        parts = urlsplit(url)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise ConfigError(f"base_url entry {_redact(url)!r} is not an http(s) URL, e.g. 'http://core-1:8008/'")
+        urls.append(url if url.endswith("/") else url + "/")
+    if len(set(urls)) != len(urls):
+        raise ConfigError("base_url lists the same Core twice")
+    return tuple(urls)
+
+
+def _redact(url: str) -> str:
+    """The URL with any user:password part replaced, for messages."""
+    parts = urlsplit(url)
+    if parts.username is None and parts.password is None:
+        return url
+    host = parts.netloc.rsplit("@", 1)[-1]
+    return parts._replace(netloc=f"***@{host}").geturl()
+
+
+def _string(raw: dict, key: str, default: str) -> str:
+    value = raw.get(key, default)
+    if value is None:
+        return default
+    if not isinstance(value, str):
+        raise ConfigError(f"{key} must be a string, not {type(value).__name__}")
+    return value
+
+
+def _boolean(raw: dict, key: str, default: bool) -> bool:
+    value = raw.get(key, default)
+    if not isinstance(value, bool):
+        raise ConfigError(f"{key} must be true or false, not {value!r}")
+    return value
+
+
+def _number(raw: dict, key: str, default: float, positive: bool) -> float:
+    value = raw.get(key, default)
+    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+        raise ConfigError(f"{key} must be a number of seconds/days, not {value!r}")
+    if positive and not value > 0:
+        raise ConfigError(f"{key} must be greater than 0, not {value!r}")
+    if not value >= 0:
+        raise ConfigError(f"{key} must be 0 or more, not {value!r}")
+    return float(value)
+
+
+def _verify(value) -> bool | str:
+    """`verify_certificate`: true/false, or the path of a CA bundle to trust."""
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, str) and os.path.isfile(value.strip()):
+        return value.strip()
+    if isinstance(value, str):
+        raise ConfigError(f"verify_certificate {value!r} is not a CA bundle file: give its path, or true/false")
+    raise ConfigError("verify_certificate must be true, false or the path of a CA bundle file")
+
+
+def _md_version(value) -> int:
+    if isinstance(value, bool) or value not in (3, 4):
+        raise ConfigError(f"md_version must be 3 or 4, not {value!r}")
+    return int(value)
+
+
+def _av_config(value) -> AvConfig:
+    if not isinstance(value, dict):
+        raise ConfigError("av_config must be a mapping with blocklist, kw_score_revision_map, sig_score_revision_map")
+    blocklist = value.get("blocklist", list(DEFAULT_BLOCKLIST))
+    if not isinstance(blocklist, list) or not all(isinstance(name, str) for name in blocklist):
+        raise ConfigError("av_config.blocklist must be a list of engine names")
+    return AvConfig(
+        blocklist=frozenset(name.lower().replace(" ", "") for name in blocklist),
+        kw_score_revision_map=_score_map(value, "kw_score_revision_map", DEFAULT_KW_SCORES),
+        sig_score_revision_map=_score_map(value, "sig_score_revision_map", DEFAULT_SIG_SCORES),
+    )
+
+
+def _score_map(av_config: dict, key: str, default: dict[str, int]) -> dict[str, int]:
+    value = av_config.get(key, default)
+    if not isinstance(value, dict):
+        raise ConfigError(f"av_config.{key} must be a mapping of text to integer score")
+    for name, score in value.items():
+        if not isinstance(name, str) or not name:
+            raise ConfigError(f"av_config.{key} keys must be non-empty strings, got {name!r}")
+        if isinstance(score, bool) or not isinstance(score, int):
+            raise ConfigError(f"av_config.{key}[{name!r}] must be an integer score, not {score!r}")
+    return dict(value)

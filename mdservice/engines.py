@@ -1,0 +1,132 @@
+"""What a Core's `GET /stat/engines` says: engine versions, definition times and the tool version.
+
+Everything here is pure: a decoded engine list in, an `EngineMap` out.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+AV_ENGINE_TYPES = {"av", "bundled engine"}
+FAILED_STATES = {"removed", "temporary failed", "permanently failed", "content invalid", "download failed"}
+TIME_FORMAT = "%Y-%m-%d %H:%M:%S"
+UNKNOWN = "unknown"
+
+
+def engine_key(name: str, md_version: int) -> str:
+    """The key that matches an engine across the engine list and scan reports.
+
+    Lower case without spaces and `!`; with md_version 3 also without `scanengine`; then a trailing
+    `av` dropped: "Zillya!" -> "zillya", "NANOAV" -> "nano", "ClamAV scan engine" (v3) -> "clam".
+    """
+    key = name.lower().replace(" ", "").replace("!", "")
+    if md_version == 3:
+        key = key.replace("scanengine", "")
+    return key[:-2] if key.endswith("av") else key
+
+
+def parse_def_time(raw: str, md_version: int) -> datetime | None:
+    """A definition time in UTC: v4 ISO 8601, v3 `MM/DD/YYYY hh:mm:ss AM|PM`; None when empty or unreadable."""
+    raw = raw.strip() if isinstance(raw, str) else ""
+    if not raw:
+        return None
+    try:
+        if md_version == 3:
+            return datetime.strptime(raw, "%m/%d/%Y %I:%M:%S %p").replace(tzinfo=UTC)
+        parsed = datetime.fromisoformat(raw.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed.astimezone(UTC)
+
+
+def format_time(moment: datetime | None) -> str:
+    """`YYYY-MM-DD HH:MM:SS`, or `unknown`."""
+    return moment.strftime(TIME_FORMAT) if moment else UNKNOWN
+
+
+@dataclass(frozen=True)
+class EngineInfo:
+    """One engine of one Core."""
+
+    name: str
+    version: str
+    raw_def_time: str
+    def_time: datetime | None
+    is_av: bool
+    active: bool
+
+    @property
+    def def_time_text(self) -> str:
+        return format_time(self.def_time)
+
+
+@dataclass(frozen=True)
+class EngineMap:
+    """The engines of one Core, keyed by `engine_key`, in Core's order."""
+
+    engines: dict[str, EngineInfo]
+    md_version: int
+
+    @classmethod
+    def from_engine_list(cls, payload, md_version: int) -> EngineMap:
+        """Read a decoded `/stat/engines` answer; raise ValueError when it is not a list of engines."""
+        if not isinstance(payload, list):
+            raise ValueError("the engine list is not a JSON list")
+        engines = {}
+        for item in payload:
+            info = _engine_info(item, md_version)
+            engines[engine_key(info.name, md_version)] = info
+        return cls(engines, md_version)
+
+    def lookup(self, report_engine_name: str) -> EngineInfo | None:
+        """The engine a scan report names, or None when this Core did not list it."""
+        return self.engines.get(engine_key(report_engine_name, self.md_version))
+
+    @property
+    def active_count(self) -> int:
+        return sum(1 for engine in self.engines.values() if engine.active)
+
+    def definition_range(self) -> tuple[datetime | None, datetime | None]:
+        """(oldest definition time over AV engines, newest over all engines), each None when nothing has one."""
+        av_times = [e.def_time for e in self.engines.values() if e.is_av and e.def_time]
+        all_times = [e.def_time for e in self.engines.values() if e.def_time]
+        return (min(av_times) if av_times else None, max(all_times) if all_times else None)
+
+    def service_context(self) -> str:
+        oldest, newest = self.definition_range()
+        return f"Definition Time Range: {format_time(oldest)} - {format_time(newest)}"
+
+    def fingerprint(self) -> str:
+        """Each engine's key, version and raw definition time, in Core's order (the tool version's input)."""
+        return "".join(f"{key}{e.version}{e.raw_def_time}" for key, e in self.engines.items())
+
+    def stale_engines(self, now: datetime, max_age_days: float) -> list[EngineInfo]:
+        """Active AV engines whose definitions are older than `max_age_days`, oldest first."""
+        stale = [
+            e for e in self.engines.values()
+            if e.is_av and e.active and e.def_time and (now - e.def_time).total_seconds() > max_age_days * 86400
+        ]
+        return sorted(stale, key=lambda e: e.def_time)
+
+
+def tool_version(fingerprints: list[str]) -> str:
+    """MD5 of every Core's engine fingerprint, in base_url order: changes whenever any definitions change."""
+    return hashlib.md5("".join(fingerprints).encode("utf-8"), usedforsecurity=False).hexdigest()
+
+
+def _engine_info(item, md_version: int) -> EngineInfo:
+    if not isinstance(item, dict) or not isinstance(item.get("eng_name"), str) or not item["eng_name"].strip():
+        raise ValueError("an engine list entry has no eng_name")
+    engine_type = item.get("engine_type" if md_version == 4 else "eng_type")
+    raw_time = item.get("def_time") if isinstance(item.get("def_time"), str) else ""
+    state = item.get("state")
+    return EngineInfo(
+        name=item["eng_name"],
+        version=str(item.get("eng_ver", "")),
+        raw_def_time=raw_time,
+        def_time=parse_def_time(raw_time, md_version),
+        is_av=isinstance(engine_type, str) and engine_type.lower() in AV_ENGINE_TYPES,
+        active=item.get("active", True) is True and not (isinstance(state, str) and state.lower() in FAILED_STATES),
+    )

@@ -1,0 +1,51 @@
+"""When to ask Core for a scan's report again.
+
+Core's guidance is that aggressive polling loads the server, while every moment between the
+end of a scan and the next poll is latency the service adds. `PollSchedule` uses what the
+reports say: the progress seen so far gives a rate, the rate gives the time left, and the
+next poll lands just after the expected end. Until the rate is known the wait doubles, so
+a scan of T seconds costs a handful of requests and is seen at most a few percent late.
+"""
+
+from __future__ import annotations
+
+FLOOR = 0.05
+QUEUED_FACTOR = 0.25
+QUEUED_CEILING = 1.0
+CEILING = 3.0
+
+
+class PollSchedule:
+    """Poll times for one scan, from the moment its upload finished (`uploaded_at`, monotonic seconds)."""
+
+    def __init__(self, uploaded_at: float):
+        self.uploaded_at = uploaded_at
+        self.not_started_at = uploaded_at
+        self.first_sample: tuple[float, float] | None = None
+
+    def first_delay(self) -> float:
+        return FLOOR
+
+    def next_delay(self, now: float, progress: float | None) -> float:
+        """Seconds to wait before the next poll, after a poll at `now` that showed `progress` (0-100 or None)."""
+        if not progress or progress <= 0:
+            self.not_started_at = now
+            self.first_sample = None
+            waited = now - self.uploaded_at
+            return min(max(FLOOR, QUEUED_FACTOR * waited), QUEUED_CEILING)
+        if progress >= 100:
+            return FLOOR
+        remaining = self._remaining(now, progress)
+        if self.first_sample is None:
+            self.first_sample = (now, progress)
+        doubling = max(FLOOR, now - self.not_started_at)
+        return min(max(FLOOR, remaining), doubling, CEILING)
+
+    def _remaining(self, now: float, progress: float) -> float:
+        """Seconds left at the rate seen: from the first sample with progress, else from when the scan could start."""
+        if self.first_sample and progress > self.first_sample[1] and now > self.first_sample[0]:
+            then, earlier = self.first_sample
+            rate = (progress - earlier) / (now - then)
+        else:
+            rate = progress / max(now - self.not_started_at, 1e-3)
+        return (100 - progress) / rate

@@ -1,0 +1,259 @@
+"""Turning a finished Core report into Assemblyline result sections and Antivirus ontology parts.
+
+Pure: a decoded report, the scanning Core's `EngineMap`, the admin's `AvConfig` and the safelisted
+virus names in; sections and ontology dicts out. Titles and bodies follow the behaviour contract
+exactly, since analysts' habits and dashboards depend on them.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+
+from assemblyline_v4_service.common.result import (
+    Heuristic,
+    ResultJSONSection,
+    ResultKeyValueSection,
+    ResultSection,
+    ResultTextSection,
+)
+
+from mdservice.config import AvConfig
+from mdservice.engines import UNKNOWN, EngineInfo, EngineMap
+
+HEUR_INFECTED = 1
+HEUR_SUSPICIOUS = 2
+# scan_result_i -> (heuristic, scan_result text, ontology category) for the codes that are hits.
+HIT_CODES = {
+    1: (HEUR_INFECTED, "infected", "malicious"),
+    4: (HEUR_INFECTED, "infected", "malicious"),
+    2: (HEUR_SUSPICIOUS, "suspicious", "suspicious"),
+    22: (HEUR_SUSPICIOUS, "suspicious", "suspicious"),
+}
+NO_THREAT = 0
+UNSUPPORTED = 23
+# Core's documented result codes; any other code is shown with its number.
+KNOWN_CODES = {
+    0: "No threat detected", 1: "Infected", 2: "Suspicious", 3: "Failed", 4: "Cleaned / Deleted", 5: "Unknown",
+    6: "Quarantined", 7: "Skipped clean", 8: "Skipped dirty", 9: "Exceeded archive depth", 10: "Not scanned",
+    11: "Aborted", 12: "Encrypted archive", 13: "Exceeded archive size", 14: "Exceeded archive file number",
+    15: "Password protected document", 16: "Exceeded archive timeout", 17: "File type mismatch",
+    18: "Potentially vulnerable file", 19: "Canceled", 20: "Sensitive data found", 21: "Yara rule matched",
+    22: "Potentially unwanted program", 23: "Unsupported file type",
+}
+VARIANT_PREFIX = "a variant of "
+
+TITLE_HITS = "AV Detections as Infected or Suspicious"
+TITLE_FAILS = "Failed to Scan or No Threats Detected"
+TITLE_NO_THREAT = "No Threat Detected by AV Engine(s)"
+TITLE_NO_VERDICT = "No AV Engine Gave a Verdict"
+TITLE_CDR_FAILED = "CDR Failed or No Malicious Files Found"
+TITLE_CDR_DONE = "CDR Successfully Executed"
+
+
+@dataclass(frozen=True)
+class EngineOutcome:
+    """What one engine said about the file."""
+
+    name: str
+    code: int | None
+    virus: str
+    engine: EngineInfo | None
+
+    @property
+    def is_hit(self) -> bool:
+        return self.code in HIT_CODES
+
+    @property
+    def is_clean(self) -> bool:
+        return self.code == NO_THREAT
+
+    @property
+    def category(self) -> str:
+        if self.is_hit:
+            return HIT_CODES[self.code][2]
+        if self.is_clean:
+            return "undetected"
+        return "type-unsupported" if self.code == UNSUPPORTED else "failure"
+
+
+def is_finished(report: dict) -> bool:
+    """True when Core is done with the file: `process_info` at 100 where present (v4), else `scan_results` (v3)."""
+    process_info = report.get("process_info")
+    if isinstance(process_info, dict) and "progress_percentage" in process_info:
+        return process_info.get("progress_percentage") == 100
+    scan_results = report.get("scan_results")
+    return isinstance(scan_results, dict) and scan_results.get("progress_percentage") == 100
+
+
+def progress_of(report: dict) -> float | None:
+    """The progress (0-100) the report shows, None for a queued document that has no progress yet."""
+    for part in ("process_info", "scan_results"):
+        value = report.get(part, {}).get("progress_percentage") if isinstance(report.get(part), dict) else None
+        if isinstance(value, int | float) and not isinstance(value, bool):
+            return float(value)
+    return None
+
+
+def engine_outcomes(report: dict, engines: EngineMap | None, av_config: AvConfig) -> list[EngineOutcome]:
+    """Every engine of `scan_results.scan_details` that is not blocklisted, in engine-name order."""
+    scan_results = report.get("scan_results")
+    details = scan_results.get("scan_details") if isinstance(scan_results, dict) else None
+    if not isinstance(details, dict):
+        return []
+    outcomes = []
+    for name, entry in sorted(details.items()):
+        if not isinstance(name, str) or not name.strip() or av_config.is_blocked(name):
+            continue
+        entry = entry if isinstance(entry, dict) else {}
+        threat = entry.get("threat_found")
+        outcomes.append(EngineOutcome(
+            name=name,
+            code=_result_code(entry.get("scan_result_i")),
+            virus=threat.replace(VARIANT_PREFIX, "").strip() if isinstance(threat, str) else "",
+            engine=engines.lookup(name) if engines else None,
+        ))
+    return outcomes
+
+
+def signature_score(signature: str, virus: str, av_config: AvConfig, safelist: frozenset[str]) -> int | None:
+    """A hit's revised score: signature map, then safelist (0), then the highest keyword; None keeps the heuristic's."""
+    if signature in av_config.sig_score_revision_map:
+        return av_config.sig_score_revision_map[signature]
+    if virus and virus in safelist:
+        return 0
+    lowered = signature.lower()
+    keyword_scores = [score for kw, score in av_config.kw_score_revision_map.items() if kw.lower() in lowered]
+    return max(keyword_scores) if keyword_scores else None
+
+
+class AvHitSection(ResultKeyValueSection):
+    """One engine that found the file infected or suspicious."""
+
+    def __init__(self, outcome: EngineOutcome, score: int | None):
+        heur_id, scan_result, _ = HIT_CODES[outcome.code]
+        super().__init__(f"{outcome.name} identified the file as {outcome.virus}", body={
+            "av_name": outcome.name,
+            "virus_name": outcome.virus,
+            "scan_result": scan_result,
+            "engine_version": outcome.engine.version if outcome.engine else UNKNOWN,
+            "engine_definition_time": outcome.engine.def_time_text if outcome.engine else UNKNOWN,
+        })
+        signature = f"{outcome.name}.{outcome.virus}"
+        score_map = {signature: score} if score is not None else None
+        self.set_heuristic(Heuristic(heur_id, signature=signature, score_map=score_map))
+        if outcome.virus:
+            self.add_tag("av.virus_name", outcome.virus)
+
+
+class AvErrorSection(ResultTextSection):
+    """One engine that failed to scan the file (or answered with a code this service does not know)."""
+
+    def __init__(self, outcome: EngineOutcome):
+        super().__init__(f"{outcome.name} failed to scan the file")
+        if outcome.engine:
+            self.add_line(f"Engine: {outcome.engine.version} :: Definition: {outcome.engine.def_time_text}")
+        if outcome.code not in KNOWN_CODES:
+            self.add_line(f"Result code: {outcome.code if outcome.code is not None else 'unreadable'}")
+
+
+class EngineSummarySection(ResultKeyValueSection):
+    """How many of the engines that gave a verdict flagged the file."""
+
+    def __init__(self, outcomes: list[EngineOutcome]):
+        flagged = sum(1 for o in outcomes if o.is_hit)
+        with_verdict = sum(1 for o in outcomes if o.is_hit or o.is_clean)
+        super().__init__(f"{flagged}/{with_verdict} engines flagged the file", body={
+            "engines_flagged": flagged,
+            "engines_with_verdict": with_verdict,
+            "engines_failed": len(outcomes) - with_verdict,
+        })
+
+
+class NoVerdictSection(ResultTextSection):
+    """Nothing scanned the file: the result must not pass for a clean one."""
+
+    def __init__(self, outcomes: list[EngineOutcome]):
+        super().__init__(TITLE_NO_VERDICT)
+        self.add_line("No antivirus engine gave a verdict on this file, so this result says nothing about "
+                      "whether it is malicious.")
+        for outcome in outcomes:
+            code = outcome.code if outcome.code is not None else "unreadable"
+            self.add_line(f"{outcome.name}: {KNOWN_CODES.get(outcome.code, 'Unknown result')} ({code})")
+
+
+def av_sections(outcomes: list[EngineOutcome], av_config: AvConfig, safelist: frozenset[str]) -> list[ResultSection]:
+    """The AV part of the result: hits (with failures and clean engines beside them), or a no-verdict warning."""
+    hits = [o for o in outcomes if o.is_hit]
+    failures = [o for o in outcomes if not o.is_hit and not o.is_clean]
+    clean = [o.name for o in outcomes if o.is_clean]
+    if not hits:
+        return [] if clean else [NoVerdictSection(outcomes)]
+    hit_section = ResultSection(TITLE_HITS)
+    for outcome in hits:
+        score = signature_score(f"{outcome.name}.{outcome.virus}", outcome.virus, av_config, safelist)
+        hit_section.add_subsection(AvHitSection(outcome, score))
+    hit_section.add_subsection(EngineSummarySection(outcomes))
+    sections = [hit_section]
+    if failures or clean:
+        fail_section = ResultSection(TITLE_FAILS)
+        for outcome in failures:
+            fail_section.add_subsection(AvErrorSection(outcome))
+        if clean:
+            fail_section.add_subsection(ResultKeyValueSection(TITLE_NO_THREAT, body={"no_threat_detected": clean}))
+        sections.append(fail_section)
+    return sections
+
+
+def cdr_section(report: dict) -> ResultSection | None:
+    """The post-processing (Deep CDR) section, only once `process_info` reached 100."""
+    process_info = report.get("process_info")
+    if not isinstance(process_info, dict) or process_info.get("progress_percentage") != 100:
+        return None
+    post = process_info.get("post_processing")
+    if not isinstance(post, dict):
+        return None
+    if post.get("actions_failed"):
+        return ResultSection(TITLE_CDR_FAILED)
+    if post.get("actions_ran"):
+        section = ResultJSONSection(TITLE_CDR_DONE)
+        section.set_json(json.loads(json.dumps(post, default=str)))
+        return section
+    return None
+
+
+def sanitized_ran(report: dict) -> bool:
+    """True when Core's finished post-processing produced a sanitized file."""
+    process_info = report.get("process_info")
+    post = process_info.get("post_processing") if isinstance(process_info, dict) else None
+    actions = post.get("actions_ran") if isinstance(post, dict) else None
+    return is_finished(report) and isinstance(actions, str) and "sanitized" in actions.lower()
+
+
+def build_sections(report: dict, engines: EngineMap | None, av_config: AvConfig,
+                   safelist: frozenset[str]) -> list[ResultSection]:
+    """Every section for a finished report, in the contract's order: AV hits, failures / clean, CDR."""
+    sections = av_sections(engine_outcomes(report, engines, av_config), av_config, safelist)
+    cdr = cdr_section(report)
+    return sections + [cdr] if cdr else sections
+
+
+def antivirus_parts(outcomes: list[EngineOutcome]) -> list[dict]:
+    """One Assemblyline `Antivirus` ontology part per engine outcome."""
+    return [{
+        "engine_name": o.name,
+        "engine_version": o.engine.version if o.engine else None,
+        "engine_definition_version": o.engine.def_time_text if o.engine and o.engine.def_time else None,
+        "virus_name": o.virus if o.is_hit and o.virus else None,
+        "category": o.category,
+    } for o in outcomes]
+
+
+def _result_code(value) -> int | None:
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int):
+        return value
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    return None

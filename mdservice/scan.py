@@ -1,0 +1,116 @@
+"""One task's scan: upload to a Core, poll until Core is done, fail over to the next Core, within a deadline.
+
+`scan_file` returns the Core that scanned the file and its finished report, or raises Assemblyline's
+`RecoverableError` (a transient problem: Assemblyline retries later) or `NonRecoverableError`
+(retrying cannot help; the message says what to change). It never returns an unfinished report.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from assemblyline.common.exceptions import NonRecoverableError, RecoverableError
+
+from mdservice.client import CoreError
+from mdservice.nodes import PROBE_TIMEOUT, CoreNode, NodePool
+from mdservice.polling import PollSchedule
+from mdservice.report import is_finished, progress_of
+
+CANCEL_TIMEOUT = 2.0
+# The poll due at the deadline itself may still take this long to answer.
+LAST_POLL_GRACE = 0.5
+
+
+@dataclass(frozen=True)
+class ScanJob:
+    """What to send: the file, the name Core shows, and the optional rule and archive password."""
+
+    path: str
+    filename: str
+    rule: str = ""
+    archive_password: str = ""
+
+
+@dataclass(frozen=True)
+class ScanResult:
+    """A finished scan: the Core that did it, Core's data id and the finished report."""
+
+    node: CoreNode
+    data_id: str
+    report: dict
+
+
+@dataclass
+class Clock:
+    """Monotonic time and sleeping, replaceable in tests."""
+
+    now: Callable[[], float] = time.monotonic
+    sleep: Callable[[float], None] = time.sleep
+
+
+def scan_file(pool: NodePool, job: ScanJob, deadline: float, clock: Clock | None = None) -> ScanResult:
+    """Scan `job` on the pool's Cores in `attempt_order` until one finishes it before `deadline` (monotonic).
+
+    Each Core gets half of the time left while other Cores remain untried, the last one all of it.
+    """
+    clock = clock or Clock()
+    order = pool.attempt_order()
+    errors: list[tuple[CoreNode, CoreError]] = []
+    for position, node in enumerate(order):
+        remaining = deadline - clock.now()
+        if remaining <= 0:
+            break
+        budget = remaining / 2 if position < len(order) - 1 else remaining
+        started = clock.now()
+        try:
+            data_id, report = scan_on_node(node, job, started + budget, clock)
+        except CoreError as exc:
+            pool.record_failure(node, exc)
+            errors.append((node, exc))
+            if position < len(order) - 1:
+                pool.log.warning(f"Failing over from {node.name} to {order[position + 1].name}")
+            continue
+        pool.record_scan(node, clock.now() - started)
+        return ScanResult(node, data_id, report)
+    raise _final_error(order, errors)
+
+
+def scan_on_node(node: CoreNode, job: ScanJob, deadline: float, clock: Clock) -> tuple[str, dict]:
+    """Upload to one Core and poll until its report is finished: (data id, report), or a CoreError by `deadline`."""
+    if node.engines is None:
+        node.read_engines(clock.now(), timeout=min(PROBE_TIMEOUT, deadline - clock.now()))
+    data_id = node.client.upload(job.path, job.filename, job.rule, job.archive_password,
+                                 timeout=deadline - clock.now())
+    schedule = PollSchedule(clock.now())
+    delay = schedule.first_delay()
+    while True:
+        wait = min(delay, deadline - clock.now())
+        if wait <= 0:
+            _cancel_quietly(node, data_id)
+            raise CoreError(f"{node.name} did not finish scanning within {deadline - schedule.uploaded_at:.1f} s "
+                            f"of the upload (data id {data_id})")
+        clock.sleep(wait)
+        report = node.client.get_report(data_id, timeout=max(deadline - clock.now(), LAST_POLL_GRACE))
+        if is_finished(report):
+            return data_id, report
+        delay = schedule.next_delay(clock.now(), progress_of(report))
+
+
+def _cancel_quietly(node: CoreNode, data_id: str) -> None:
+    """Tell Core to drop a scan nobody waits for; it is only a courtesy, so errors are ignored."""
+    try:
+        node.client.cancel(data_id, timeout=CANCEL_TIMEOUT)
+    except CoreError:
+        pass
+
+
+def _final_error(order: list[CoreNode], errors: list[tuple[CoreNode, CoreError]]) -> Exception:
+    tried = {node for node, _ in errors}
+    lines = [f"{node.name}: {error}" for node, error in errors]
+    lines += [f"{node.name}: not tried, the task ran out of time" for node in order if node not in tried]
+    summary = "; ".join(lines)
+    if errors and all(error.permanent for _, error in errors) and len(tried) == len(order):
+        return NonRecoverableError(f"MetaDefender Core refused the file: {summary}")
+    return RecoverableError(f"No MetaDefender Core could scan the file in time, Assemblyline will retry: {summary}")
