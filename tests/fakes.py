@@ -1,0 +1,79 @@
+"""A scripted stand-in for one Core's client, on a fake clock, for the node and scan policy tests."""
+
+from __future__ import annotations
+
+import logging
+
+from mdservice.client import CoreError
+from mdservice.nodes import CoreNode, NodePool
+
+ENGINES = [{"eng_name": "ClamAV", "eng_ver": "1", "engine_type": "av", "def_time": "2026-11-01T00:00:00Z",
+            "active": True, "state": "production"}]
+
+
+class FakeClock:
+    def __init__(self):
+        self.t = 1000.0
+
+    def now(self) -> float:
+        return self.t
+
+    def sleep(self, seconds: float) -> None:
+        assert seconds >= 0
+        self.t += seconds
+
+
+class FakeClient:
+    """One Core: each scan takes `scan_seconds`; `error` makes every request fail with that CoreError."""
+
+    def __init__(self, name: str, clock: FakeClock, scan_seconds: float = 1.0):
+        self.name = name
+        self.clock = clock
+        self.scan_seconds = scan_seconds
+        self.error: CoreError | None = None
+        self.report_error: CoreError | None = None
+        self.never_finishes = False
+        self.uploads = 0
+        self.polls = 0
+        self.cancelled: list[str] = []
+        self.started: dict[str, float] = {}
+
+    def _check(self):
+        if self.error:
+            raise self.error
+
+    def get_engines(self, timeout=None):
+        self._check()
+        return ENGINES
+
+    def upload(self, path, filename, rule="", archive_password="", timeout=None):
+        self._check()
+        self.uploads += 1
+        data_id = f"{self.name}-{self.uploads}"
+        self.started[data_id] = self.clock.now()
+        return data_id
+
+    def get_report(self, data_id, timeout=None):
+        self._check()
+        self.polls += 1
+        if self.report_error:
+            raise self.report_error
+        elapsed = self.clock.now() - self.started[data_id]
+        progress = min(100, int(100 * elapsed / self.scan_seconds))
+        if self.never_finishes:
+            progress = min(progress, 50)
+        return {"data_id": data_id, "scan_results": {"progress_percentage": progress, "scan_details": {
+            "ClamAV": {"scan_result_i": 0}}}, "process_info": {"progress_percentage": progress}}
+
+    def cancel(self, data_id, timeout=None):
+        self.cancelled.append(data_id)
+
+
+def make_pool(clock: FakeClock, scan_seconds: list[float], max_scan_time: float = 5.0, seed: int = 0):
+    """A pool of fake Cores (engines already read), with their clients."""
+    clients = [FakeClient(f"core{i}", clock, s) for i, s in enumerate(scan_seconds)]
+    nodes = [CoreNode(client, 4) for client in clients]
+    pool = NodePool(nodes, max_scan_time, logging.getLogger("test.pool"), clock=clock.now,
+                    rng=__import__("random").Random(seed))
+    pool.read_all_engines()
+    return pool, clients

@@ -1,0 +1,192 @@
+"""HTTP to one Core: what is sent, and which error class each kind of answer becomes."""
+
+import io
+from urllib.parse import unquote
+
+import pytest
+import requests
+
+from mdservice.client import MAX_FILENAME_CHARS, CoreClient, CoreError, display_filename
+
+BASE = "http://core-1:8008/"
+KEY = "s3cret-api-key-123"
+
+
+@pytest.fixture
+def sample(tmp_path):
+    path = tmp_path / "sample.bin"
+    path.write_bytes(b"A" * 1000)
+    return str(path)
+
+
+def test_upload_streams_the_file_with_length_and_url_encoded_name(requests_mock, sample):
+    requests_mock.post(BASE + "file", json={"data_id": "abc123"})
+    client = CoreClient(BASE, api_key=KEY)
+    assert client.upload(sample, "rapport d'été\n#1.pdf", rule="multiscan only", archive_password="p@ss wörd") == "abc123"
+    sent = requests_mock.last_request
+    assert not isinstance(sent.body, bytes | bytearray)
+    assert isinstance(sent.body, io.BufferedReader)
+    assert sent.headers["Content-Length"] == "1000"
+    assert sent.headers["Content-Type"] == "application/octet-stream"
+    assert "Transfer-Encoding" not in sent.headers
+    assert sent.headers["apikey"] == KEY
+    assert unquote(sent.headers["filename"]) == "rapport d'été_#1.pdf"
+    assert unquote(sent.headers["rule"]) == "multiscan only"
+    assert unquote(sent.headers["archivepwd"]) == "p@ss wörd"
+    assert all(ord(ch) < 128 for value in sent.headers.values() for ch in str(value))
+
+
+def test_no_apikey_rule_or_password_header_when_not_set(requests_mock, sample):
+    requests_mock.post(BASE + "file", json={"data_id": "abc123"})
+    requests_mock.get(BASE + "stat/engines", json=[])
+    client = CoreClient(BASE)
+    client.upload(sample, "a.txt")
+    client.get_engines()
+    for request in requests_mock.request_history:
+        assert "apikey" not in request.headers
+    assert "rule" not in requests_mock.request_history[0].headers
+    assert "archivepwd" not in requests_mock.request_history[0].headers
+
+
+def test_apikey_sent_on_every_request(requests_mock, sample):
+    requests_mock.get(BASE + "stat/engines", json=[])
+    requests_mock.post(BASE + "file", json={"data_id": "d1"})
+    requests_mock.get(BASE + "file/d1", json={"data_id": "d1"})
+    client = CoreClient(BASE, api_key=KEY)
+    client.get_engines()
+    client.upload(sample, "a")
+    client.get_report("d1")
+    assert [r.headers.get("apikey") for r in requests_mock.request_history] == [KEY] * 3
+
+
+def test_long_file_names_are_capped_and_keep_their_extension():
+    name = display_filename("x" * 5000 + ".docx")
+    assert len(name) == MAX_FILENAME_CHARS
+    assert name.endswith(".docx")
+    assert display_filename("") == "file"
+
+
+def test_a_path_in_base_url_is_kept(requests_mock):
+    requests_mock.get("https://core/metascan_rest/stat/engines", json=[])
+    CoreClient("https://core/metascan_rest/").get_engines()
+    assert requests_mock.last_request.url == "https://core/metascan_rest/stat/engines"
+
+
+@pytest.mark.parametrize("status, body, permanent, node_fault", [
+    (401, {"err": "Invalid API key"}, True, True),
+    (403, {"err": "Access denied"}, True, True),
+    (411, {"err": "Missing Content-Length header."}, True, True),
+    (422, {"err": "File is empty."}, True, True),
+    (500, {"err": "Failed to request scan. Try again later."}, False, True),
+    (500, {"err": "Failed to request scan. File size exceeded the maximum size permitted by your configuration."},
+     True, False),
+    (503, {"err": "Server is too busy. Try again later."}, False, True),
+    (502, None, False, True),
+])
+def test_upload_errors_map_to_their_class(requests_mock, sample, status, body, permanent, node_fault):
+    requests_mock.post(BASE + "file", status_code=status, json=body)
+    with pytest.raises(CoreError) as caught:
+        CoreClient(BASE, api_key=KEY).upload(sample, "a")
+    assert (caught.value.permanent, caught.value.node_fault) == (permanent, node_fault)
+    assert str(status) in str(caught.value)
+    assert KEY not in str(caught.value)
+
+
+def test_key_refused_says_what_to_change(requests_mock):
+    requests_mock.get(BASE + "stat/engines", status_code=403, json={"err": "Access denied"})
+    with pytest.raises(CoreError, match="api_key"):
+        CoreClient(BASE, api_key=KEY).get_engines()
+
+
+def test_too_large_file_says_what_to_change(requests_mock, sample):
+    requests_mock.post(BASE + "file", status_code=500, json={"err": "File size exceeded the maximum size"})
+    with pytest.raises(CoreError, match="larger than Core"):
+        CoreClient(BASE).upload(sample, "a")
+
+
+@pytest.mark.parametrize("status, body", [(404, {"d1": "Not Found"}), (200, {"d1": "Not Found"})])
+def test_lost_data_id_is_transient(requests_mock, status, body):
+    requests_mock.get(BASE + "file/d1", status_code=status, json=body)
+    with pytest.raises(CoreError, match="lost the scan") as caught:
+        CoreClient(BASE).get_report("d1")
+    assert not caught.value.permanent and caught.value.node_fault
+
+
+@pytest.mark.parametrize("body", [b"<html>busy</html>", b"", b'{"truncated": ', b"\xff\xfe"])
+def test_non_json_answers_are_transient(requests_mock, body):
+    requests_mock.get(BASE + "file/d1", content=body, headers={"Content-Type": "text/html"})
+    with pytest.raises(CoreError, match="not JSON") as caught:
+        CoreClient(BASE).get_report("d1")
+    assert not caught.value.permanent
+
+
+def test_upload_answer_without_data_id_is_an_error(requests_mock, sample):
+    requests_mock.post(BASE + "file", json={"something": "else"})
+    with pytest.raises(CoreError, match="no data_id"):
+        CoreClient(BASE).upload(sample, "a")
+
+
+def test_oversized_answer_is_cut_off(requests_mock, monkeypatch):
+    monkeypatch.setattr("mdservice.client.MAX_JSON_BYTES", 1000)
+    requests_mock.get(BASE + "file/d1", text='{"pad": "' + "x" * 5000 + '"}')
+    with pytest.raises(CoreError, match="more than"):
+        CoreClient(BASE).get_report("d1")
+
+
+def test_redirects_are_not_followed(requests_mock):
+    requests_mock.get(BASE + "stat/engines", status_code=302, headers={"Location": "http://elsewhere/steal"})
+    requests_mock.get("http://elsewhere/steal", json=[])
+    with pytest.raises(CoreError, match="redirect") as caught:
+        CoreClient(BASE, api_key=KEY).get_engines()
+    assert caught.value.permanent
+    assert len(requests_mock.request_history) == 1
+
+
+@pytest.mark.parametrize("exc, text", [
+    (requests.exceptions.ConnectionError("Connection refused"), "could not be reached"),
+    (requests.exceptions.ConnectTimeout("timed out"), "did not answer"),
+    (requests.exceptions.ReadTimeout("timed out"), "did not answer"),
+])
+def test_transport_failures_are_transient(requests_mock, exc, text):
+    requests_mock.get(BASE + "stat/engines", exc=exc)
+    with pytest.raises(CoreError, match=text) as caught:
+        CoreClient(BASE).get_engines()
+    assert not caught.value.permanent and caught.value.node_fault
+
+
+def test_tls_failure_is_permanent_and_says_how_to_fix(requests_mock):
+    requests_mock.get(BASE + "stat/engines", exc=requests.exceptions.SSLError("CERTIFICATE_VERIFY_FAILED"))
+    with pytest.raises(CoreError, match="verify_certificate") as caught:
+        CoreClient(BASE).get_engines()
+    assert caught.value.permanent
+
+
+def test_credentials_in_url_never_appear_in_messages(requests_mock):
+    url = "http://admin:hunter2@core-1:8008/"
+    requests_mock.get(url + "stat/engines", status_code=500, json={"err": "x"})
+    with pytest.raises(CoreError) as caught:
+        CoreClient(url).get_engines()
+    assert "hunter2" not in str(caught.value)
+    assert "core-1:8008" in str(caught.value)
+
+
+def test_sanitized_file_is_streamed_to_disk(requests_mock, tmp_path):
+    requests_mock.get(BASE + "file/converted/d1", content=b"clean copy")
+    destination = tmp_path / "out"
+    CoreClient(BASE).download_converted("d1", str(destination))
+    assert destination.read_bytes() == b"clean copy"
+
+
+def test_missing_sanitized_file_is_an_error(requests_mock, tmp_path):
+    requests_mock.get(BASE + "file/converted/d1", status_code=404, json={"err": "File could not be found"})
+    with pytest.raises(CoreError, match="404"):
+        CoreClient(BASE).download_converted("d1", str(tmp_path / "out"))
+
+
+def test_per_request_timeout_never_exceeds_md_timeout(requests_mock):
+    requests_mock.get(BASE + "stat/engines", json=[])
+    client = CoreClient(BASE, timeout=7)
+    client.get_engines(timeout=30)
+    assert requests_mock.last_request.timeout == 7
+    client.get_engines(timeout=2)
+    assert requests_mock.last_request.timeout == 2

@@ -1,0 +1,199 @@
+"""Several Cores: round-robin, brief time-outs for slow Cores, failover and bounded tasks (fake Cores, fake time)."""
+
+import random
+from collections import Counter
+
+import pytest
+from assemblyline.common.exceptions import NonRecoverableError, RecoverableError
+from fakes import FakeClock, make_pool
+
+from mdservice.client import CoreError
+from mdservice.nodes import BACKOFF_MAX, BACKOFF_START
+from mdservice.scan import Clock, ScanJob, scan_file
+
+JOB = ScanJob("/dev/null", "sample.bin")
+
+
+def run_tasks(pool, clock, count: int, budget: float = 54.0) -> Counter:
+    used = Counter()
+    for _ in range(count):
+        pool.refresh_engines(600)
+        result = scan_file(pool, JOB, clock.now() + budget, Clock(clock.now, clock.sleep))
+        used[result.node.name] += 1
+    return used
+
+
+def test_thirty_files_over_three_healthy_cores_ten_each():
+    clock = FakeClock()
+    pool, _ = make_pool(clock, [0.5, 0.5, 0.5])
+    assert sorted(run_tasks(pool, clock, 30).values()) == [10, 10, 10]
+
+
+def test_start_core_is_random_so_instances_spread():
+    firsts = set()
+    for seed in range(20):
+        clock = FakeClock()
+        pool, _ = make_pool(clock, [0.5, 0.5, 0.5], seed=seed)
+        firsts.add(pool.attempt_order()[0].name)
+    assert firsts == {"core0", "core1", "core2"}
+
+
+def test_slow_core_sits_out_growing_turns_and_gets_clearly_fewer_files():
+    clock = FakeClock()
+    pool, clients = make_pool(clock, [0.5, 0.5, 8.0], max_scan_time=5.0)
+    used = run_tasks(pool, clock, 30)
+    assert used["core2"] <= 5
+    assert used["core0"] + used["core1"] >= 25
+    slow = pool.nodes[2]
+    assert slow.slow_streak >= 3
+
+
+def test_slow_core_back_in_full_rotation_after_a_fast_scan():
+    clock = FakeClock()
+    pool, clients = make_pool(clock, [0.5, 0.5, 8.0], max_scan_time=5.0)
+    run_tasks(pool, clock, 12)
+    clients[2].scan_seconds = 0.5
+    run_tasks(pool, clock, 15)
+    assert pool.nodes[2].slow_streak == 0
+    used = run_tasks(pool, clock, 30)
+    assert sorted(used.values()) == [10, 10, 10]
+
+
+def test_single_core_is_never_put_aside():
+    clock = FakeClock()
+    pool, clients = make_pool(clock, [9.0], max_scan_time=5.0)
+    assert run_tasks(pool, clock, 5)["core0"] == 5
+    assert pool.nodes[0].skip_turns == 0
+
+
+def test_failed_core_is_skipped_within_the_task_and_backs_off_doubling():
+    clock = FakeClock()
+    pool, clients = make_pool(clock, [0.5, 0.5, 0.5])
+    clients[1].error = CoreError("core1 could not be reached: connection refused")
+    used = run_tasks(pool, clock, 9)
+    assert used["core1"] == 0 and used["core0"] + used["core2"] == 9
+    node = pool.nodes[1]
+    pauses = []
+    for _ in range(6):
+        clock.t = node.retry_at
+        before = node.retry_at
+        pool.refresh_engines(600)
+        pauses.append(node.retry_at - before)
+    assert pauses[0] == pytest.approx(2 * BACKOFF_START)
+    assert pauses[-1] == pytest.approx(BACKOFF_MAX)
+    assert pauses == sorted(pauses)
+
+
+def test_core_down_at_start_rejoins_when_it_comes_back():
+    clock = FakeClock()
+    pool, clients = make_pool(clock, [0.5, 0.5, 0.5])
+    clients[2].error = CoreError("refused")
+    pool.nodes[2].engines = None
+    pool.record_failure(pool.nodes[2], clients[2].error)
+    run_tasks(pool, clock, 6)
+    clients[2].error = None
+    clock.t += BACKOFF_MAX
+    used = run_tasks(pool, clock, 9)
+    assert used["core2"] >= 2
+    assert pool.nodes[2].engines is not None
+
+
+def test_failover_within_the_task_on_lost_data_id():
+    clock = FakeClock()
+    pool, clients = make_pool(clock, [0.5, 0.5])
+    first = pool.attempt_order()[0]
+    pool.cursor = pool.nodes.index(first)
+    first.client.report_error = CoreError("lost the scan")
+    result = scan_file(pool, JOB, clock.now() + 54, Clock(clock.now, clock.sleep))
+    assert result.node is not first
+    assert first.failed
+
+
+def test_never_completing_scan_moves_on_and_ends_before_the_deadline():
+    clock = FakeClock()
+    pool, clients = make_pool(clock, [0.5, 0.5, 0.5])
+    for client in clients[:2]:
+        client.never_finishes = True
+    start = clock.now()
+    pool.cursor = 0
+    result = scan_file(pool, JOB, start + 54, Clock(clock.now, clock.sleep))
+    assert result.node.name == "core2"
+    assert clock.now() - start <= 54
+    assert clients[0].cancelled and clients[1].cancelled
+
+
+def test_nothing_completes_gives_recoverable_error_before_deadline():
+    clock = FakeClock()
+    pool, clients = make_pool(clock, [0.5, 0.5])
+    for client in clients:
+        client.never_finishes = True
+    start = clock.now()
+    with pytest.raises(RecoverableError, match="core0.*core1|core1.*core0"):
+        scan_file(pool, JOB, start + 20, Clock(clock.now, clock.sleep))
+    assert clock.now() - start <= 20 + 0.01
+
+
+def test_every_core_down_is_recoverable_and_names_each_core():
+    clock = FakeClock()
+    pool, clients = make_pool(clock, [0.5, 0.5, 0.5])
+    for client in clients:
+        client.error = CoreError(f"{client.name} could not be reached: connection refused")
+    with pytest.raises(RecoverableError) as caught:
+        scan_file(pool, JOB, clock.now() + 54, Clock(clock.now, clock.sleep))
+    for name in ("core0", "core1", "core2"):
+        assert name in str(caught.value)
+
+
+def test_key_refused_everywhere_is_not_recoverable():
+    clock = FakeClock()
+    pool, clients = make_pool(clock, [0.5, 0.5])
+    for client in clients:
+        client.error = CoreError("API key was refused; set api_key", permanent=True)
+    with pytest.raises(NonRecoverableError, match="api_key"):
+        scan_file(pool, JOB, clock.now() + 54, Clock(clock.now, clock.sleep))
+
+
+def test_key_refused_on_one_core_and_another_down_stays_recoverable():
+    clock = FakeClock()
+    pool, clients = make_pool(clock, [0.5, 0.5])
+    clients[0].error = CoreError("API key was refused", permanent=True)
+    clients[1].error = CoreError("connection refused")
+    with pytest.raises(RecoverableError):
+        scan_file(pool, JOB, clock.now() + 54, Clock(clock.now, clock.sleep))
+
+
+def test_file_too_large_does_not_put_a_core_aside():
+    clock = FakeClock()
+    pool, clients = make_pool(clock, [0.5])
+    clients[0].error = CoreError("larger than Core's scan rule allows", permanent=True, node_fault=False)
+    with pytest.raises(NonRecoverableError):
+        scan_file(pool, JOB, clock.now() + 54, Clock(clock.now, clock.sleep))
+    assert not pool.nodes[0].failed
+
+
+def test_each_core_gets_a_share_of_the_remaining_time():
+    clock = FakeClock()
+    pool, clients = make_pool(clock, [0.5, 0.5])
+    clients[0].never_finishes = True
+    pool.cursor = 0
+    start = clock.now()
+    scan_file(pool, JOB, start + 40, Clock(clock.now, clock.sleep))
+    assert clients[1].uploads == 1
+    assert clock.now() - start == pytest.approx(20 + 0.5, abs=0.5)
+
+
+def test_random_mix_of_faults_never_exceeds_the_deadline():
+    rng = random.Random(7)
+    clock = FakeClock()
+    pool, clients = make_pool(clock, [0.3, 1.0, 2.0])
+    for _ in range(60):
+        for client in clients:
+            client.error = CoreError("refused") if rng.random() < 0.2 else None
+            client.never_finishes = rng.random() < 0.1
+        start = clock.now()
+        try:
+            scan_file(pool, JOB, start + 10, Clock(clock.now, clock.sleep))
+        except RecoverableError:
+            pass
+        assert clock.now() - start <= 10 + 0.01
+        clock.t += rng.random() * 10
