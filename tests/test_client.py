@@ -22,7 +22,8 @@ def sample(tmp_path):
 def test_upload_streams_the_file_with_length_and_url_encoded_name(requests_mock, sample):
     requests_mock.post(BASE + "file", json={"data_id": "abc123"})
     client = CoreClient(BASE, api_key=KEY)
-    assert client.upload(sample, "rapport d'été\n#1.pdf", rule="multiscan only", archive_password="p@ss wörd") == "abc123"
+    data_id = client.upload(sample, "rapport d'été\n#1.pdf", rule="multiscan only", archive_password="p@ss wörd")
+    assert data_id == "abc123"
     sent = requests_mock.last_request
     assert not isinstance(sent.body, bytes | bytearray)
     assert isinstance(sent.body, io.BufferedReader)
