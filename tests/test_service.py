@@ -1,0 +1,266 @@
+"""The whole service through Assemblyline's own task handling, with Core answered by requests-mock (no network)."""
+
+import json
+import logging
+import os
+from urllib.parse import unquote
+
+import pytest
+from al_checks import run_task
+from assemblyline.odm.models.ontology.results import Antivirus
+
+import metadefender
+from metadefender import MetaDefender, ServiceStartError
+
+CORE = "http://core-1:8008/"
+KEY = "k3y-that-must-never-leak"
+ENGINES_V4 = [
+    {"eng_name": "ClamAV", "eng_ver": "1.0.1", "engine_type": "av", "eng_type": "Bundled engine",
+     "def_time": "2026-11-26T11:08:00.000Z", "active": True, "state": "production"},
+    {"eng_name": "ESET", "eng_ver": "8.2", "engine_type": "av", "def_time": "2026-11-26T06:00:00.000Z",
+     "active": True, "state": "production"},
+    {"eng_name": "Archive", "eng_ver": "6.1", "engine_type": "archive", "def_time": "", "active": True,
+     "state": "production"},
+]
+EICAR_DETAILS = {
+    "ClamAV": {"scan_result_i": 1, "threat_found": "Eicar-Test-Signature"},
+    "ESET": {"scan_result_i": 0, "threat_found": ""},
+}
+
+
+def finished(details, post=None):
+    return {"data_id": "d1", "scan_results": {"progress_percentage": 100, "scan_details": details},
+            "process_info": {"progress_percentage": 100,
+                             "post_processing": post or {"actions_ran": "", "actions_failed": ""}}}
+
+
+@pytest.fixture
+def sample(tmp_path):
+    path = tmp_path / "sample.bin"
+    path.write_bytes(b"sample content")
+    return str(path)
+
+
+@pytest.fixture
+def core(requests_mock):
+    requests_mock.get(CORE + "stat/engines", json=ENGINES_V4)
+    requests_mock.post(CORE + "file", json={"data_id": "d1"})
+    requests_mock.get(CORE + "file/d1", json=finished(EICAR_DETAILS))
+    return requests_mock
+
+
+def started(config=None):
+    service = MetaDefender({"base_url": CORE, **(config or {})})
+    service.start()
+    return service
+
+
+def titles(odm_result):
+    return [(s.depth, s.title_text) for s in odm_result.result.sections]
+
+
+def test_eicar_result_validates_and_carries_context_and_ontology(core, sample, tmp_path):
+    kind, result, doc = run_task(started(), sample, str(tmp_path), filename="eicar.com")
+    assert kind == "result"
+    assert titles(result)[:2] == [(0, "AV Detections as Infected or Suspicious"),
+                                  (1, "ClamAV identified the file as Eicar-Test-Signature")]
+    assert result.result.score == 1000
+    assert doc["response"]["service_context"] == "Definition Time Range: 2026-11-26 06:00:00 - 2026-11-26 11:08:00"
+    ontology_file = next(f for f in doc["response"]["supplementary"] if f["name"].endswith(".ontology"))
+    ontology = json.load(open(os.path.join(str(tmp_path), "working_directory", os.listdir(
+        os.path.join(str(tmp_path), "working_directory"))[0], ontology_file["name"].split("_", 1)[1])))
+    parts = [Antivirus(part) for part in ontology["results"]["antivirus"]]
+    assert {(p.engine_name, p.category, p.virus_name) for p in parts} == {
+        ("ClamAV", "malicious", "Eicar-Test-Signature"), ("ESET", "undetected", None)}
+    assert unquote(core.request_history[1].headers["filename"]) == "eicar.com"
+
+
+def test_clean_file_gives_an_empty_result(core, sample, tmp_path):
+    core.get(CORE + "file/d1", json=finished({"ClamAV": {"scan_result_i": 0}, "ESET": {"scan_result_i": 0}}))
+    kind, result, _ = run_task(started(), sample, str(tmp_path))
+    assert kind == "result" and result.result.sections == [] and result.result.score == 0
+
+
+def test_polls_until_process_info_is_done_through_a_queued_document(core, sample, tmp_path):
+    queued = {"data_id": "d1", "process_info": {"progress_percentage": 0, "result": "Processing"}}
+    av_done_cdr_running = finished(EICAR_DETAILS)
+    av_done_cdr_running["process_info"]["progress_percentage"] = 80
+    core.get(CORE + "file/d1", [{"json": queued}, {"json": av_done_cdr_running},
+                                {"json": finished(EICAR_DETAILS, {"actions_ran": "Sanitized", "actions_failed": ""})}])
+    kind, result, _ = run_task(started(), sample, str(tmp_path))
+    assert kind == "result"
+    assert titles(result)[-1] == (0, "CDR Successfully Executed")
+    assert [r.method for r in core.request_history].count("GET") == 1 + 3
+
+
+@pytest.mark.parametrize("status, body, expected", [
+    (403, {"err": "Access denied"}, "FAIL_NONRECOVERABLE"),
+    (401, {"err": "Invalid API key"}, "FAIL_NONRECOVERABLE"),
+    (500, {"err": "Failed to request scan. Try again later."}, "FAIL_RECOVERABLE"),
+    (503, {"err": "Server is too busy. Try again later."}, "FAIL_RECOVERABLE"),
+    (422, {"err": "File is empty."}, "FAIL_NONRECOVERABLE"),
+    (200, "not json at all", "FAIL_RECOVERABLE"),
+])
+def test_upload_failures_give_the_named_error_class(core, sample, tmp_path, status, body, expected):
+    if isinstance(body, dict):
+        core.post(CORE + "file", status_code=status, json=body)
+    else:
+        core.post(CORE + "file", status_code=status, text=body)
+    kind, error, _ = run_task(started({"api_key": KEY}), sample, str(tmp_path))
+    assert kind == "error"
+    assert error["response"]["status"] == expected
+    assert KEY not in json.dumps(error)
+
+
+@pytest.mark.parametrize("status, body", [(404, {"d1": "Not Found"}), (200, {"d1": "Not Found"}),
+                                          (500, {"err": "boom"})])
+def test_result_failures_are_recoverable_never_a_result(core, sample, tmp_path, status, body):
+    core.get(CORE + "file/d1", status_code=status, json=body)
+    kind, error, _ = run_task(started(), sample, str(tmp_path))
+    assert kind == "error" and error["response"]["status"] == "FAIL_RECOVERABLE"
+
+
+def test_v3_core_with_path_in_base_url(requests_mock, sample, tmp_path):
+    base = "http://old-core/metascan_rest/"
+    requests_mock.get(base + "stat/engines", json=[
+        {"eng_name": "ClamAV scan engine", "eng_ver": "0.99", "eng_type": "Bundled engine",
+         "def_time": "03/11/2024 01:08:00 PM", "active": True}])
+    requests_mock.post(base + "file", json={"data_id": "d1"})
+    requests_mock.get(base + "file/d1", json={"data_id": "d1", "scan_results": {"progress_percentage": 100,
+                      "scan_details": {"ClamAV": {"scan_result_i": 1, "threat_found": "Eicar-Test-Signature"}}}})
+    service = MetaDefender({"base_url": " http://old-core/metascan_rest ", "md_version": 3})
+    service.start()
+    kind, result, doc = run_task(service, sample, str(tmp_path))
+    assert kind == "result"
+    hit = result.result.sections[1]
+    assert json.loads(hit.body)["engine_definition_time"] == "2024-03-11 13:08:00"
+    assert json.loads(hit.body)["engine_version"] == "0.99"
+    assert not any("CDR" in s.title_text for s in result.result.sections)
+
+
+def test_tool_version_follows_new_definitions_without_restart(core, monkeypatch):
+    service = started({"engine_refresh_seconds": 0.01})
+    before = service.get_tool_version()
+    assert service.get_tool_version() == before
+    newer = json.loads(json.dumps(ENGINES_V4))
+    newer[1]["def_time"] = "2026-11-27T06:00:00.000Z"
+    core.get(CORE + "stat/engines", json=newer)
+    import time
+    time.sleep(0.02)
+    assert service.get_tool_version() != before
+
+
+def test_engine_list_is_not_fetched_per_file(core, sample, tmp_path):
+    service = started()
+    for _ in range(3):
+        run_task(service, sample, str(tmp_path))
+    assert [r.path for r in core.request_history].count("/stat/engines") == 1
+
+
+def test_safelisted_virus_scores_zero_and_keyword_cannot_beat_it(core, sample, tmp_path, monkeypatch):
+    class Safelist:
+        def get_safelist(self, tag_types):
+            assert tag_types == ["av.virus_name"]
+            return {"match": {"av.virus_name": ["Eicar-Test-Signature"]}, "regex": {}}
+    monkeypatch.setattr(MetaDefender, "get_api_interface", lambda self: Safelist())
+    service = started({"av_config": {"kw_score_revision_map": {"eicar": 700}}})
+    kind, result, _ = run_task(service, sample, str(tmp_path))
+    assert result.result.sections[1].heuristic.score == 0
+
+
+def test_failing_safelist_call_is_a_warning_not_a_crash(core, sample, tmp_path, monkeypatch, caplog):
+    class Broken:
+        def get_safelist(self, tag_types):
+            raise ConnectionError("service server down")
+    monkeypatch.setattr(MetaDefender, "get_api_interface", lambda self: Broken())
+    with caplog.at_level(logging.WARNING):
+        service = started()
+    assert "safelist" in caplog.text
+    kind, result, _ = run_task(service, sample, str(tmp_path))
+    assert result.result.sections[1].heuristic.score == 1000
+
+
+@pytest.mark.parametrize("config, key", [
+    ({"base_url": 8008}, "base_url"), ({"base_url": ""}, "base_url"), ({"base_url": []}, "base_url"),
+    ({"base_url": "ftp://core/"}, "base_url"), ({"md_version": 2}, "md_version"),
+    ({"md_timeout": -1}, "md_timeout"), ({"max_md_scan_time": -5}, "max_md_scan_time"),
+    ({"av_config": {"kw_score_revision_map": {"adware": "high"}}}, "kw_score_revision_map"),
+    ({"av_config": {"sig_score_revision_map": {"X.Y": 1.5}}}, "sig_score_revision_map"),
+    ({"verify_certificate": "/no/such/ca.pem"}, "verify_certificate"),
+])
+def test_bad_config_stops_the_service_at_start_naming_the_key(requests_mock, config, key):
+    with pytest.raises(ServiceStartError, match=key):
+        MetaDefender({"base_url": CORE, **config}).start()
+    assert requests_mock.request_history == []
+
+
+def test_no_core_reachable_stops_the_service(requests_mock):
+    requests_mock.get(CORE + "stat/engines", status_code=503, json={"err": "busy"})
+    with pytest.raises(ServiceStartError, match="No MetaDefender Core could be reached"):
+        started()
+
+
+def test_no_active_engine_stops_the_service(requests_mock):
+    requests_mock.get(CORE + "stat/engines", json=[dict(e, state="permanently failed") for e in ENGINES_V4])
+    with pytest.raises(ServiceStartError, match="active engine"):
+        started()
+
+
+def test_one_core_down_at_start_is_tolerated(core):
+    core.get("http://core-2:8008/stat/engines", status_code=500, json={"err": "Error querying engine list"})
+    service = MetaDefender({"base_url": [CORE, "http://core-2:8008"]})
+    service.start()
+    assert [n.engines is not None for n in service.pool.nodes] == [True, False]
+
+
+def test_old_random_switching_keys_are_ignored(core):
+    started({"min_node_time": 60, "max_node_time": 300})
+
+
+def test_rule_and_archive_password_are_sent(core, sample, tmp_path):
+    run_task(started({"rule": "multiscan only"}), sample, str(tmp_path), params={"archive_password": "infected"})
+    upload = core.request_history[1]
+    assert unquote(upload.headers["rule"]) == "multiscan only"
+    assert unquote(upload.headers["archivepwd"]) == "infected"
+
+
+def test_sanitized_file_is_attached_when_asked(core, sample, tmp_path):
+    core.get(CORE + "file/d1", json=finished(EICAR_DETAILS, {"actions_ran": "Sanitized", "actions_failed": ""}))
+    core.get(CORE + "file/converted/d1", content=b"sanitized bytes")
+    kind, result, doc = run_task(started({"fetch_sanitized_file": True}), sample, str(tmp_path), filename="a.docx")
+    assert [f["name"] for f in doc["response"]["supplementary"] if f["name"].endswith(".sanitized")] == [
+        "a.docx.sanitized"]
+
+
+def test_sanitized_download_failure_is_a_note_not_a_failed_task(core, sample, tmp_path):
+    core.get(CORE + "file/d1", json=finished(EICAR_DETAILS, {"actions_ran": "Sanitized", "actions_failed": ""}))
+    core.get(CORE + "file/converted/d1", status_code=404, json={"err": "File could not be found"})
+    kind, result, _ = run_task(started({"fetch_sanitized_file": True}), sample, str(tmp_path))
+    assert kind == "result"
+    assert titles(result)[-2:] == [(0, "CDR Successfully Executed"), (1, "Sanitized file could not be downloaded")]
+
+
+def test_sanitized_file_not_fetched_by_default(core, sample, tmp_path):
+    core.get(CORE + "file/d1", json=finished(EICAR_DETAILS, {"actions_ran": "Sanitized", "actions_failed": ""}))
+    run_task(started(), sample, str(tmp_path))
+    assert not any("converted" in r.path for r in core.request_history)
+
+
+def test_stale_definitions_listed_only_when_asked(core, sample, tmp_path):
+    old = json.loads(json.dumps(ENGINES_V4))
+    old[1]["def_time"] = "2020-01-01T00:00:00.000Z"
+    core.get(CORE + "stat/engines", json=old)
+    kind, result, _ = run_task(started(), sample, str(tmp_path))
+    assert metadefender.TITLE_STALE not in [t for _, t in titles(result)]
+    kind, result, _ = run_task(started({"stale_definition_days": 7}), sample, str(tmp_path))
+    stale = next(s for s in result.result.sections if s.title_text == metadefender.TITLE_STALE)
+    assert "ESET: 2020-01-01 00:00:00" in stale.body and "ClamAV" not in stale.body
+
+
+def test_api_key_never_logged(core, sample, tmp_path, caplog):
+    core.post(CORE + "file", [{"status_code": 500, "json": {"err": "x"}}, {"json": {"data_id": "d1"}}])
+    with caplog.at_level(logging.DEBUG):
+        service = started({"api_key": KEY})
+        run_task(service, sample, str(tmp_path))
+        run_task(service, sample, str(tmp_path))
+    assert caplog.text and KEY not in caplog.text
