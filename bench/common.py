@@ -1,0 +1,137 @@
+"""What every benchmark needs: an emulator in its own process, a started service, a task, a results table."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import pathlib
+import re
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from dataclasses import dataclass
+
+ROOT = pathlib.Path(__file__).resolve().parent.parent
+os.environ.setdefault("SERVICE_MANIFEST_PATH", str(ROOT / "service_manifest.yml"))
+STARTUP_SECONDS = 15
+
+
+@dataclass
+class Row:
+    figure: str
+    measured: str
+    target: str
+    passed: bool
+
+
+def free_port(count: int = 1) -> int:
+    """A port from which `count` consecutive ports were free a moment ago."""
+    for _ in range(50):
+        with socket.socket() as probe:
+            probe.bind(("127.0.0.1", 0))
+            base = probe.getsockname()[1]
+        if base + count < 65000 and all(_is_free(base + i) for i in range(count)):
+            return base
+    raise RuntimeError("no free ports on loopback")
+
+
+def _is_free(port: int) -> bool:
+    with socket.socket() as probe:
+        try:
+            probe.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
+
+
+class EmulatorProcess:
+    """`python -m mdcore_emulator` in a child process, so its work does not share this process's CPU and GIL."""
+
+    def __init__(self, *args: str, nodes: int = 1):
+        port = free_port(nodes)
+        command = [sys.executable, "-m", "mdcore_emulator", "--port", str(port), "--nodes", str(nodes),
+                   "--quiet", *args]
+        self.process = subprocess.Popen(command, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                                        text=True)
+        self.urls = self._read_urls(nodes)
+
+    def _read_urls(self, nodes: int) -> list[str]:
+        urls: list[str] = []
+        deadline = time.monotonic() + STARTUP_SECONDS
+        while len(urls) < nodes and time.monotonic() < deadline:
+            line = self.process.stdout.readline()
+            if not line:
+                break
+            urls += re.findall(r"https?://[^\s,]+/", line)
+        if len(urls) < nodes:
+            self.stop()
+            raise RuntimeError(f"the emulator did not start ({len(urls)} of {nodes} URLs seen)")
+        return urls[:nodes]
+
+    def stop(self) -> None:
+        self.process.terminate()
+        try:
+            self.process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+
+    def __enter__(self) -> EmulatorProcess:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.stop()
+
+
+def started_service(config: dict):
+    """A MetaDefender instance with `config` over the manifest defaults, started (engines read)."""
+    from metadefender import MetaDefender
+
+    service = MetaDefender(config)
+    service.start()
+    return service
+
+
+def make_task(path: str):
+    """A service task for `path`, hashing the file in chunks (never whole in memory)."""
+    from assemblyline.odm.messages.task import Task as ServiceTask
+
+    digests = [hashlib.md5(), hashlib.sha1(), hashlib.sha256()]
+    with open(path, "rb") as handle:
+        for chunk in iter(lambda: handle.read(1 << 20), b""):
+            for digest in digests:
+                digest.update(chunk)
+    md5, sha1, sha256 = (d.hexdigest() for d in digests)
+    return ServiceTask({
+        "sid": uuid.uuid4().hex[:22], "metadata": {}, "min_classification": "TLP:C",
+        "fileinfo": {"magic": "data", "md5": md5, "sha1": sha1, "sha256": sha256,
+                     "size": os.path.getsize(path), "type": "unknown"},
+        "filename": os.path.basename(path), "service_name": "MetaDefender", "service_config": {},
+        "max_files": 50, "ttl": 1,
+    })
+
+
+def tasking_dir() -> str:
+    """A fresh TASKING_DIR for this process, where the framework expects the task's file and writes results."""
+    path = tempfile.mkdtemp(prefix="md-bench-")
+    os.environ["TASKING_DIR"] = path
+    return path
+
+
+def stage_file(path: str, task, directory: str) -> None:
+    """Put the file where the framework looks for it (a hard link, so no copy of large files)."""
+    target = os.path.join(directory, task.fileinfo.sha256)
+    if not os.path.exists(target):
+        os.link(path, target)
+
+
+def print_table(title: str, rows: list[Row]) -> bool:
+    """Print the figures; True when every target is met."""
+    width = max(len(r.figure) for r in rows)
+    print(f"\n{title}")
+    print(f"  {'figure'.ljust(width)}  {'measured':>14}  {'target':>16}  result")
+    for row in rows:
+        print(f"  {row.figure.ljust(width)}  {row.measured:>14}  {row.target:>16}  {'pass' if row.passed else 'FAIL'}")
+    return all(row.passed for row in rows)

@@ -1,0 +1,124 @@
+"""`make demo`: run the service once, through Assemblyline's own run_service_once, against the Core emulator.
+
+Starts the emulator on loopback, writes a manifest whose `base_url` points at it, scans a sample
+(a harmless one made here, or the user's file) and prints a short summary of `result.json`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import pathlib
+import shutil
+import subprocess
+import sys
+
+import yaml
+
+from mdcore_emulator import Emulator
+
+ROOT = pathlib.Path(__file__).resolve().parent.parent
+OUTPUT = ROOT / "demo-output"
+# The standard antivirus test string, assembled here so that this source file itself is not flagged.
+EICAR = b"X5O!P%@AP[4\\PZX54(P^)7CC)7}$" + b"EICAR-STANDARD-ANTIVIRUS-TEST-FILE!$H+H*"
+SAMPLES = {
+    "eicar": ("eicar.com", EICAR),
+    "clean": ("hello.txt", b"Hello, analyst. Nothing to see here.\n"),
+    "mixed": ("mixed.bin", b"MDEMU:MIXED\n"),
+    "cdr": ("report.docx", EICAR + b"\nMDEMU:CDR\n"),
+    "not-scanned": ("odd.bin", b"MDEMU:NOT-SCANNED\n"),
+}
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="make demo", description=__doc__)
+    parser.add_argument("--file", help="scan this file instead of a generated sample")
+    parser.add_argument("--sample", choices=sorted(SAMPLES), default="eicar", help="which generated sample to scan")
+    parser.add_argument("--all-features", action="store_true",
+                        help="switch the optional features on: sanitized file download, a Core rule, the "
+                             "stale-definition check (and scan the 'cdr' sample unless --file/--sample is given)")
+    parser.add_argument("--md-version", type=int, choices=(3, 4), default=4, help="emulate a Core v3 or v4")
+    parser.add_argument("--nodes", type=int, default=1, help="how many emulated Cores (round-robin)")
+    parser.add_argument("--scan-seconds", type=float, default=0.5, help="the emulator's scan time per file")
+    args = parser.parse_args(argv)
+    if args.all_features and "--sample" not in (argv if argv is not None else sys.argv):
+        args.sample = "cdr"
+    return args
+
+
+def prepare_sample(args: argparse.Namespace) -> pathlib.Path:
+    """Copy the user's file, or write the chosen sample, into demo-output/."""
+    OUTPUT.mkdir(exist_ok=True)
+    if args.file:
+        source = pathlib.Path(args.file)
+        if not source.is_file():
+            sys.exit(f"make demo: {source} is not a file")
+        target = OUTPUT / source.name
+        shutil.copyfile(source, target)
+        return target
+    name, content = SAMPLES[args.sample]
+    target = OUTPUT / name
+    target.write_bytes(content)
+    return target
+
+
+def write_manifest(urls: list[str], args: argparse.Namespace) -> pathlib.Path:
+    """The service manifest with `base_url` (and the optional features) set for this run."""
+    manifest = yaml.safe_load((ROOT / "service_manifest.yml").read_text())
+    config = manifest["config"]
+    config["base_url"] = urls if len(urls) > 1 else urls[0]
+    config["md_version"] = args.md_version
+    if args.all_features:
+        config.update(fetch_sanitized_file=True, rule="Multiscan and CDR", stale_definition_days=7)
+    path = OUTPUT / "service_manifest.yml"
+    path.write_text(yaml.safe_dump(manifest, sort_keys=False))
+    return path
+
+
+def run_service_once(sample: pathlib.Path, manifest: pathlib.Path) -> pathlib.Path:
+    """Run the service once on `sample` in a child process, as Assemblyline's developer tooling does."""
+    env = dict(os.environ, SERVICE_MANIFEST_PATH=str(manifest), PYTHONPATH=str(ROOT))
+    command = [sys.executable, "-m", "assemblyline_v4_service.dev.run_service_once", "metadefender.MetaDefender",
+               str(sample)]
+    completed = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
+    output_dir = sample.parent / f"{sample.name}_metadefender"
+    (OUTPUT / "run_service_once.log").write_text(completed.stdout + completed.stderr)
+    if completed.returncode != 0 or not (output_dir / "result.json").exists():
+        sys.exit(f"make demo: the service run failed, see {OUTPUT / 'run_service_once.log'}")
+    return output_dir / "result.json"
+
+
+def summary(result_path: pathlib.Path) -> str:
+    """A few lines an analyst can read: hits, failures, score, where the files are."""
+    result = json.loads(result_path.read_text())
+    sections = result["result"]["sections"]
+    lines = [f"MetaDefender result: score {result['result']['score']}",
+             f"  {result['response']['service_context']}"]
+    for section in sections:
+        title = section["title_text"]
+        if section["depth"] == 0:
+            lines.append(f"  [{title}]")
+        else:
+            score = f" (score {section['heuristic']['score']})" if section.get("heuristic") else ""
+            lines.append(f"    - {title}{score}")
+    if not sections:
+        lines.append("  no section: every engine that scanned the file found nothing")
+    for item in result["response"]["supplementary"]:
+        lines.append(f"  supplementary file: {item['name']}")
+    lines.append(f"  full result: {result_path.relative_to(ROOT)}")
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = parse_args(argv)
+    sample = prepare_sample(args)
+    with Emulator(nodes=args.nodes, scan_seconds=args.scan_seconds, md_version=args.md_version) as emulator:
+        print(f"Emulated MetaDefender Core(s): {', '.join(emulator.urls)}")
+        print(f"Scanning {sample.relative_to(ROOT)} with run_service_once ...")
+        result_path = run_service_once(sample, write_manifest(emulator.urls, args))
+    print(summary(result_path))
+
+
+if __name__ == "__main__":
+    main()

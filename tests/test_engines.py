@@ -1,0 +1,226 @@
+"""The engine map of contract section 3: engine keys, definition times, active engines, context, tool version."""
+
+from __future__ import annotations
+
+import copy
+
+import pytest
+
+from mdservice.engines import EngineMap, engine_key, parse_def_time, tool_version
+
+FAILED_STATES = ["removed", "temporary failed", "permanently failed", "content invalid", "download failed"]
+
+
+def v4_engine(name: str, ver: str = "1.0", def_time: str = "2024-03-11T11:08:00.000Z", engine_type: str = "av",
+              active: bool = True, state: str = "production") -> dict:
+    """One entry of a v4/v5 `/stat/engines` answer (shape from the API notes)."""
+    return {"eng_id": f"{name.lower()}_1_linux", "eng_name": name, "eng_ver": ver, "eng_type": "Bundled engine",
+            "engine_type": engine_type, "def_time": def_time, "download_time": "2024-03-11T12:00:00.000Z",
+            "download_progress": 100, "active": active, "state": state, "type": "engine"}
+
+
+def v3_engine(name: str, ver: str = "1.0", def_time: str = "03/11/2024 11:08:00 AM", eng_type: str = "Bundled engine",
+              active: bool = True) -> dict:
+    """One entry of a v3 `/stat/engines` answer: type in `eng_type`, 12-hour definition time."""
+    return {"eng_id": f"{name.lower()}_v3", "eng_name": name, "eng_ver": ver, "eng_type": eng_type,
+            "def_time": def_time, "active": active}
+
+
+def v4_list() -> list[dict]:
+    return [
+        v4_engine("ClamAV", "1.0.1", "2024-03-11T11:08:00.000Z"),
+        v4_engine("Avira", "8.3.64", "2024-03-11T06:00:00.000Z"),
+        v4_engine("Zillya!", "3.0.2", "2024-03-10T22:15:30.000Z"),
+        v4_engine("Archive", "5.2", "", engine_type="archive"),
+        v4_engine("File type analysis", "7.1", "2024-03-12T09:00:00.000Z", engine_type="filetype"),
+    ]
+
+
+def as_text(moment) -> str:
+    return moment.strftime("%Y-%m-%d %H:%M:%S")
+
+
+# --- engine_key -------------------------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize(("name", "key"), [
+    ("Zillya!", "zillya"),
+    ("NANOAV", "nano"),
+    ("Vir.IT eXplorer", "vir.itexplorer"),
+    ("ClamAV", "clam"),
+    ("Avira", "avira"),
+])
+def test_engine_key_v4(name, key):
+    assert engine_key(name, 4) == key
+
+
+def test_engine_key_v3_removes_scan_engine_before_dropping_av():
+    assert engine_key("ClamAV scan engine", 3) == "clam"
+
+
+def test_v3_report_name_meets_its_engine_list_name():
+    assert engine_key("ClamAV", 3) == engine_key("ClamAV scan engine", 3)
+
+
+def test_v3_report_engine_is_found_in_the_v3_engine_list():
+    engines = EngineMap.from_engine_list([v3_engine("ClamAV scan engine", "0.103.2")], 3)
+    found = engines.lookup("ClamAV")
+    assert found is not None
+    assert found.version == "0.103.2"
+
+
+def test_v4_report_names_are_found_in_the_engine_list():
+    engines = EngineMap.from_engine_list(v4_list(), 4)
+    assert engines.lookup("Zillya!").version == "3.0.2"
+    assert engines.lookup("ClamAV").version == "1.0.1"
+
+
+def test_lookup_of_an_engine_not_in_the_map_is_none():
+    engines = EngineMap.from_engine_list(v4_list(), 4)
+    assert engines.lookup("Sophos") is None
+
+
+# --- definition times -----------------------------------------------------------------------------------------------
+
+def test_v4_iso_definition_time():
+    assert as_text(parse_def_time("2024-03-11T11:08:00.000Z", 4)) == "2024-03-11 11:08:00"
+
+
+@pytest.mark.parametrize(("raw", "shown"), [
+    ("03/11/2024 11:08:00 AM", "2024-03-11 11:08:00"),
+    ("03/11/2024 12:05:00 AM", "2024-03-11 00:05:00"),
+    ("03/11/2024 12:05:00 PM", "2024-03-11 12:05:00"),
+    ("03/11/2024 01:30:00 PM", "2024-03-11 13:30:00"),
+    ("12/31/2023 11:59:59 PM", "2023-12-31 23:59:59"),
+])
+def test_v3_twelve_hour_definition_time(raw, shown):
+    assert as_text(parse_def_time(raw, 3)) == shown
+
+
+def test_v3_definition_time_is_shown_in_the_engine_map():
+    engines = EngineMap.from_engine_list([v3_engine("ClamAV scan engine", def_time="03/11/2024 01:30:00 PM")], 3)
+    assert engines.lookup("ClamAV").def_time_text == "2024-03-11 13:30:00"
+
+
+@pytest.mark.parametrize("version", [3, 4])
+def test_empty_definition_time_has_no_time(version):
+    assert parse_def_time("", version) is None
+
+
+def test_engine_with_empty_definition_time_is_kept_in_the_map():
+    engines = EngineMap.from_engine_list(v4_list(), 4)
+    archive = engines.lookup("Archive")
+    assert archive is not None
+    assert archive.version == "5.2"
+
+
+# --- active engines -------------------------------------------------------------------------------------------------
+
+def test_all_active_engines_are_counted():
+    assert EngineMap.from_engine_list(v4_list(), 4).active_count == 5
+
+
+def test_inactive_engine_is_not_counted():
+    engines = v4_list()
+    engines[1]["active"] = False
+    assert EngineMap.from_engine_list(engines, 4).active_count == 4
+
+
+@pytest.mark.parametrize("state", FAILED_STATES)
+def test_engine_in_a_failed_state_is_not_counted(state):
+    engines = v4_list()
+    engines[0]["state"] = state
+    assert EngineMap.from_engine_list(engines, 4).active_count == 4
+
+
+@pytest.mark.parametrize("state", ["downloading", "downloaded", "staging", "production"])
+def test_engine_in_a_working_state_is_counted(state):
+    engines = v4_list()
+    engines[0]["state"] = state
+    assert EngineMap.from_engine_list(engines, 4).active_count == 5
+
+
+def test_no_active_engine_counts_zero():
+    engines = [v4_engine("ClamAV", active=False), v4_engine("Avira", state="removed")]
+    assert EngineMap.from_engine_list(engines, 4).active_count == 0
+
+
+def test_v3_inactive_engine_is_not_counted():
+    engines = [v3_engine("ClamAV scan engine"), v3_engine("Avira", active=False)]
+    assert EngineMap.from_engine_list(engines, 3).active_count == 1
+
+
+# --- definition range and service context -------------------------------------------------------------------------
+
+def test_service_context_v4():
+    # Oldest over AV engines (Zillya!), newest over all engines (the filetype engine); the archive engine has no time.
+    engines = EngineMap.from_engine_list(v4_list(), 4)
+    assert engines.service_context() == "Definition Time Range: 2024-03-10 22:15:30 - 2024-03-12 09:00:00"
+
+
+def test_oldest_definition_ignores_engines_that_are_not_av():
+    engines = v4_list() + [v4_engine("Old filetype", def_time="2020-01-01T00:00:00.000Z", engine_type="filetype")]
+    context = EngineMap.from_engine_list(engines, 4).service_context()
+    assert context == "Definition Time Range: 2024-03-10 22:15:30 - 2024-03-12 09:00:00"
+
+
+def test_newest_definition_is_over_all_engines():
+    engines = [v4_engine("ClamAV", def_time="2024-03-11T11:08:00.000Z"),
+               v4_engine("Archive", def_time="2024-05-01T08:00:00.000Z", engine_type="archive")]
+    context = EngineMap.from_engine_list(engines, 4).service_context()
+    assert context == "Definition Time Range: 2024-03-11 11:08:00 - 2024-05-01 08:00:00"
+
+
+def test_service_context_v3_counts_bundled_engines_as_av():
+    engines = [
+        v3_engine("ClamAV scan engine", def_time="03/11/2024 01:30:00 PM"),
+        v3_engine("Avira", def_time="03/10/2024 12:15:00 AM", eng_type="av"),
+        v3_engine("Archive", def_time="01/01/2020 10:00:00 AM", eng_type="archive"),
+        v3_engine("Filetype", def_time="03/12/2024 12:00:00 PM", eng_type="filetype"),
+    ]
+    context = EngineMap.from_engine_list(engines, 3).service_context()
+    assert context == "Definition Time Range: 2024-03-10 00:15:00 - 2024-03-12 12:00:00"
+
+
+# --- tool version -----------------------------------------------------------------------------------------------------
+
+def version_of(*engine_lists: list[dict]) -> str:
+    return tool_version([EngineMap.from_engine_list(engines, 4).fingerprint() for engines in engine_lists])
+
+
+def test_tool_version_is_an_md5_hex_digest():
+    version = version_of(v4_list())
+    assert len(version) == 32
+    assert all(char in "0123456789abcdef" for char in version)
+
+
+def test_tool_version_is_stable_for_the_same_engines():
+    assert version_of(v4_list()) == version_of(copy.deepcopy(v4_list()))
+
+
+def test_tool_version_changes_when_one_definition_time_changes():
+    updated = v4_list()
+    updated[1]["def_time"] = "2024-03-12T06:00:00.000Z"
+    assert version_of(updated) != version_of(v4_list())
+
+
+def test_tool_version_changes_when_one_engine_version_changes():
+    updated = v4_list()
+    updated[0]["eng_ver"] = "1.0.2"
+    assert version_of(updated) != version_of(v4_list())
+
+
+def test_tool_version_changes_when_an_engine_is_added():
+    assert version_of(v4_list() + [v4_engine("Sophos")]) != version_of(v4_list())
+
+
+def test_tool_version_changes_when_a_second_core_changes():
+    other_core = [v4_engine("ESET", "2.0", "2024-03-09T10:00:00.000Z")]
+    updated_core = [v4_engine("ESET", "2.0", "2024-03-12T10:00:00.000Z")]
+    assert version_of(v4_list(), updated_core) != version_of(v4_list(), other_core)
+
+
+def test_tool_version_ignores_fields_other_than_name_version_and_definition_time():
+    updated = v4_list()
+    updated[0]["download_time"] = "2024-03-12T00:00:00.000Z"
+    updated[0]["download_progress"] = 50
+    assert version_of(updated) == version_of(v4_list())
