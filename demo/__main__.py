@@ -63,29 +63,38 @@ def prepare_sample(args: argparse.Namespace) -> pathlib.Path:
     return target
 
 
-def write_manifest(urls: list[str], args: argparse.Namespace) -> pathlib.Path:
-    """The service manifest with `base_url` (and the optional features) set for this run."""
+def write_manifest(directory: pathlib.Path, config: dict) -> pathlib.Path:
+    """A copy of the service manifest in `directory`, with `config` over its defaults."""
     manifest = yaml.safe_load((ROOT / "service_manifest.yml").read_text())
-    config = manifest["config"]
-    config["base_url"] = urls if len(urls) > 1 else urls[0]
-    config["md_version"] = args.md_version
-    if args.all_features:
-        config.update(fetch_sanitized_file=True, rule="Multiscan and CDR", stale_definition_days=7)
-    path = OUTPUT / "service_manifest.yml"
+    manifest["config"].update(config)
+    path = directory / "service_manifest.yml"
     path.write_text(yaml.safe_dump(manifest, sort_keys=False))
     return path
 
 
+def demo_config(urls: list[str], args: argparse.Namespace) -> dict:
+    """`base_url` pointing at the emulator, and the optional features when asked for."""
+    config = {"base_url": urls if len(urls) > 1 else urls[0], "md_version": args.md_version}
+    if args.all_features:
+        config.update(fetch_sanitized_file=True, rule="Multiscan and CDR", stale_definition_days=7)
+    return config
+
+
 def run_service_once(sample: pathlib.Path, manifest: pathlib.Path) -> pathlib.Path:
-    """Run the service once on `sample` in a child process, as Assemblyline's developer tooling does."""
+    """Run the service once on `sample` in a child process, as Assemblyline's developer tooling does.
+
+    Returns the path of the written result.json; exits with the log's path when the run failed.
+    """
     env = dict(os.environ, SERVICE_MANIFEST_PATH=str(manifest), PYTHONPATH=str(ROOT))
+    env.pop("TASKING_DIR", None)  # run_service_once stages the file in the temp dir, where the task must look
     command = [sys.executable, "-m", "assemblyline_v4_service.dev.run_service_once", "metadefender.MetaDefender",
                str(sample)]
     completed = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
     output_dir = sample.parent / f"{sample.name}_metadefender"
-    (OUTPUT / "run_service_once.log").write_text(completed.stdout + completed.stderr)
+    log = sample.parent / "run_service_once.log"
+    log.write_text(completed.stdout + completed.stderr)
     if completed.returncode != 0 or not (output_dir / "result.json").exists():
-        sys.exit(f"make demo: the service run failed, see {OUTPUT / 'run_service_once.log'}")
+        sys.exit(f"make demo: the service run failed, see {log}")
     return output_dir / "result.json"
 
 
@@ -106,7 +115,7 @@ def summary(result_path: pathlib.Path) -> str:
         lines.append("  no section: every engine that scanned the file found nothing")
     for item in result["response"]["supplementary"]:
         lines.append(f"  supplementary file: {item['name']}")
-    lines.append(f"  full result: {result_path.relative_to(ROOT)}")
+    lines.append(f"  full result: {result_path}")
     return "\n".join(lines)
 
 
@@ -116,7 +125,8 @@ def main(argv: list[str] | None = None) -> None:
     with Emulator(nodes=args.nodes, scan_seconds=args.scan_seconds, md_version=args.md_version) as emulator:
         print(f"Emulated MetaDefender Core(s): {', '.join(emulator.urls)}")
         print(f"Scanning {sample.relative_to(ROOT)} with run_service_once ...")
-        result_path = run_service_once(sample, write_manifest(emulator.urls, args))
+        manifest = write_manifest(OUTPUT, demo_config(emulator.urls, args))
+        result_path = run_service_once(sample, manifest)
     print(summary(result_path))
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import shutil
 import uuid
 
 from assemblyline.common.heuristics import HeuristicHandler
@@ -75,13 +76,20 @@ def make_task(path: str, filename: str = "sample.bin", params: dict | None = Non
 
 def run_task(service, path: str, tasking_dir: str, filename: str = "sample.bin", params: dict | None = None):
     """Run one task through the framework's handle_task; return ("result", odm Result, raw doc) or ("error", doc)."""
+    os.makedirs(tasking_dir, exist_ok=True)
+    previous = os.environ.get("TASKING_DIR")
     os.environ["TASKING_DIR"] = tasking_dir
-    task = make_task(path, filename, params)
-    target = os.path.join(tasking_dir, task.fileinfo.sha256)
-    if not os.path.exists(target):
-        with open(path, "rb") as src, open(target, "wb") as dst:
-            dst.write(src.read())
-    service.handle_task(task)
+    try:
+        task = make_task(path, filename, params)
+        target = os.path.join(tasking_dir, task.fileinfo.sha256)
+        if not os.path.exists(target):
+            shutil.copyfile(path, target)
+        service.handle_task(task)
+    finally:
+        if previous is None:
+            os.environ.pop("TASKING_DIR", None)
+        else:
+            os.environ["TASKING_DIR"] = previous
     stem = os.path.join(tasking_dir, f"{task.sid}_{task.fileinfo.sha256}")
     if os.path.exists(stem + "_result.json"):
         doc = json.load(open(stem + "_result.json"))

@@ -1,0 +1,230 @@
+"""The service against the Core emulator over real HTTP: every marker outcome, v3, API keys, TLS, end to end."""
+
+import json
+import pathlib
+import sys
+
+import pytest
+from al_checks import run_task
+from assemblyline.odm.models.ontology.results import Antivirus
+
+from mdcore_emulator import (
+    CDR,
+    CDR_FAIL,
+    CLEANED,
+    EICAR,
+    ENCRYPTED,
+    FAILED,
+    MIXED,
+    NONAME,
+    NOT_SCANNED,
+    PUA,
+    SUSPICIOUS,
+    UNKNOWN_CODE,
+    UNSUPPORTED,
+    Emulator,
+)
+from metadefender import MetaDefender, ServiceStartError
+
+HITS = "AV Detections as Infected or Suspicious"
+FAILS = "Failed to Scan or No Threats Detected"
+NO_VERDICT = "No AV Engine Gave a Verdict"
+# The emulator's AV engines that are not on the default blocklist (Antiy-AVL is).
+EICAR_ENGINES = ["AhnLab", "Avira", "Bitdefender", "ClamAV", "ESET", "Emsisoft", "Ikarus", "K7", "NANOAV",
+                 "Vir.IT eXplorer", "Zillya!"]
+
+
+@pytest.fixture(scope="module")
+def emulator():
+    with Emulator(nodes=1, scan_seconds=0.1) as emu:
+        yield emu
+
+
+@pytest.fixture(scope="module")
+def service(emulator):
+    service = MetaDefender({"base_url": emulator.urls[0]})
+    service.start()
+    return service
+
+
+def scan(service, tmp_path, content: str | bytes, params=None):
+    path = tmp_path / "sample.bin"
+    path.write_bytes(content.encode() if isinstance(content, str) else content)
+    kind, result, doc = run_task(service, str(path), str(tmp_path / "tasking"), params=params)
+    assert kind == "result", result
+    return result, doc
+
+
+def tree(result):
+    return [(s.depth, s.title_text) for s in result.result.sections]
+
+
+def hits(result):
+    return {json.loads(s.body)["av_name"]: s for s in result.result.sections
+            if s.depth == 1 and s.heuristic is not None}
+
+
+def test_clean_file_is_quiet(service, tmp_path):
+    result, doc = scan(service, tmp_path, "just some text")
+    assert result.result.sections == [] and result.result.score == 0
+    assert doc["response"]["service_context"].startswith("Definition Time Range: ")
+
+
+def test_eicar_detected_by_every_engine_except_blocklisted(service, tmp_path):
+    result, _ = scan(service, tmp_path, EICAR)
+    found = hits(result)
+    assert sorted(found) == sorted(EICAR_ENGINES)
+    assert all(s.heuristic.heur_id == "1" and s.heuristic.score == 1000 for s in found.values())
+    assert found["ESET"].title_text == "ESET identified the file as Eicar test file"
+    assert tree(result)[-1] == (1, "11/11 engines flagged the file")
+    assert result.result.score == 11000
+
+
+def test_suspicious_marker(service, tmp_path):
+    result, _ = scan(service, tmp_path, SUSPICIOUS)
+    found = hits(result)
+    assert sorted(found) == ["Ikarus", "K7"]
+    assert {json.loads(s.body)["scan_result"] for s in found.values()} == {"suspicious"}
+    assert all(s.heuristic.score == 500 for s in found.values())
+
+
+def test_pua_is_suspicious_and_adware_keyword_revises_score(service, tmp_path):
+    result, _ = scan(service, tmp_path, PUA)
+    (section,) = hits(result).values()
+    assert section.heuristic.heur_id == "2"
+    assert section.heuristic.score == 100
+    assert section.tags.av.virus_name == ["Adware.Generic.123"]
+
+
+def test_failures_beside_a_hit(service, tmp_path):
+    result, _ = scan(service, tmp_path, EICAR + " " + FAILED)
+    titles = tree(result)
+    assert (0, FAILS) in titles
+    assert (1, "AhnLab failed to scan the file") in titles and (1, "Zillya! failed to scan the file") in titles
+    failed = next(s for s in result.result.sections if s.title_text == "AhnLab failed to scan the file")
+    assert failed.body.startswith("Engine: ") and ":: Definition: " in failed.body
+
+
+def test_failures_without_a_hit_stay_quiet(service, tmp_path):
+    result, _ = scan(service, tmp_path, FAILED)
+    assert result.result.sections == []
+
+
+@pytest.mark.parametrize("marker", [NOT_SCANNED, ENCRYPTED, UNSUPPORTED])
+def test_no_engine_verdict_is_never_a_clean_looking_result(service, tmp_path, marker):
+    result, _ = scan(service, tmp_path, marker)
+    assert tree(result) == [(0, NO_VERDICT)]
+
+
+def test_archive_password_opens_encrypted_file(service, tmp_path):
+    result, _ = scan(service, tmp_path, ENCRYPTED + " " + EICAR, params={"archive_password": "infected"})
+    assert len(hits(result)) == len(EICAR_ENGINES)
+
+
+def test_cleaned_is_infected(service, tmp_path):
+    result, _ = scan(service, tmp_path, CLEANED)
+    (section,) = hits(result).values()
+    assert json.loads(section.body)["scan_result"] == "infected" and section.heuristic.score == 1000
+
+
+def test_hit_without_name_has_no_tag(service, tmp_path):
+    result, _ = scan(service, tmp_path, NONAME)
+    (section,) = hits(result).values()
+    assert json.loads(section.body)["av_name"] == "NANOAV"
+    assert not (section.tags.av and section.tags.av.virus_name)
+
+
+def test_unknown_code_is_a_failure_with_its_code(service, tmp_path):
+    result, _ = scan(service, tmp_path, EICAR + " " + UNKNOWN_CODE)
+    failed = next(s for s in result.result.sections if s.title_text == "Vir.IT eXplorer failed to scan the file")
+    assert "42" in failed.body
+
+
+def test_mixed_outcomes_and_ontology(service, tmp_path):
+    result, doc = scan(service, tmp_path, MIXED)
+    titles = tree(result)
+    assert titles[0] == (0, HITS)
+    assert (0, FAILS) in titles and titles[-1] == (1, "No Threat Detected by AV Engine(s)")
+    work = tmp_path / "tasking" / "working_directory"
+    (ontology_path,) = work.glob("*/*.ontology")
+    parts = [Antivirus(p) for p in json.loads(ontology_path.read_text())["results"]["antivirus"]]
+    assert {p.category for p in parts} == {"malicious", "suspicious", "undetected", "failure", "type-unsupported"}
+    assert all(p.engine_version for p in parts)
+
+
+def test_cdr_sections(service, tmp_path):
+    result, _ = scan(service, tmp_path, EICAR + " " + CDR)
+    cdr = result.result.sections[-1]
+    assert cdr.title_text == "CDR Successfully Executed"
+    assert json.loads(cdr.body)["actions_ran"] == "Sanitized"
+    result, _ = scan(service, tmp_path, EICAR + " " + CDR_FAIL)
+    assert result.result.sections[-1].title_text == "CDR Failed or No Malicious Files Found"
+
+
+def test_v3_core(tmp_path):
+    with Emulator(md_version=3, scan_seconds=0.1) as emu:
+        assert emu.urls[0].endswith("/metascan_rest/")
+        service = MetaDefender({"base_url": emu.urls[0].rstrip("/"), "md_version": 3})
+        service.start()
+        result, doc = scan(service, tmp_path, EICAR + " " + CDR)
+    clam = hits(result)["ClamAV"]
+    assert json.loads(clam.body)["engine_version"] != "unknown"
+    assert not any("CDR" in title for _, title in tree(result))
+    assert doc["response"]["service_context"].startswith("Definition Time Range: 20")
+
+
+def test_api_key_given_and_missing(tmp_path):
+    with Emulator(apikey="right-key", scan_seconds=0.1) as emu:
+        good = MetaDefender({"base_url": emu.urls[0], "api_key": "right-key"})
+        good.start()
+        result, _ = scan(good, tmp_path, EICAR)
+        assert len(hits(result)) == len(EICAR_ENGINES)
+        for key in ("", "wrong-key"):
+            with pytest.raises(ServiceStartError, match="api_key"):
+                MetaDefender({"base_url": emu.urls[0], "api_key": key}).start()
+
+
+def test_api_key_revoked_while_running_is_not_recoverable(tmp_path):
+    with Emulator(scan_seconds=0.1) as emu:
+        service = MetaDefender({"base_url": emu.urls[0], "api_key": "k"})
+        service.start()
+        emu.nodes[0].set_fault("bad_key")
+        path = tmp_path / "f.bin"
+        path.write_text("x")
+        kind, error, _ = run_task(service, str(path), str(tmp_path / "t"))
+    assert kind == "error" and error["response"]["status"] == "FAIL_NONRECOVERABLE"
+    assert "api_key" in error["response"]["message"]
+
+
+def test_tls_with_the_emulator_ca_and_without_verification(tmp_path):
+    with Emulator(tls=True, scan_seconds=0.1) as emu:
+        assert emu.urls[0].startswith("https://")
+        with pytest.raises(ServiceStartError, match="verify_certificate"):
+            MetaDefender({"base_url": emu.urls[0]}).start()
+        for verify in (emu.ca_path, False):
+            service = MetaDefender({"base_url": emu.urls[0], "verify_certificate": verify})
+            service.start()
+            result, _ = scan(service, tmp_path, EICAR)
+            assert len(hits(result)) == len(EICAR_ENGINES)
+
+
+def test_end_to_end_run_service_once(tmp_path):
+    """The path a new user takes: Assemblyline's run_service_once in a child process, then result.json."""
+    sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent.parent))
+    from demo.__main__ import run_service_once, write_manifest
+
+    sample = tmp_path / "eicar.com"
+    sample.write_text(EICAR + " " + CDR)
+    with Emulator(scan_seconds=0.1) as emu:
+        manifest = write_manifest(tmp_path, {"base_url": emu.urls[0], "fetch_sanitized_file": True})
+        result_path = run_service_once(sample, manifest)
+    result = json.loads(result_path.read_text())
+    sections = result["result"]["sections"]
+    assert sections[0]["title_text"] == HITS
+    assert result["result"]["score"] == 1000 * len(EICAR_ENGINES)
+    assert {s["heuristic"]["heur_id"] for s in sections if s["heuristic"]} == {1}
+    assert sections[-1]["title_text"] == "CDR Successfully Executed"
+    names = [f["name"] for f in result["response"]["supplementary"]]
+    assert "eicar.com.sanitized" in names and any(n.endswith(".ontology") for n in names)
+    ontology_file = next(result_path.parent.glob("working_directory/*/*.ontology"))
+    assert len(json.loads(ontology_file.read_text())["results"]["antivirus"]) == len(EICAR_ENGINES)
