@@ -1,0 +1,159 @@
+"""Several Cores over real HTTP (3 emulated nodes): one test per fault, each within the task deadline.
+
+The service timeout is lowered to TIMEOUT seconds (as an admin would in the UI) so that a task's
+deadline, and so these tests, stay short.
+"""
+
+import threading
+import time
+
+import pytest
+import requests
+from al_checks import run_task
+
+from mdcore_emulator import EICAR, Emulator
+from metadefender import MetaDefender, ServiceStartError
+
+TIMEOUT = 6
+SCAN = 0.1
+
+
+@pytest.fixture
+def emulator():
+    with Emulator(nodes=3, scan_seconds=SCAN, slow_seconds=1.5) as emu:
+        yield emu
+
+
+def start_service(urls, **config):
+    service = MetaDefender({"base_url": urls, "md_timeout": 1, "max_md_scan_time": 1, **config})
+    service.service_attributes.timeout = TIMEOUT
+    service.start()
+    return service
+
+
+def scan(service, tmp_path, content=EICAR, name="f"):
+    path = tmp_path / f"{name}.bin"
+    path.write_text(content)
+    started = time.monotonic()
+    outcome = run_task(service, str(path), str(tmp_path / "tasking"))
+    elapsed = time.monotonic() - started
+    assert elapsed < TIMEOUT, f"the task took {elapsed:.1f} s, past its {TIMEOUT} s timeout"
+    return outcome
+
+
+def assert_detected(outcome):
+    kind, result, _ = outcome
+    assert kind == "result", result
+    assert result.result.sections[0].title_text == "AV Detections as Infected or Suspicious"
+
+
+def uploads(emu):
+    return [node.stats.uploads for node in emu.nodes]
+
+
+def first_node(service, index):
+    """Make node `index` the next in rotation, so the fault under test is met first."""
+    service.pool.cursor = index
+
+
+def test_node_down_at_start_is_skipped_then_rejoins_when_back(emulator, tmp_path):
+    emulator.nodes[0].set_fault("down")
+    service = start_service(emulator.urls)
+    for i in range(6):
+        assert_detected(scan(service, tmp_path, EICAR + str(i), name=str(i)))
+    assert uploads(emulator)[0] == 0 and sum(uploads(emulator)) == 6
+    emulator.nodes[0].clear_fault("down")
+    time.sleep(5.2)
+    for i in range(6):
+        assert_detected(scan(service, tmp_path, EICAR + str(i), name=f"back{i}"))
+    assert uploads(emulator)[0] >= 1
+
+
+def test_node_dying_during_polling(emulator, tmp_path):
+    service = start_service(emulator.urls)
+    first_node(service, 0)
+    timer = threading.Timer(0.4, emulator.nodes[0].set_fault, ("down",))
+    timer.start()
+    assert_detected(scan(service, tmp_path, EICAR + " MDEMU:SCAN=1.5"))
+    timer.join()
+    assert uploads(emulator)[0] == 1 and sum(uploads(emulator)) == 2
+
+
+@pytest.mark.parametrize("fault", ["upload_503", "result_500", "garbage", "lost", "drop"])
+def test_fault_on_one_node_moves_the_file_to_the_next(emulator, tmp_path, fault):
+    service = start_service(emulator.urls)
+    emulator.nodes[0].set_fault(fault)
+    first_node(service, 0)
+    assert_detected(scan(service, tmp_path))
+    assert sum(uploads(emulator)[1:]) == 1
+    assert service.pool.nodes[0].failed
+
+
+def test_scan_that_never_completes_on_one_node(emulator, tmp_path):
+    service = start_service(emulator.urls)
+    emulator.nodes[0].set_fault("never_complete")
+    first_node(service, 0)
+    assert_detected(scan(service, tmp_path))
+    assert uploads(emulator)[0] == 1 and sum(uploads(emulator)[1:]) == 1
+
+
+def test_node_slower_than_md_timeout(emulator, tmp_path):
+    service = start_service(emulator.urls)
+    emulator.nodes[0].set_fault("slow")
+    first_node(service, 0)
+    assert_detected(scan(service, tmp_path))
+    assert sum(uploads(emulator)[1:]) == 1
+
+
+def test_wrong_key_everywhere(tmp_path):
+    with Emulator(nodes=3, scan_seconds=SCAN, apikey="right") as emu:
+        with pytest.raises(ServiceStartError, match="api_key"):
+            start_service(emu.urls, api_key="wrong")
+        service = start_service(emu.urls, api_key="right")
+        for node in emu.nodes:
+            node.set_fault("bad_key")
+        kind, error, _ = scan(service, tmp_path)
+    assert kind == "error" and error["response"]["status"] == "FAIL_NONRECOVERABLE"
+    assert "api_key" in error["response"]["message"]
+
+
+def test_every_node_down(emulator, tmp_path):
+    service = start_service(emulator.urls)
+    for node in emulator.nodes:
+        node.set_fault("down")
+    kind, error, _ = scan(service, tmp_path)
+    assert kind == "error" and error["response"]["status"] == "FAIL_RECOVERABLE"
+    for url in emulator.urls:
+        assert url in error["response"]["message"]
+
+
+def test_queued_documents_without_scan_results(tmp_path):
+    with Emulator(nodes=1, scan_seconds=0.4, concurrency=1) as emu:
+        service = start_service(emu.urls)
+        for i in range(3):
+            requests.post(emu.urls[0] + "file", data=f"queue filler {i}".encode(), timeout=5).raise_for_status()
+        queued = requests.get(emu.urls[0] + "stat/nodes", timeout=5).json()
+        assert "scan_queue" in str(queued)
+        assert_detected(scan(service, tmp_path))
+        record = list(emu.nodes[0].stats.scans.values())[-1]
+        assert record.started_at - record.queued_at > 0.5
+        assert record.result_requests >= 2
+
+
+def test_thirty_files_spread_evenly_over_three_healthy_nodes(emulator, tmp_path):
+    service = start_service(emulator.urls)
+    for i in range(30):
+        kind, _, _ = scan(service, tmp_path, f"clean {i}", name=str(i))
+        assert kind == "result"
+    assert all(9 <= count <= 11 for count in uploads(emulator)), uploads(emulator)
+
+
+def test_slow_node_gets_clearly_fewer_files(tmp_path):
+    with Emulator(nodes=3, scan_seconds=SCAN, slow_seconds=0.4) as emu:
+        service = start_service(emu.urls, md_timeout=2, max_md_scan_time=0.5)
+        emu.nodes[2].set_fault("slow")
+        for i in range(30):
+            kind, _, _ = scan(service, tmp_path, f"clean {i}", name=str(i))
+            assert kind == "result"
+        counts = uploads(emu)
+    assert counts[2] <= 5 and counts[0] + counts[1] >= 25, counts
