@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import logging
 import os
 import pathlib
 import re
@@ -52,7 +53,7 @@ class EmulatorProcess:
 
     def __init__(self, *args: str, nodes: int = 1):
         port = free_port(nodes)
-        command = [sys.executable, "-m", "mdcore_emulator", "--port", str(port), "--nodes", str(nodes),
+        command = [sys.executable, "-u", "-m", "mdcore_emulator", "--port", str(port), "--nodes", str(nodes),
                    "--quiet", *args]
         self.process = subprocess.Popen(command, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                                         text=True)
@@ -86,8 +87,17 @@ class EmulatorProcess:
 
 
 def started_service(config: dict):
-    """A MetaDefender instance with `config` over the manifest defaults, started (engines read)."""
+    """A MetaDefender instance with `config` over the manifest defaults, started (engines read).
+
+    As under run_service_once there is no Assemblyline service server here, so the framework's
+    development mode is switched on (its safelist call then answers empty instead of retrying).
+    """
+    from assemblyline_v4_service.common import api
+
     from metadefender import MetaDefender
+
+    api.DEVELOPMENT_MODE = True
+    logging.disable(logging.INFO)
 
     service = MetaDefender(config)
     service.start()

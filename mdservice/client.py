@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import json
 import os
-from urllib.parse import quote, urlsplit
+import re
+from urllib.parse import quote
 
 import requests
 
@@ -32,11 +33,18 @@ class CoreError(Exception):
 
 
 def redact_url(url: str) -> str:
-    """The URL without any user:password part, for logs and messages."""
-    parts = urlsplit(url)
-    if parts.username is None and parts.password is None:
+    """The URL without any user:password part, for logs and messages.
+
+    Works on text that does not parse as a URL too (no scheme, bad port): whatever comes before the
+    last `@` of the authority is replaced.
+    """
+    scheme, sep, rest = url.partition("://")
+    if not sep:
+        scheme, rest = "", url
+    authority, tail = re.match(r"([^/?#]*)(.*)", rest, re.DOTALL).groups()
+    if "@" not in authority:
         return url
-    return parts._replace(netloc="***@" + parts.netloc.rsplit("@", 1)[-1]).geturl()
+    return f"{scheme}{sep}***@{authority.rsplit('@', 1)[-1]}{tail}"
 
 
 def encode_header_value(text: str) -> str:
@@ -65,6 +73,7 @@ class CoreClient:
         self.session = requests.Session()
         self.session.verify = verify
         self.session.trust_env = False
+        self._api_key = api_key
         if api_key:
             self.session.headers["apikey"] = api_key
 
@@ -146,11 +155,11 @@ class CoreClient:
             return json.loads(body)
         except requests.exceptions.RequestException as exc:
             raise CoreError(f"{self.name} broke off its answer to {path}: {_reason(exc)}") from None
-        except ValueError:
+        except (ValueError, RecursionError):  # RecursionError: JSON nested deeper than Python can decode
             raise CoreError(f"{self.name} answered {path} with something that is not JSON") from None
 
     def _status_error(self, response: requests.Response, path: str) -> CoreError:
-        status, detail = response.status_code, _error_text(response)
+        status, detail = response.status_code, self._scrub(_error_text(response))
         where = f"{self.name} answered {path} with HTTP {status}{detail}"
         if status in (401, 403):
             return CoreError(f"{where}: the API key was refused; set api_key to a key of a Core user allowed "
@@ -166,12 +175,17 @@ class CoreClient:
         return CoreError(where)
 
 
+    def _scrub(self, text: str) -> str:
+        """`text` from Core (or a proxy) with the API key masked, should it echo the request's headers."""
+        return text.replace(self._api_key, "***") if self._api_key else text
+
+
 def _error_text(response: requests.Response) -> str:
     """Core's own `{"err": ...}` message, short, when it sent one."""
     try:
         raw = response.raw.read(4096, decode_content=True)
         message = json.loads(raw).get("err", "")
-    except (ValueError, AttributeError, OSError, requests.exceptions.RequestException):
+    except (ValueError, AttributeError, OSError, RecursionError, requests.exceptions.RequestException):
         return ""
     return f" ({str(message)[:200]})" if message else ""
 

@@ -12,9 +12,15 @@ import os
 from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
+from mdservice.client import redact_url
+
 DEFAULT_BLOCKLIST = ("Antiy-AVL", "APEX", "Jiangmin")
 DEFAULT_KW_SCORES = {"adware": 100}
 DEFAULT_SIG_SCORES = {"TACHYON.Suspicious/XOX.Obfus.Gen.2": 100}
+# Longest wait for one HTTP request: beyond about 10^11 s the OS refuses the socket timeout (OverflowError).
+MAX_REQUEST_TIMEOUT = 3600.0
+# Score revisions stay well inside the 32-bit integer Assemblyline stores scores (and their sums) in.
+MAX_SCORE = 1_000_000
 
 
 class ConfigError(ValueError):
@@ -57,10 +63,10 @@ def parse_config(raw: dict) -> ServiceConfig:
         raise ConfigError(f"the service config must be a mapping, not {type(raw).__name__}")
     return ServiceConfig(
         base_urls=parse_base_urls(raw.get("base_url", "http://localhost:8008/")),
-        api_key=_string(raw, "api_key", ""),
+        api_key=_api_key(raw),
         verify=_verify(raw.get("verify_certificate", True)),
         md_version=_md_version(raw.get("md_version", 4)),
-        md_timeout=_number(raw, "md_timeout", 40.0, positive=True),
+        md_timeout=_at_most(_number(raw, "md_timeout", 40.0, positive=True), "md_timeout", MAX_REQUEST_TIMEOUT),
         max_md_scan_time=_number(raw, "max_md_scan_time", 5.0, positive=True),
         av_config=_av_config(raw.get("av_config", {})),
         rule=_string(raw, "rule", "").strip(),
@@ -80,22 +86,45 @@ def parse_base_urls(value) -> tuple[str, ...]:
         if not isinstance(entry, str):
             raise ConfigError(f"base_url entries must be strings, got {type(entry).__name__}")
         url = entry.strip()
-        parts = urlsplit(url)
-        if parts.scheme not in ("http", "https") or not parts.hostname:
-            raise ConfigError(f"base_url entry {_redact(url)!r} is not an http(s) URL, e.g. 'http://core-1:8008/'")
+        if not _is_http_url(url):
+            raise ConfigError(f"base_url entry {_shown(redact_url(url))} is not an http(s) URL, "
+                              "e.g. 'http://core-1:8008/'")
         urls.append(url if url.endswith("/") else url + "/")
     if len(set(urls)) != len(urls):
         raise ConfigError("base_url lists the same Core twice")
     return tuple(urls)
 
 
-def _redact(url: str) -> str:
-    """The URL with any user:password part replaced, for messages."""
-    parts = urlsplit(url)
-    if parts.username is None and parts.password is None:
-        return url
-    host = parts.netloc.rsplit("@", 1)[-1]
-    return parts._replace(netloc=f"***@{host}").geturl()
+def _is_http_url(url: str) -> bool:
+    """True for an http(s) URL with a host, a valid port (if any) and no spaces or control characters."""
+    try:
+        parts = urlsplit(url)
+        parts.port  # noqa: B018 - raises ValueError for a port that is not a number from 0 to 65535
+    except ValueError:
+        return False
+    return parts.scheme in ("http", "https") and bool(parts.hostname) and url.isprintable() and " " not in url
+
+
+def _shown(value, limit: int = 80) -> str:
+    """`repr(value)` cut to `limit` characters, so a huge value cannot flood the error message."""
+    text = repr(value)
+    return text if len(text) <= limit else text[:limit] + "...'"
+
+
+def _api_key(raw: dict) -> str:
+    """`api_key`, stripped; an HTTP header value must be visible ASCII. The value itself is never shown."""
+    key = _string(raw, "api_key", "").strip()
+    if key and not all("!" <= ch <= "~" for ch in key):
+        raise ConfigError("api_key contains spaces, control or non-ASCII characters: paste the key exactly as "
+                          "MetaDefender Core shows it")
+    return key
+
+
+def _at_most(value: float, key: str, limit: float) -> float:
+    """`value`, or a ConfigError naming `key` when it exceeds `limit` seconds."""
+    if value > limit:
+        raise ConfigError(f"{key} must be at most {limit:g} seconds, not {value:g}")
+    return value
 
 
 def _string(raw: dict, key: str, default: str) -> str:
@@ -110,14 +139,14 @@ def _string(raw: dict, key: str, default: str) -> str:
 def _boolean(raw: dict, key: str, default: bool) -> bool:
     value = raw.get(key, default)
     if not isinstance(value, bool):
-        raise ConfigError(f"{key} must be true or false, not {value!r}")
+        raise ConfigError(f"{key} must be true or false, not {_shown(value)}")
     return value
 
 
 def _number(raw: dict, key: str, default: float, positive: bool) -> float:
     value = raw.get(key, default)
     if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
-        raise ConfigError(f"{key} must be a number of seconds/days, not {value!r}")
+        raise ConfigError(f"{key} must be a number of seconds/days, not {_shown(value)}")
     if positive and not value > 0:
         raise ConfigError(f"{key} must be greater than 0, not {value!r}")
     if not value >= 0:
@@ -132,13 +161,13 @@ def _verify(value) -> bool | str:
     if isinstance(value, str) and os.path.isfile(value.strip()):
         return value.strip()
     if isinstance(value, str):
-        raise ConfigError(f"verify_certificate {value!r} is not a CA bundle file: give its path, or true/false")
+        raise ConfigError(f"verify_certificate {_shown(value)} is not a CA bundle file: give its path, or true/false")
     raise ConfigError("verify_certificate must be true, false or the path of a CA bundle file")
 
 
 def _md_version(value) -> int:
     if isinstance(value, bool) or value not in (3, 4):
-        raise ConfigError(f"md_version must be 3 or 4, not {value!r}")
+        raise ConfigError(f"md_version must be 3 or 4, not {_shown(value)}")
     return int(value)
 
 
@@ -161,7 +190,8 @@ def _score_map(av_config: dict, key: str, default: dict[str, int]) -> dict[str, 
         raise ConfigError(f"av_config.{key} must be a mapping of text to integer score")
     for name, score in value.items():
         if not isinstance(name, str) or not name:
-            raise ConfigError(f"av_config.{key} keys must be non-empty strings, got {name!r}")
-        if isinstance(score, bool) or not isinstance(score, int):
-            raise ConfigError(f"av_config.{key}[{name!r}] must be an integer score, not {score!r}")
+            raise ConfigError(f"av_config.{key} keys must be non-empty strings, got {_shown(name)}")
+        if isinstance(score, bool) or not isinstance(score, int) or abs(score) > MAX_SCORE:
+            raise ConfigError(f"av_config.{key}[{_shown(name)}] must be an integer score from {-MAX_SCORE} to "
+                              f"{MAX_SCORE}, not {_shown(score)}")
     return dict(value)

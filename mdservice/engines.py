@@ -27,6 +27,12 @@ def engine_key(name: str, md_version: int) -> str:
     return key[:-2] if key.endswith("av") else key
 
 
+def clean_text(value) -> str:
+    """`value` as text that any UTF-8 store accepts: lone surrogates (JSON `\\ud800` escapes) become U+FFFD."""
+    text = value if isinstance(value, str) else ""
+    return text.encode("utf-16", "surrogatepass").decode("utf-16", "replace")
+
+
 def parse_def_time(raw: str, md_version: int) -> datetime | None:
     """A definition time in UTC: v4 ISO 8601, v3 `MM/DD/YYYY hh:mm:ss AM|PM`; None when empty or unreadable."""
     raw = raw.strip() if isinstance(raw, str) else ""
@@ -36,9 +42,9 @@ def parse_def_time(raw: str, md_version: int) -> datetime | None:
         if md_version == 3:
             return datetime.strptime(raw, "%m/%d/%Y %I:%M:%S %p").replace(tzinfo=UTC)
         parsed = datetime.fromisoformat(raw.replace("Z", "+00:00"))
-    except ValueError:
+        return parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed.astimezone(UTC)
+    except (ValueError, OverflowError):  # OverflowError: an offset that moves year 1 or 9999 out of range
         return None
-    return parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed.astimezone(UTC)
 
 
 def format_time(moment: datetime | None) -> str:
@@ -120,13 +126,20 @@ def _engine_info(item, md_version: int) -> EngineInfo:
     if not isinstance(item, dict) or not isinstance(item.get("eng_name"), str) or not item["eng_name"].strip():
         raise ValueError("an engine list entry has no eng_name")
     engine_type = item.get("engine_type" if md_version == 4 else "eng_type")
-    raw_time = item.get("def_time") if isinstance(item.get("def_time"), str) else ""
+    raw_time = clean_text(item.get("def_time"))
     state = item.get("state")
     return EngineInfo(
-        name=item["eng_name"],
-        version=str(item.get("eng_ver", "")),
+        name=clean_text(item["eng_name"]),
+        version=_version_text(item.get("eng_ver")),
         raw_def_time=raw_time,
         def_time=parse_def_time(raw_time, md_version),
         is_av=isinstance(engine_type, str) and engine_type.lower() in AV_ENGINE_TYPES,
         active=item.get("active", True) is True and not (isinstance(state, str) and state.lower() in FAILED_STATES),
     )
+
+
+def _version_text(value) -> str:
+    """`eng_ver` as text: a string or number as Core sent it, anything else (null, list...) empty."""
+    if isinstance(value, bool) or not isinstance(value, str | int | float):
+        return ""
+    return clean_text(str(value))

@@ -8,8 +8,11 @@ exactly, since analysts' habits and dashboards depend on them.
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import dataclass
 
+from assemblyline.odm.base import construct_safe
+from assemblyline.odm.models.tagging import Tagging
 from assemblyline_v4_service.common.result import (
     Heuristic,
     ResultJSONSection,
@@ -19,7 +22,7 @@ from assemblyline_v4_service.common.result import (
 )
 
 from mdservice.config import AvConfig
-from mdservice.engines import UNKNOWN, EngineInfo, EngineMap
+from mdservice.engines import UNKNOWN, EngineInfo, EngineMap, clean_text
 
 HEUR_INFECTED = 1
 HEUR_SUSPICIOUS = 2
@@ -42,6 +45,8 @@ KNOWN_CODES = {
     22: "Potentially unwanted program", 23: "Unsupported file type",
 }
 VARIANT_PREFIX = "a variant of "
+# Elasticsearch's `ignore_above` for Assemblyline keywords: a longer tag is kept but can never be searched.
+MAX_TAG_CHARS = 8191
 
 TITLE_HITS = "AV Detections as Infected or Suspicious"
 TITLE_FAILS = "Failed to Scan or No Threats Detected"
@@ -79,26 +84,24 @@ class EngineOutcome:
 
 def is_finished(report: dict) -> bool:
     """True when Core is done with the file: `process_info` at 100 where present (v4), else `scan_results` (v3)."""
-    process_info = report.get("process_info")
-    if isinstance(process_info, dict) and "progress_percentage" in process_info:
+    process_info = _part(report, "process_info")
+    if "progress_percentage" in process_info:
         return process_info.get("progress_percentage") == 100
-    scan_results = report.get("scan_results")
-    return isinstance(scan_results, dict) and scan_results.get("progress_percentage") == 100
+    return _part(report, "scan_results").get("progress_percentage") == 100
 
 
 def progress_of(report: dict) -> float | None:
-    """The progress (0-100) the report shows, None for a queued document that has no progress yet."""
+    """The progress (0-100) the report shows, None for a queued document that has no (readable) progress yet."""
     for part in ("process_info", "scan_results"):
-        value = report.get(part, {}).get("progress_percentage") if isinstance(report.get(part), dict) else None
-        if isinstance(value, int | float) and not isinstance(value, bool):
-            return float(value)
+        value = _part(report, part).get("progress_percentage")
+        if isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value):
+            return min(max(float(value), 0.0), 100.0)
     return None
 
 
 def engine_outcomes(report: dict, engines: EngineMap | None, av_config: AvConfig) -> list[EngineOutcome]:
     """Every engine of `scan_results.scan_details` that is not blocklisted, in engine-name order."""
-    scan_results = report.get("scan_results")
-    details = scan_results.get("scan_details") if isinstance(scan_results, dict) else None
+    details = _part(report, "scan_results").get("scan_details")
     if not isinstance(details, dict):
         return []
     outcomes = []
@@ -108,9 +111,9 @@ def engine_outcomes(report: dict, engines: EngineMap | None, av_config: AvConfig
         entry = entry if isinstance(entry, dict) else {}
         threat = entry.get("threat_found")
         outcomes.append(EngineOutcome(
-            name=name,
+            name=clean_text(name),
             code=_result_code(entry.get("scan_result_i")),
-            virus=threat.replace(VARIANT_PREFIX, "").strip() if isinstance(threat, str) else "",
+            virus=clean_text(threat).replace(VARIANT_PREFIX, "").strip(),
             engine=engines.lookup(name) if engines else None,
         ))
     return outcomes
@@ -142,8 +145,19 @@ class AvHitSection(ResultKeyValueSection):
         signature = f"{outcome.name}.{outcome.virus}"
         score_map = {signature: score} if score is not None else None
         self.set_heuristic(Heuristic(heur_id, signature=signature, score_map=score_map))
-        if outcome.virus:
+        if is_taggable(outcome.virus):
             self.add_tag("av.virus_name", outcome.virus)
+
+
+def is_taggable(virus: str) -> bool:
+    """True when `virus` makes a searchable `av.virus_name` tag that Assemblyline's Tagging model keeps.
+
+    Empty, control-character and overlong names are only shown in the section, never tagged.
+    """
+    if not virus or len(virus) > MAX_TAG_CHARS or not virus.isprintable():
+        return False
+    _, dropped = construct_safe(Tagging, {"av": {"virus_name": [virus]}})
+    return not dropped
 
 
 class AvErrorSection(ResultTextSection):
@@ -207,8 +221,8 @@ def av_sections(outcomes: list[EngineOutcome], av_config: AvConfig, safelist: fr
 
 def cdr_section(report: dict) -> ResultSection | None:
     """The post-processing (Deep CDR) section, only once `process_info` reached 100."""
-    process_info = report.get("process_info")
-    if not isinstance(process_info, dict) or process_info.get("progress_percentage") != 100:
+    process_info = _part(report, "process_info")
+    if process_info.get("progress_percentage") != 100:
         return None
     post = process_info.get("post_processing")
     if not isinstance(post, dict):
@@ -217,15 +231,15 @@ def cdr_section(report: dict) -> ResultSection | None:
         return ResultSection(TITLE_CDR_FAILED)
     if post.get("actions_ran"):
         section = ResultJSONSection(TITLE_CDR_DONE)
-        section.set_json(json.loads(json.dumps(post, default=str)))
+        # NaN / Infinity (which Python's JSON reader accepts) become text: Assemblyline refuses them in a body.
+        section.set_json(json.loads(json.dumps(post, default=str), parse_constant=str))
         return section
     return None
 
 
 def sanitized_ran(report: dict) -> bool:
     """True when Core's finished post-processing produced a sanitized file."""
-    process_info = report.get("process_info")
-    post = process_info.get("post_processing") if isinstance(process_info, dict) else None
+    post = _part(report, "process_info").get("post_processing")
     actions = post.get("actions_ran") if isinstance(post, dict) else None
     return is_finished(report) and isinstance(actions, str) and "sanitized" in actions.lower()
 
@@ -242,11 +256,17 @@ def antivirus_parts(outcomes: list[EngineOutcome]) -> list[dict]:
     """One Assemblyline `Antivirus` ontology part per engine outcome."""
     return [{
         "engine_name": o.name,
-        "engine_version": o.engine.version if o.engine else None,
+        "engine_version": (o.engine.version or None) if o.engine else None,
         "engine_definition_version": o.engine.def_time_text if o.engine and o.engine.def_time else None,
         "virus_name": o.virus if o.is_hit and o.virus else None,
         "category": o.category,
     } for o in outcomes]
+
+
+def _part(report, key: str) -> dict:
+    """`report[key]` when both are JSON objects, else an empty dict: a hostile report cannot crash the reading."""
+    value = report.get(key) if isinstance(report, dict) else None
+    return value if isinstance(value, dict) else {}
 
 
 def _result_code(value) -> int | None:

@@ -1,0 +1,77 @@
+"""An emulator of OPSWAT MetaDefender Core's REST API (v4, or v3 under /metascan_rest/).
+
+A real HTTP(S) server on loopback, one or more independent Cores, for developing,
+demoing, integration-testing and benchmarking the MetaDefender service without a
+licensed Core. Run it with `python -m mdcore_emulator --help`, or from Python:
+
+    from mdcore_emulator import Emulator
+    with Emulator(nodes=2, scan_seconds=0.2) as emu:
+        emu.urls                     # base URLs, one per node
+        emu.nodes[0].set_fault("down")
+
+Endpoints: POST /file, GET /file/{id}, GET /file/converted/{id}, POST /file/{id}/cancel,
+GET /hash/{hash}, GET /stat/engines, GET /stat/nodes, GET /version.
+
+Engines: twelve AV engines (ClamAV ... Antiy-AVL), definitions 1 to 25 hours older than
+the start, except Vir.IT eXplorer (30 days older); Quick Heal is listed but inactive
+("temporary failed"); plus an archive engine (no definitions) and a file type engine.
+`node.update_definitions()` moves every definition time one day forward.
+
+Processing: each Core scans `concurrency` files at a time, the others wait in FIFO order
+(at most `queue_limit`, then 503). A job's start and finish are fixed at upload; a
+canceled job keeps its slot booked. Scans accepted while `never_complete` is on stay
+below 100 % for ever.
+
+Faults (per node, see FAULTS): down, slow, upload_503, result_500, garbage,
+never_complete, lost, drop, bad_key.
+
+"""
+
+from .faults import FAULTS
+from .server import Emulator, Node
+from .stats import NodeStats, ScanRecord
+from .verdicts import (
+    ARCHIVE_PASSWORD,
+    CDR,
+    CDR_FAIL,
+    CLEANED,
+    EICAR,
+    ENCRYPTED,
+    FAILED,
+    MARKERS_HELP,
+    MIXED,
+    NONAME,
+    NOT_SCANNED,
+    PUA,
+    SCAN_PREFIX,
+    SUSPICIOUS,
+    UNKNOWN_CODE,
+    UNSUPPORTED,
+    scan_marker,
+)
+
+__doc__ += MARKERS_HELP
+
+__all__ = [
+    "ARCHIVE_PASSWORD",
+    "CDR",
+    "CDR_FAIL",
+    "CLEANED",
+    "EICAR",
+    "ENCRYPTED",
+    "FAILED",
+    "FAULTS",
+    "MIXED",
+    "NONAME",
+    "NOT_SCANNED",
+    "PUA",
+    "SCAN_PREFIX",
+    "SUSPICIOUS",
+    "UNKNOWN_CODE",
+    "UNSUPPORTED",
+    "Emulator",
+    "Node",
+    "NodeStats",
+    "ScanRecord",
+    "scan_marker",
+]

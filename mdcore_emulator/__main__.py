@@ -1,0 +1,135 @@
+"""Command line: `python -m mdcore_emulator --port 8008 [options]` (see --help)."""
+
+import argparse
+import signal
+import sys
+import threading
+
+from .faults import FAULTS, parse_fault
+from .server import Emulator
+from .verdicts import MARKERS_HELP
+
+_FAULT_HELP = "\n".join(f"  {name:<16}{text}" for name, text in FAULTS.items())
+
+
+def _non_negative(kind):
+    def parse(text: str):
+        value = kind(text)
+        if value < 0:
+            raise argparse.ArgumentTypeError(f"must be >= 0, not {text}")
+        return value
+
+    return parse
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m mdcore_emulator",
+        description="Serve emulated MetaDefender Core REST APIs on consecutive ports until Ctrl-C or SIGTERM.",
+        epilog=f"{MARKERS_HELP}\nFaults (--fault NODE:FAULT, NODE counted from 0):\n{_FAULT_HELP}\n",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    add = parser.add_argument
+    add("--port", type=_non_negative(int), default=8008, help="port of node 0; node i listens on PORT+i (default 8008)")
+    add("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
+    add("--nodes", type=_non_negative(int), default=1, help="number of independent Cores (default 1)")
+    add(
+        "--apikey", default=None, metavar="KEY", help="require header apikey equal to KEY (default: accept any or none)"
+    )
+    add("--scan-seconds", type=_non_negative(float), default=1.0, help="scan time per file (default 1.0)")
+    add(
+        "--md-version",
+        type=int,
+        choices=(3, 4),
+        default=4,
+        help="Core API flavour: 4, or 3 under /metascan_rest/ (default 4)",
+    )
+    add("--concurrency", type=_non_negative(int), default=1, help="files scanned at once per Core (default 1)")
+    add(
+        "--queue-limit",
+        type=_non_negative(int),
+        default=500,
+        help="files waiting per Core before uploads get 503 (default 500)",
+    )
+    add("--slow-seconds", type=_non_negative(float), default=2.0, help="delay of the slow fault (default 2.0)")
+    add(
+        "--fault",
+        action="append",
+        default=[],
+        metavar="NODE:FAULT",
+        help="start node NODE with FAULT active (repeatable), e.g. 1:down",
+    )
+    add("--node-scan-seconds", action="append", default=[], metavar="NODE:SECONDS",
+        help="scan time of node NODE instead of --scan-seconds (repeatable), e.g. 2:2.5 for a slow Core")
+    add("--tls", action="store_true", help="serve HTTPS with a fresh CA (its path is printed at start)")
+    add("--cert-dir", default=None, help="where --tls writes its CA and certificate (default ./.emulator-tls/)")
+    add("--quiet", action="store_true", help="no log line per request")
+    return parser
+
+
+def _faults(parser: argparse.ArgumentParser, args: argparse.Namespace) -> dict[int, list[str]]:
+    faults: dict[int, list[str]] = {}
+    for spec in args.fault:
+        try:
+            index, name = parse_fault(spec, args.nodes)
+        except ValueError as error:
+            parser.error(str(error))
+        faults.setdefault(index, []).append(name)
+    return faults
+
+
+def _node_scan_seconds(parser: argparse.ArgumentParser, args: argparse.Namespace) -> dict[int, float]:
+    times: dict[int, float] = {}
+    for spec in args.node_scan_seconds:
+        index, sep, seconds = spec.partition(":")
+        try:
+            times[int(index)] = float(seconds)
+        except ValueError:
+            parser.error(f"--node-scan-seconds expects NODE:SECONDS, e.g. 2:2.5, not {spec!r}")
+        if not sep or not 0 <= int(index) < args.nodes or times[int(index)] < 0:
+            parser.error(f"--node-scan-seconds {spec!r}: needs an existing node and a time >= 0")
+    return times
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run until SIGINT or SIGTERM; 0 on a clean stop, 1 when the emulator cannot start."""
+    parser = _parser()
+    args = parser.parse_args(argv)
+    if args.nodes < 1 or args.concurrency < 1:
+        parser.error("--nodes and --concurrency must be at least 1")
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    signal.signal(signal.SIGINT, lambda *_: stop.set())
+    try:
+        emulator = Emulator(
+            nodes=args.nodes,
+            scan_seconds=args.scan_seconds,
+            apikey=args.apikey,
+            md_version=args.md_version,
+            tls=args.tls,
+            concurrency=args.concurrency,
+            queue_limit=args.queue_limit,
+            slow_seconds=args.slow_seconds,
+            host=args.host,
+            port=args.port,
+            faults=_faults(parser, args),
+            quiet=args.quiet,
+            cert_dir=args.cert_dir or (".emulator-tls" if args.tls else None),
+            node_scan_seconds=_node_scan_seconds(parser, args),
+        ).start()
+    except (OSError, ValueError) as error:
+        print(f"mdcore_emulator: cannot start: {error}", file=sys.stderr)
+        return 1
+    try:
+        for index, url in enumerate(emulator.urls):
+            print(f"node {index}: {url}", flush=True)
+        if emulator.ca_path:
+            print(f"CA certificate: {emulator.ca_path}", flush=True)
+        stop.wait()
+    finally:
+        emulator.stop()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,247 @@
+"""One emulated Core without its HTTP plumbing: state, faults, stats and endpoint answers.
+
+Every endpoint method returns a `Reply`; `server.py` turns requests into calls and
+replies into HTTP responses. All state changes happen under the Core's lock, so handler
+threads may call in concurrently.
+"""
+
+import json
+import threading
+import uuid
+from dataclasses import dataclass
+from typing import NamedTuple
+
+from .engines import advance, catalogue, engine_list, node_engine_summary
+from .faults import check_fault
+from .processing import (
+    Clock,
+    ScanBook,
+    Scheduler,
+    Submission,
+    UploadDigest,
+    build_report,
+    converted_file,
+    durations,
+    make_job,
+)
+from .stats import NodeStats, ScanRecord
+
+VERSIONS = {3: "3.13.1", 4: "4.18.0"}
+STALE_DAYS = 7  # definitions older than this are reported as an issue in /stat/nodes
+
+
+class Reply(NamedTuple):
+    """An HTTP answer: status, body bytes and content type."""
+
+    status: int
+    body: bytes
+    content_type: str = "application/json"
+
+
+def json_reply(status: int, document: object) -> Reply:
+    return Reply(status, json.dumps(document).encode())
+
+
+def error_reply(status: int, message: str) -> Reply:
+    return json_reply(status, {"err": message})
+
+
+BUSY = error_reply(503, "Server is too busy. Try again later.")
+
+
+@dataclass(frozen=True)
+class Settings:
+    """What every node of an emulator shares (see Emulator for the meaning of each)."""
+
+    scan_seconds: float = 1.0
+    apikey: str | None = None
+    md_version: int = 4
+    concurrency: int = 1
+    queue_limit: int = 500
+    slow_seconds: float = 2.0
+    quiet: bool = True
+
+
+class Core:
+    """The behaviour of one MetaDefender Core: scans, engines, faults and stats."""
+
+    def __init__(self, index: int, settings: Settings, clock: Clock, faults=()) -> None:
+        self.index = index
+        self.settings = settings
+        self.clock = clock
+        self.engines = catalogue(clock.wall(clock.now()))
+        self.stats = NodeStats()
+        # This Core's own scan time per file; None: the emulator-wide settings.scan_seconds.
+        self.scan_seconds: float | None = None
+        self._faults = {check_fault(name) for name in faults}
+        self._book = ScanBook()
+        self._scheduler = Scheduler(settings.concurrency, settings.queue_limit)
+        self._lock = threading.Lock()
+
+    # ------------------------------------------------------------------ controls
+
+    @property
+    def faults(self) -> set[str]:
+        """A copy of the active faults."""
+        with self._lock:
+            return set(self._faults)
+
+    def set_fault(self, name: str) -> None:
+        """Turn a fault on (see faults.FAULTS)."""
+        with self._lock:
+            self._faults.add(check_fault(name))
+
+    def clear_fault(self, name: str) -> None:
+        """Turn a fault off (no error if it was off)."""
+        with self._lock:
+            self._faults.discard(check_fault(name))
+
+    def clear_faults(self) -> None:
+        for name in self.faults:
+            self.clear_fault(name)
+
+    def update_definitions(self) -> None:
+        """New definitions: every engine's def_time moves one day forward. Running scans keep theirs."""
+        with self._lock:
+            self.engines = advance(self.engines)
+
+    def reset_stats(self) -> None:
+        with self._lock:
+            self.stats = NodeStats()
+
+    def count_request(self) -> None:
+        with self._lock:
+            self.stats.requests += 1
+
+    # ------------------------------------------------------------------ access
+
+    def key_accepted(self, apikey: str | None) -> bool:
+        """Whether a request with this `apikey` header may proceed (bad_key refuses all)."""
+        if "bad_key" in self.faults:
+            return False
+        return self.settings.apikey is None or apikey == self.settings.apikey
+
+    def access_denied(self) -> Reply:
+        """v4: 403 Access denied; v3: 401 Invalid API key."""
+        if self.settings.md_version == 3:
+            return error_reply(401, "Invalid API key")
+        return error_reply(403, "Access denied")
+
+    # ------------------------------------------------------------------ endpoints
+
+    def version(self) -> Reply:
+        return json_reply(200, {"product_id": "MSCL", "version": VERSIONS[self.settings.md_version]})
+
+    def engine_list(self) -> Reply:
+        return json_reply(200, engine_list(self.engines, self.settings.md_version))
+
+    def nodes_status(self) -> Reply:
+        """GET /stat/nodes, shaped as the OpenAPI schema: a list holding one instance with one node."""
+        now = self.clock.now()
+        with self._lock:
+            waiting, busy = self._scheduler.waiting(now), self._scheduler.busy(now)
+        status = {
+            "address": "",
+            "cpu_cores": self.settings.concurrency,
+            "engines": [node_engine_summary(e, self.settings.md_version) for e in self.engines],
+            "free_disk_space": 100 * 1024**3,
+            "id": f":{self.index}",
+            "issues": self._issues(now),
+            "load": int(100 * busy / self.settings.concurrency),
+            "os": "Linux (MetaDefender Core emulator)",
+            "scan_queue": waiting,
+            "total_memory": 16384,
+            "version": VERSIONS[self.settings.md_version],
+        }
+        return json_reply(200, [{"external_nodes_allowed": False, "max_node_count": 1, "statuses": [status]}])
+
+    def _issues(self, now: float) -> list[dict]:
+        """Warnings for engines that do not scan and for definitions older than STALE_DAYS."""
+        today = self.clock.wall(now)
+        issues = [f"{e.name} engine is {e.state}" for e in self.engines if e.engine_type == "av" and not e.scans]
+        issues += [
+            f"{e.name} definitions are {(today - e.def_time).days} days old"
+            for e in self.engines
+            if e.def_time and (today - e.def_time).days > STALE_DAYS
+        ]
+        return [{"description": text, "severity": "warning"} for text in issues]
+
+    def upload_refused(self) -> Reply | None:
+        """The 503 of the upload_503 fault, answered before the body is read; else None."""
+        return BUSY if "upload_503" in self.faults else None
+
+    def upload(self, digest: UploadDigest, submission: Submission) -> Reply:
+        """Queue a complete upload: 200 {"data_id"}, or 503 when queue_limit jobs already wait."""
+        data_id = uuid.uuid4().hex
+        default_seconds = self.settings.scan_seconds if self.scan_seconds is None else self.scan_seconds
+        scan_seconds, post_seconds = durations(digest.markers(), default_seconds)
+        with self._lock:
+            now = self.clock.now()
+            start = self._scheduler.admit(now, scan_seconds + post_seconds)
+            if start is None:
+                return BUSY
+            job = make_job(
+                data_id,
+                digest,
+                submission,
+                self.engines,
+                queued_at=now,
+                started_at=start,
+                seconds=(scan_seconds, post_seconds),
+                stuck="never_complete" in self._faults,
+                uploaded_at=self.clock.wall(now),
+            )
+            self._book.add(job)
+            self.stats.uploads += 1
+            self.stats.scans[data_id] = ScanRecord(
+                data_id=data_id,
+                filename=submission.display_name,
+                size=job.file.size,
+                queued_at=now,
+                started_at=start,
+                finished_at=job.finished_at,
+                rule=submission.rule,
+                archive_password=submission.archive_password,
+            )
+        return json_reply(200, {"data_id": data_id})
+
+    def result(self, data_id: str) -> Reply:
+        """GET /file/{data_id}; honours the result_500 and lost faults."""
+        with self._lock:
+            self.stats.result_requests += 1
+            if data_id in self.stats.scans:
+                self.stats.scans[data_id].result_requests += 1
+            if "result_500" in self._faults:
+                return error_reply(500, "Failed to fetch the scan result. Internal server error.")
+            job = None if "lost" in self._faults else self._book.get(data_id)
+            if job is None:
+                return json_reply(404, {data_id: "Not Found"})
+            return json_reply(200, build_report(job, self.clock.now(), self.settings.md_version, self.clock))
+
+    def converted(self, data_id: str) -> Reply:
+        """GET /file/converted/{data_id}: the sanitized bytes, or 404 while/when there are none."""
+        with self._lock:
+            job = self._book.get(data_id)
+            content = None if job is None else converted_file(job, self.clock.now())
+        if content is None:
+            return error_reply(404, "File could not be found")
+        return Reply(200, content, "application/octet-stream")
+
+    def cancel(self, data_id: str) -> Reply:
+        """POST /file/{data_id}/cancel: an unfinished scan ends as 19 Canceled."""
+        with self._lock:
+            if self._book.get(data_id) is None:
+                return json_reply(404, {data_id: "Not Found"})
+            now = self.clock.now()
+            if self._book.cancel(data_id, now) and data_id in self.stats.scans:
+                self.stats.scans[data_id].finished_at = now
+        return json_reply(200, {data_id: "cancelled"})
+
+    def hash_lookup(self, digest: str) -> Reply:
+        """GET /hash/{md5|sha1|sha256}: the latest finished report, else 404 {HASH: "Not Found"}."""
+        with self._lock:
+            now = self.clock.now()
+            job = self._book.latest_finished(digest, now)
+            if job is None:
+                return json_reply(404, {digest.upper(): "Not Found"})
+            return json_reply(200, build_report(job, now, self.settings.md_version, self.clock))

@@ -1,0 +1,402 @@
+"""The scan model of one Core: uploads, a FIFO queue with `concurrency` slots, and reports.
+
+Nothing runs in the background. A job's start and finish are fixed when it is admitted
+(start = max(upload time, earliest free slot)); every report is computed from the job and
+the current monotonic time `now`, so the functions here are pure apart from `Clock`.
+"""
+
+import hashlib
+import time
+from collections import deque
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+from .engines import Engine, def_time_text, iso_ms
+from .verdicts import CDR, CDR_FAIL, RESULT_TEXT, Markers, MarkerScanner, Verdict, engine_results, overall_code
+
+KEEP_LIMIT = 10 * 1024 * 1024  # files under this size get their own sanitized bytes back
+LARGE_SANITIZED = b"Sanitized by the MetaDefender Core emulator (the original was 10 MiB or larger).\n"
+POST_PROCESSING_SHARE = 0.2  # Deep CDR takes this share of the scan time after the AV scan
+STUCK_FRACTION = 0.99  # how far a never-completing scan gets
+BLOCKING_CODES = frozenset({1, 2, 4, 22})
+DEFAULT_RULE = "File scan"
+
+
+class Clock:
+    """Monotonic time (`now()`) plus the wall-clock moment of any monotonic instant."""
+
+    def __init__(self, monotonic=time.monotonic) -> None:
+        self.now = monotonic
+        self._origin = monotonic()
+        self._wall_origin = datetime.now(UTC)
+
+    def wall(self, instant: float) -> datetime:
+        """The UTC datetime of monotonic `instant`."""
+        return self._wall_origin + timedelta(seconds=instant - self._origin)
+
+
+def _ms(seconds: float) -> int:
+    return int(round(seconds * 1000))
+
+
+# ----------------------------------------------------------------------------- uploads
+
+_TYPES = (
+    (b"%PDF", "application/pdf", "Adobe Portable Document Format", "pdf"),
+    (b"PK\x03\x04", "application/zip", "ZIP Archive", "zip"),
+    (b"MZ", "application/x-dosexec", "Windows Executable", "exe"),
+    (b"\x7fELF", "application/x-executable", "ELF Executable", "elf"),
+)
+
+
+_TEXT_BYTES = bytes(range(32, 127)) + b"\t\n\r"
+
+
+def file_type(head: bytes) -> tuple[str, str, str]:
+    """(mime type, description, extension) guessed from the first bytes of a file."""
+    for magic, mime, description, extension in _TYPES:
+        if head.startswith(magic):
+            return mime, description, extension
+    if head.translate(None, _TEXT_BYTES):  # something is left that is not printable ASCII
+        return "application/octet-stream", "Binary Data", "bin"
+    return "text/plain", "ASCII Text", "txt"
+
+
+@dataclass(frozen=True)
+class FileFacts:
+    """What Core reports in file_info, plus the extension used for a sanitized name."""
+
+    display_name: str
+    size: int
+    md5: str
+    sha1: str
+    sha256: str
+    mime: str
+    description: str
+    extension: str
+    uploaded_at: datetime
+
+
+class UploadDigest:
+    """Consumes an upload chunk by chunk: hashes, markers, file type, and the content while
+    it is under KEEP_LIMIT (for the sanitized copy). Memory stays below ~KEEP_LIMIT."""
+
+    def __init__(self) -> None:
+        self._hashes = (hashlib.md5(), hashlib.sha1(), hashlib.sha256())
+        self._scanner = MarkerScanner()
+        self._kept: bytearray | None = bytearray()
+        self._head = b""
+        self.size = 0
+
+    def feed(self, chunk: bytes) -> None:
+        for digest in self._hashes:
+            digest.update(chunk)
+        self._scanner.feed(chunk)
+        if len(self._head) < 512:
+            self._head += chunk[: 512 - len(self._head)]
+        self.size += len(chunk)
+        if self._kept is not None and self.size < KEEP_LIMIT:
+            self._kept += chunk
+        else:
+            self._kept = None
+
+    def facts(self, display_name: str, uploaded_at: datetime) -> FileFacts:
+        """The file_info facts of the complete upload."""
+        mime, description, extension = file_type(self._head)
+        md5, sha1, sha256 = (digest.hexdigest() for digest in self._hashes)
+        return FileFacts(display_name, self.size, md5, sha1, sha256, mime, description, extension, uploaded_at)
+
+    def markers(self) -> Markers:
+        return self._scanner.finish()
+
+    def sanitized(self) -> bytes:
+        """The sanitized file: the content without the CDR marker text, or a fixed text for large files."""
+        return bytes(self._kept).replace(CDR.encode(), b"") if self._kept is not None else LARGE_SANITIZED
+
+
+@dataclass(frozen=True)
+class Submission:
+    """The upload's request headers, decoded: display name, rule (workflow) and archive password."""
+
+    display_name: str
+    rule: str = DEFAULT_RULE
+    archive_password: str = ""
+
+
+# ----------------------------------------------------------------------------- jobs and the queue
+
+
+@dataclass
+class Job:
+    """One scan. Times are monotonic seconds; `engines` are the scanning AV engines as they
+    were at upload, `verdicts` their final results and `overall` the scan_all_result_i."""
+
+    data_id: str
+    file: FileFacts
+    submission: Submission
+    markers: Markers
+    engines: tuple[Engine, ...]
+    verdicts: dict[str, Verdict]
+    overall: int
+    queued_at: float
+    started_at: float
+    scan_seconds: float
+    post_seconds: float
+    stuck: bool = False
+    canceled_at: float | None = None
+    sanitized: bytes | None = None  # the converted file, for a job that sanitizes
+
+    @property
+    def finished_at(self) -> float | None:
+        """When the job is (or will be) complete; None when it never completes."""
+        if self.canceled_at is not None:
+            return self.canceled_at
+        return None if self.stuck else self.started_at + self.scan_seconds + self.post_seconds
+
+    def finished(self, now: float) -> bool:
+        return self.finished_at is not None and self.finished_at <= now
+
+    @property
+    def sanitizes(self) -> bool:
+        """True when post-processing produces a sanitized file (MDEMU:CDR without CDR-FAIL)."""
+        return CDR in self.markers.names and CDR_FAIL not in self.markers.names
+
+
+def durations(markers: Markers, default_scan_seconds: float) -> tuple[float, float]:
+    """(scan seconds, post-processing seconds) of a file: MDEMU:SCAN= overrides the default;
+    Deep CDR (MDEMU:CDR or CDR-FAIL) adds POST_PROCESSING_SHARE of the scan time."""
+    scan = default_scan_seconds if markers.scan_seconds is None else markers.scan_seconds
+    post = scan * POST_PROCESSING_SHARE if markers.names & {CDR, CDR_FAIL} else 0.0
+    return scan, post
+
+
+def make_job(
+    data_id: str,
+    digest: UploadDigest,
+    submission: Submission,
+    engines: tuple[Engine, ...],
+    *,
+    queued_at: float,
+    started_at: float,
+    seconds: tuple[float, float],
+    stuck: bool,
+    uploaded_at: datetime,
+) -> Job:
+    """The job of a complete upload; `seconds` = (scan seconds, post-processing seconds)."""
+    markers = digest.markers()
+    scanning = tuple(e for e in engines if e.scans)
+    verdicts = engine_results(markers, [e.name for e in scanning], submission.archive_password)
+    scan_seconds, post_seconds = seconds
+    job = Job(
+        data_id=data_id,
+        file=digest.facts(submission.display_name, uploaded_at),
+        submission=submission,
+        markers=markers,
+        engines=scanning,
+        verdicts=verdicts,
+        overall=overall_code(v.code for v in verdicts.values()),
+        queued_at=queued_at,
+        started_at=started_at,
+        scan_seconds=scan_seconds,
+        post_seconds=post_seconds,
+        stuck=stuck,
+    )
+    if job.sanitizes:
+        job.sanitized = digest.sanitized()
+    return job
+
+
+class Scheduler:
+    """FIFO admission to `concurrency` scan slots with at most `queue_limit` jobs waiting."""
+
+    def __init__(self, concurrency: int, queue_limit: int) -> None:
+        self._free_at = [0.0] * concurrency
+        self._queue_limit = queue_limit
+        self._starts: deque[float] = deque()  # start times of admitted jobs, non-decreasing
+
+    def waiting(self, now: float) -> int:
+        """Jobs admitted but not started at `now` (Core's scan_queue)."""
+        while self._starts and self._starts[0] <= now:
+            self._starts.popleft()
+        return len(self._starts)
+
+    def busy(self, now: float) -> int:
+        """Slots occupied at `now`."""
+        return sum(1 for free_at in self._free_at if free_at > now)
+
+    def admit(self, now: float, seconds: float) -> float | None:
+        """Book the earliest free slot for `seconds` and return the job's start time; None
+        (nothing booked) when the job would have to wait and `queue_limit` jobs already wait."""
+        slot = min(range(len(self._free_at)), key=self._free_at.__getitem__)
+        start = max(now, self._free_at[slot])
+        if start > now and self.waiting(now) >= self._queue_limit:
+            return None
+        self._free_at[slot] = start + seconds
+        if start > now:
+            self._starts.append(start)
+        return start
+
+
+class ScanBook:
+    """The jobs of one Core by data id and by hash. Not thread-safe: the caller locks."""
+
+    def __init__(self) -> None:
+        self._jobs: dict[str, Job] = {}
+        self._by_hash: dict[str, list[str]] = {}
+
+    def add(self, job: Job) -> None:
+        self._jobs[job.data_id] = job
+        for digest in (job.file.md5, job.file.sha1, job.file.sha256):
+            self._by_hash.setdefault(digest, []).append(job.data_id)
+
+    def get(self, data_id: str) -> Job | None:
+        return self._jobs.get(data_id)
+
+    def latest_finished(self, digest: str, now: float) -> Job | None:
+        """The newest job for this md5/sha1/sha256 (any case) that finished without being canceled."""
+        for data_id in reversed(self._by_hash.get(digest.lower(), [])):
+            job = self._jobs[data_id]
+            if job.canceled_at is None and job.finished(now):
+                return job
+        return None
+
+    def cancel(self, data_id: str, now: float) -> bool:
+        """Cancel a job that is not finished yet; False (nothing changes) when it already is."""
+        job = self._jobs[data_id]
+        if job.finished(now):
+            return False
+        job.canceled_at = now
+        return True
+
+
+# ----------------------------------------------------------------------------- reports
+
+
+@dataclass(frozen=True)
+class _State:
+    phase: str  # "queued", "scanning", "post" (Deep CDR), "done" or "canceled"
+    scan: float  # fraction of the AV scan done, 0..1
+    whole: float  # fraction of the whole job (scan + post-processing) done, 0..1
+
+
+def _fraction(elapsed: float, duration: float) -> float:
+    return 1.0 if duration <= 0 else min(1.0, elapsed / duration)
+
+
+def _state(job: Job, now: float) -> _State:
+    """Where `job` stands at `now` (a canceled job stays where it was when canceled)."""
+    canceled = job.canceled_at is not None and job.canceled_at <= now
+    elapsed = max(0.0, (job.canceled_at if canceled else now) - job.started_at)
+    scan = _fraction(elapsed, job.scan_seconds)
+    whole = _fraction(elapsed, job.scan_seconds + job.post_seconds)
+    if job.stuck:
+        scan, whole = min(scan, STUCK_FRACTION), min(whole, STUCK_FRACTION)
+    if canceled:
+        phase = "canceled"
+    elif now < job.started_at:
+        phase = "queued"
+    else:
+        phase = "scanning" if scan < 1 else "post" if whole < 1 else "done"
+    return _State(phase, scan, whole)
+
+
+def build_report(job: Job, now: float, md_version: int, clock: Clock) -> dict:
+    """GET /file/{data_id} at monotonic `now`. Queued: no scan_results. v3: no process_info."""
+    state = _state(job, now)
+    report = {"data_id": job.data_id, "file_info": _file_info(job.file)}
+    if state.phase != "queued":
+        report["scan_results"] = _scan_results(job, state, md_version, clock)
+    if md_version == 4:
+        report["process_info"] = _process_info(job, state, now)
+    return report
+
+
+def _file_info(facts: FileFacts) -> dict:
+    return {
+        "display_name": facts.display_name,
+        "file_size": facts.size,
+        "file_type": facts.mime,
+        "file_type_description": facts.description,
+        "md5": facts.md5,
+        "sha1": facts.sha1,
+        "sha256": facts.sha256,
+        "upload_timestamp": iso_ms(facts.uploaded_at),
+    }
+
+
+def _scan_results(job: Job, state: _State, md_version: int, clock: Clock) -> dict:
+    """scan_results: engines finish in order, engine i at (i + 1) / n of the scan time."""
+    if state.phase == "canceled":
+        code, progress = 19, 100
+    elif state.phase == "scanning":
+        code, progress = 255, int(100 * state.scan)
+    else:
+        code, progress = job.overall, 100
+    finished = job.engines[: int(state.scan * len(job.engines) + 1e-9)]
+    return {
+        "data_id": job.data_id,
+        "progress_percentage": progress,
+        "scan_all_result_i": code,
+        "scan_all_result_a": RESULT_TEXT[code],
+        "start_time": iso_ms(clock.wall(job.started_at)),
+        "total_avs": len(job.engines),
+        "total_time": _ms(state.scan * job.scan_seconds),
+        "scan_details": {e.name: _engine_result(job, i, md_version) for i, e in enumerate(finished)},
+    }
+
+
+def _engine_result(job: Job, index: int, md_version: int) -> dict:
+    engine = job.engines[index]
+    verdict = job.verdicts[engine.name]
+    return {
+        "scan_result_i": verdict.code,
+        "threat_found": verdict.threat,
+        "def_time": def_time_text(engine, md_version),
+        "scan_time": _ms(job.scan_seconds * (index + 1) / len(job.engines)),
+        "wait_time": 1 + index % 4,
+    }
+
+
+def _process_info(job: Job, state: _State, now: float) -> dict:
+    """process_info: complete (100) only after post-processing; "Processing" until then."""
+    if state.phase == "canceled":
+        result, reason = "Blocked", RESULT_TEXT[19]
+    elif state.phase == "done":
+        blocked = job.overall in BLOCKING_CODES
+        result, reason = ("Blocked", RESULT_TEXT[job.overall]) if blocked else ("Allowed", "")
+    else:
+        result, reason = "Processing", ""
+    complete = state.phase in ("done", "canceled")
+    waited_until = min(now, job.started_at, now if job.canceled_at is None else job.canceled_at)
+    return {
+        "blocked_reason": reason,
+        "file_type_skipped_scan": False,
+        "profile": job.submission.rule,
+        "progress_percentage": 100 if complete else int(100 * state.whole),
+        "queue_time": _ms(max(0.0, waited_until - job.queued_at)),
+        "processing_time": _ms(state.whole * (job.scan_seconds + job.post_seconds)),
+        "result": result,
+        "post_processing": _post_processing(job, state.phase == "done"),
+    }
+
+
+def _post_processing(job: Job, done: bool) -> dict:
+    """Deep CDR outcome once the job is done: "Sanitized" ran (MDEMU:CDR) or failed (MDEMU:CDR-FAIL)."""
+    outcome = dict.fromkeys(
+        ("actions_ran", "actions_failed", "converted_to", "copy_move_destination", "converted_destination"), ""
+    )
+    if done and CDR_FAIL in job.markers.names:
+        outcome["actions_failed"] = "Sanitized"
+    elif done and job.sanitizes:
+        stem = job.file.display_name.rsplit(".", 1)[0] or job.data_id
+        outcome.update(
+            actions_ran="Sanitized",
+            converted_to=job.file.extension,
+            converted_destination=f"{stem}_sanitized.{job.file.extension}",
+        )
+    return outcome
+
+
+def converted_file(job: Job, now: float) -> bytes | None:
+    """The sanitized file once the job is done and sanitized it, else None."""
+    return job.sanitized if job.sanitized is not None and _state(job, now).phase == "done" else None

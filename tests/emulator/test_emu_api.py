@@ -1,0 +1,406 @@
+"""The emulator over real HTTP: uploads, reports, queueing, errors, API key, v3, stats."""
+
+import hashlib
+import http.client
+import socket
+import time
+
+import pytest
+import requests
+
+from mdcore_emulator import CDR, CDR_FAIL, EICAR, Emulator, scan_marker
+
+ENGINE_ORDER = [
+    "ClamAV",
+    "Avira",
+    "ESET",
+    "Bitdefender",
+    "K7",
+    "Ikarus",
+    "NANOAV",
+    "Zillya!",
+    "Vir.IT eXplorer",
+    "AhnLab",
+    "Emsisoft",
+    "Antiy-AVL",
+]
+
+
+def test_upload_then_poll_until_complete(start_emulator, client):
+    core = client(start_emulator(scan_seconds=0.3).urls[0])
+    response = core.upload(b"hello world", filename="hello.txt")
+    assert response.status_code == 200 and response.headers["Content-Type"] == "application/json"
+    data_id = response.json()["data_id"]
+    assert len(data_id) == 32 and int(data_id, 16) >= 0
+    seen = []
+    while not seen or seen[-1][1] < 100:
+        report = core.report(data_id)
+        seen.append(
+            (
+                report["scan_results"]["progress_percentage"],
+                report["process_info"]["progress_percentage"],
+                list(report["scan_results"]["scan_details"]),
+            )
+        )
+        time.sleep(0.03)
+    partial = [s for s in seen if s[0] < 100]
+    assert partial, "the scan was never seen in progress"
+    for scan_progress, process_progress, engines in partial:
+        assert scan_progress == process_progress
+        assert engines == ENGINE_ORDER[: len(engines)]  # engines finish in order
+    assert len(set(p[0] for p in partial)) > 1
+    assert seen[-1][2] == ENGINE_ORDER
+
+
+def test_report_shape(start_emulator, client):
+    emulator = start_emulator(scan_seconds=0.05)
+    core = client(emulator.urls[0])
+    content = b"some file"
+    report = core.scan(content, filename="dir%2Fmy%20file.txt", rule="My%20Rule")
+    assert set(report) == {"data_id", "file_info", "scan_results", "process_info"}
+    info = report["file_info"]
+    assert info["display_name"] == "dir/my file.txt" and info["file_size"] == len(content)
+    assert info["md5"] == hashlib.md5(content).hexdigest()
+    assert info["sha1"] == hashlib.sha1(content).hexdigest()
+    assert info["sha256"] == hashlib.sha256(content).hexdigest()
+    assert info["upload_timestamp"].endswith("Z")
+    results = report["scan_results"]
+    assert (results["scan_all_result_i"], results["scan_all_result_a"]) == (0, "No Threat Detected")
+    assert results["total_avs"] == 12 and results["progress_percentage"] == 100
+    for detail in results["scan_details"].values():
+        assert set(detail) == {"scan_result_i", "threat_found", "def_time", "scan_time", "wait_time"}
+        assert detail["scan_result_i"] == 0 and detail["def_time"].endswith("Z")
+    process = report["process_info"]
+    assert process["result"] == "Allowed" and process["blocked_reason"] == ""
+    assert process["profile"] == "My Rule" and process["processing_time"] >= 40
+    assert process["post_processing"] == {
+        "actions_ran": "",
+        "actions_failed": "",
+        "converted_to": "",
+        "copy_move_destination": "",
+        "converted_destination": "",
+    }
+    record = emulator.nodes[0].stats.scans[report["data_id"]]
+    assert (record.filename, record.size, record.rule) == ("dir/my file.txt", len(content), "My Rule")
+
+
+def test_workflow_header_and_archive_password_are_recorded(start_emulator, client):
+    emulator = start_emulator(scan_seconds=0)
+    data_id = client(emulator.urls[0]).submit(
+        b"abc", filename="%C3%A9t%C3%A9.txt", workflow="Old%20Name", archivepwd="pass%20word"
+    )
+    record = emulator.nodes[0].stats.scans[data_id]
+    assert (record.filename, record.rule, record.archive_password) == ("été.txt", "Old Name", "pass word")
+    assert client(emulator.urls[0]).report(data_id)["process_info"]["profile"] == "Old Name"
+
+
+def test_queueing_with_concurrency_one(start_emulator, client):
+    emulator = start_emulator(scan_seconds=0.3, concurrency=1)
+    core = client(emulator.urls[0])
+    ids = [core.submit(f"file {i}".encode()) for i in range(3)]
+    assert core.get("stat/nodes").json()[0]["statuses"][0]["scan_queue"] == 2
+    queued = core.report(ids[2])
+    assert "scan_results" not in queued and set(queued) == {"data_id", "file_info", "process_info"}
+    assert (queued["process_info"]["progress_percentage"], queued["process_info"]["result"]) == (0, "Processing")
+    assert "scan_results" not in core.report(ids[1])
+    assert "scan_results" in core.report(ids[0])
+    time.sleep(0.1)
+    assert core.report(ids[2])["process_info"]["queue_time"] > queued["process_info"]["queue_time"]
+    finals = [core.wait(data_id) for data_id in ids]
+    assert [r["process_info"]["queue_time"] for r in finals] == sorted(r["process_info"]["queue_time"] for r in finals)
+    assert finals[2]["process_info"]["queue_time"] >= 500
+    stats = emulator.nodes[0].stats
+    first, third = stats.scans[ids[0]], stats.scans[ids[2]]
+    assert third.finished_at == pytest.approx(first.started_at + 0.9)
+    assert stats.processing_seconds(ids[2]) == pytest.approx(third.finished_at - third.queued_at)
+    assert stats.scans[ids[1]].started_at == pytest.approx(stats.scans[ids[0]].finished_at)
+
+
+def test_concurrency_scans_files_side_by_side(start_emulator, client):
+    core = client(start_emulator(scan_seconds=0.3, concurrency=2).urls[0])
+    ids = [core.submit(f"file {i}".encode()) for i in range(3)]
+    assert [("scan_results" in core.report(i)) for i in ids] == [True, True, False]
+    assert core.get("stat/nodes").json()[0]["statuses"][0]["load"] == 100
+
+
+def test_queue_limit_gives_503(start_emulator, client):
+    core = client(start_emulator(scan_seconds=1.0, queue_limit=1).urls[0])
+    core.submit(b"one")
+    core.submit(b"two")
+    response = core.upload(b"three")
+    assert response.status_code == 503
+    assert response.json() == {"err": "Server is too busy. Try again later."}
+
+
+def test_scan_marker_sets_the_scan_time(start_emulator, client):
+    emulator = start_emulator(scan_seconds=5)
+    data_id = client(emulator.urls[0]).submit(scan_marker(0.2).encode())
+    assert emulator.nodes[0].stats.processing_seconds(data_id) == pytest.approx(0.2)
+    client(emulator.urls[0]).wait(data_id, timeout=2)
+
+
+def _raw_request(port: int, method: str, path: str, headers: dict, body: bytes = b"") -> tuple[int, bytes]:
+    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
+    connection.putrequest(method, path, skip_accept_encoding=True)
+    for name, value in headers.items():
+        connection.putheader(name, value)
+    connection.endheaders(body or None)
+    response = connection.getresponse()
+    answer = response.status, response.read()
+    connection.close()
+    return answer
+
+
+def test_upload_without_content_length_is_411(start_emulator, client):
+    emulator = start_emulator()
+    port = emulator.nodes[0].port
+    status, body = _raw_request(port, "POST", "/file", {})
+    assert (status, body) == (411, b'{"err": "Missing Content-Length header."}')
+    chunked = client(emulator.urls[0]).post("file", data=iter([b"abc", b"def"]))
+    assert chunked.request.headers.get("Transfer-Encoding") == "chunked"
+    assert chunked.status_code == 411
+
+
+def test_empty_upload_is_422(start_emulator, client):
+    response = client(start_emulator().urls[0]).upload(b"")
+    assert (response.status_code, response.json()) == (422, {"err": "File is empty."})
+
+
+def test_unknown_ids_paths_and_methods(start_emulator, client):
+    core = client(start_emulator().urls[0])
+    response = core.get("file/0123456789abcdef0123456789abcdef")
+    assert (response.status_code, response.json()) == (404, {"0123456789abcdef0123456789abcdef": "Not Found"})
+    assert core.post("file/nope/cancel").status_code == 404
+    missing = core.get("no/such/path")
+    assert missing.status_code == 404 and "err" in missing.json()
+    for method, path in [("GET", "file"), ("DELETE", "version"), ("POST", "stat/engines"), ("PUT", "file/x")]:
+        response = core.session.request(method, core.base_url + path, timeout=5)
+        assert response.status_code == 405 and "err" in response.json(), (method, path)
+
+
+def test_every_response_has_a_content_length_and_keeps_the_connection(start_emulator):
+    emulator = start_emulator()
+    connection = http.client.HTTPConnection("127.0.0.1", emulator.nodes[0].port, timeout=5)
+    for method, path, body in [
+        ("GET", "/version", None),
+        ("POST", "/file", b"x"),
+        ("GET", "/nope", None),
+        ("POST", "/file", b""),
+        ("GET", "/stat/engines", None),
+        ("DELETE", "/file", b"abc"),
+    ]:
+        connection.request(method, path, body=body)
+        response = connection.getresponse()
+        assert response.getheader("Content-Length") == str(len(response.read()))
+        assert response.getheader("Connection") != "close"
+    connection.close()
+    assert emulator.nodes[0].stats.requests == 6
+
+
+def test_cancel(start_emulator, client):
+    core = client(start_emulator(scan_seconds=1.0).urls[0])
+    first, second = core.submit(b"one"), core.submit(b"two")
+    for data_id in (first, second):  # scanning, and still queued
+        response = core.post(f"file/{data_id}/cancel")
+        assert (response.status_code, response.json()) == (200, {data_id: "cancelled"})
+        report = core.report(data_id)
+        assert report["scan_results"]["scan_all_result_i"] == 19
+        assert report["scan_results"]["scan_all_result_a"] == "Canceled"
+        assert report["scan_results"]["progress_percentage"] == 100
+        assert report["process_info"]["progress_percentage"] == 100
+
+
+def test_hash_lookup(start_emulator, client):
+    core = client(start_emulator(scan_seconds=0.2).urls[0])
+    content = EICAR.encode()
+    data_id = core.submit(content)
+    md5 = hashlib.md5(content).hexdigest()
+    assert core.get(f"hash/{md5}").json() == {md5.upper(): "Not Found"}  # not finished yet
+    core.wait(data_id)
+    for digest in (md5, hashlib.sha1(content).hexdigest(), hashlib.sha256(content).hexdigest().upper()):
+        response = core.get(f"hash/{digest}")
+        assert response.status_code == 200 and response.json()["data_id"] == data_id
+    missing = core.get("hash/" + "0" * 64)
+    assert (missing.status_code, missing.json()) == (404, {"0" * 64: "Not Found"})
+
+
+def test_cdr_post_processing_and_converted_file(start_emulator, client):
+    emulator = start_emulator(scan_seconds=1.0)  # Deep CDR then runs from 1.0 s to 1.2 s
+    core = client(emulator.urls[0])
+    content = b"Hello " + CDR.encode() + b" world"
+    data_id = core.submit(content, filename="doc.txt")
+    time.sleep(max(0.0, emulator.nodes[0].stats.scans[data_id].started_at + 1.03 - time.monotonic()))
+    report = core.report(data_id)  # AV scan done, Deep CDR still running
+    assert report["scan_results"]["progress_percentage"] == 100
+    assert report["scan_results"]["scan_all_result_i"] == 0
+    assert 80 <= report["process_info"]["progress_percentage"] < 100
+    assert report["process_info"]["result"] == "Processing"
+    assert core.get(f"file/converted/{data_id}").status_code == 404
+    post = core.wait(data_id)["process_info"]["post_processing"]
+    assert post["actions_ran"] == "Sanitized" and post["actions_failed"] == ""
+    assert post["converted_to"] == "txt" and post["converted_destination"] == "doc_sanitized.txt"
+    converted = core.get(f"file/converted/{data_id}")
+    assert converted.status_code == 200 and converted.headers["Content-Type"] == "application/octet-stream"
+    assert converted.content == b"Hello  world"
+
+
+def test_cdr_of_a_large_file_serves_a_fixed_text(start_emulator, client):
+    core = client(start_emulator(scan_seconds=0).urls[0])
+    content = CDR.encode() + bytes(10 * 1024 * 1024)
+    data_id = core.wait(core.submit(content), timeout=10)["data_id"]
+    converted = core.get(f"file/converted/{data_id}")
+    assert converted.status_code == 200 and 0 < len(converted.content) < 1000
+
+
+def test_cdr_failure(start_emulator, client):
+    core = client(start_emulator(scan_seconds=0.05).urls[0])
+    report = core.scan(CDR_FAIL.encode())
+    assert report["process_info"]["post_processing"]["actions_failed"] == "Sanitized"
+    assert report["process_info"]["post_processing"]["actions_ran"] == ""
+    response = core.get(f"file/converted/{report['data_id']}")
+    assert (response.status_code, response.json()) == (404, {"err": "File could not be found"})
+
+
+def test_engine_list_v4(start_emulator, client):
+    engines = client(start_emulator().urls[0]).get("stat/engines").json()
+    by_name = {e["eng_name"]: e for e in engines}
+    assert len([e for e in engines if e["engine_type"] == "av"]) >= 12
+    assert {"archive", "filetype"} <= {e["engine_type"] for e in engines}
+    assert by_name["ClamAV"]["eng_type"] == "Bundled engine"
+    assert by_name["Archive"]["def_time"] == ""
+    assert any(not e["active"] or e["state"] == "temporary failed" for e in engines)
+    for engine in engines:
+        assert {
+            "eng_id",
+            "eng_name",
+            "eng_ver",
+            "eng_type",
+            "engine_type",
+            "def_time",
+            "download_time",
+            "download_progress",
+            "active",
+            "state",
+            "type",
+        } <= set(engine)
+    stale = by_name["Vir.IT eXplorer"]["def_time"]
+    fresh = by_name["ESET"]["def_time"]
+    assert stale < fresh and stale[:10] != fresh[:10]
+
+
+def test_update_definitions_changes_the_engine_list_and_new_reports(start_emulator, client):
+    emulator = start_emulator(scan_seconds=0)
+    core = client(emulator.urls[0])
+    before = core.get("stat/engines").json()
+    old_report = core.scan(b"one")
+    emulator.nodes[0].update_definitions()
+    after = core.get("stat/engines").json()
+    assert [e["eng_name"] for e in after] == [e["eng_name"] for e in before]
+    changed = [(b["def_time"], a["def_time"]) for b, a in zip(before, after, strict=True) if b["def_time"]]
+    assert changed and all(old < new for old, new in changed)
+    new_report = core.scan(b"two")
+    assert (
+        new_report["scan_results"]["scan_details"]["ClamAV"]["def_time"]
+        > old_report["scan_results"]["scan_details"]["ClamAV"]["def_time"]
+    )
+    assert core.report(old_report["data_id"]) == old_report
+
+
+@pytest.mark.parametrize("md_version, status, err", [(4, 403, "Access denied"), (3, 401, "Invalid API key")])
+def test_api_key(start_emulator, client, md_version, status, err):
+    url = start_emulator(apikey="s3cret", md_version=md_version).urls[0]
+    for key in (None, "wrong"):
+        for method, path in [("GET", "stat/engines"), ("POST", "file"), ("GET", "file/abc"), ("GET", "version")]:
+            response = client(url, apikey=key).session.request(method, url + path, data=b"x", timeout=5)
+            assert (response.status_code, response.json()) == (status, {"err": err}), (key, path)
+    good = client(url, apikey="s3cret")
+    assert good.get("stat/engines").status_code == 200
+    assert good.scan(b"fine")["scan_results"]["scan_all_result_i"] == 0
+
+
+def test_no_api_key_configured_accepts_any(start_emulator, client):
+    url = start_emulator().urls[0]
+    assert client(url, apikey="anything").get("version").status_code == 200
+    assert client(url).get("version").status_code == 200
+
+
+def test_v3_paths_engines_and_reports(start_emulator, client):
+    emulator = start_emulator(md_version=3, scan_seconds=0.05)
+    url = emulator.urls[0]
+    assert url.endswith("/metascan_rest/")
+    core = client(url)
+    assert core.get("version").json()["version"].startswith("3.")
+    assert requests.get(url.replace("metascan_rest/", "version"), timeout=5).status_code == 404
+    engines = core.get("stat/engines").json()
+    names = [e["eng_name"] for e in engines]
+    assert "ClamAV scan engine" in names and "ClamAV" not in names
+    assert all("engine_type" not in e for e in engines)
+    assert {"Bundled engine", "av", "archive", "filetype"} <= {e["eng_type"] for e in engines}
+    times = [e["def_time"] for e in engines if e["def_time"]]
+    assert all(len(t) == 22 and t[2] == "/" and t[-2:] in ("AM", "PM") for t in times)
+    assert any(t.endswith("PM") for t in times) and any(t[11:13] == "12" for t in times)
+    report = core.scan(EICAR.encode())
+    assert "process_info" not in report
+    assert report["scan_results"]["scan_details"]["ClamAV"]["scan_result_i"] == 1
+    assert report["scan_results"]["scan_details"]["ClamAV"]["def_time"][-2:] in ("AM", "PM")
+
+
+def test_stats_count_and_reset(start_emulator, client):
+    emulator = start_emulator(scan_seconds=0)
+    node = emulator.nodes[0]
+    core = client(emulator.urls[0])
+    data_id = core.submit(b"x")
+    core.report(data_id)
+    core.report(data_id)
+    core.get("version")
+    assert (node.stats.uploads, node.stats.result_requests, node.stats.requests) == (1, 2, 4)
+    assert node.stats.scans[data_id].result_requests == 2
+    node.reset_stats()
+    assert (node.stats.uploads, node.stats.requests, node.stats.scans) == (0, 0, {})
+    assert core.report(data_id)["data_id"] == data_id
+
+
+def test_nodes_are_independent_and_on_consecutive_ports(start_emulator, client):
+    for _ in range(5):
+        with socket.socket() as probe:
+            probe.bind(("127.0.0.1", 0))
+            port = probe.getsockname()[1]
+        try:
+            emulator = start_emulator(nodes=3, port=port, faults={2: ["down"]})
+            break
+        except OSError:  # port + 1 or port + 2 was taken: try elsewhere
+            continue
+    else:
+        pytest.fail("no three consecutive free ports found")
+    assert [n.port for n in emulator.nodes] == [port, port + 1, port + 2]
+    assert emulator.urls[1] == f"http://127.0.0.1:{port + 1}/"
+    data_id = client(emulator.urls[0]).submit(b"x")
+    assert client(emulator.urls[1]).get(f"file/{data_id}").status_code == 404
+    with pytest.raises(requests.ConnectionError):
+        client(emulator.urls[2]).get("version")
+    emulator.nodes[2].clear_fault("down")
+    assert client(emulator.urls[2]).get("version").status_code == 200
+
+
+def test_start_is_fast_and_stop_closes_the_sockets(start_emulator):
+    begun = time.monotonic()
+    emulator = start_emulator(nodes=4)
+    assert time.monotonic() - begun < 0.5
+    session = requests.Session()
+    assert all(session.get(url + "version", timeout=5).ok for url in emulator.urls)  # keep-alive connections open
+    emulator.stop()
+    for url in emulator.urls:
+        with pytest.raises(requests.ConnectionError):
+            session.get(url + "version", timeout=5)
+
+
+def test_constructor_rejects_bad_arguments():
+    for kwargs in [
+        {"md_version": 5},
+        {"nodes": 0},
+        {"faults": {3: ["down"]}},
+        {"concurrency": 0},
+        {"faults": {0: ["melting"]}},
+    ]:
+        with pytest.raises(ValueError):
+            Emulator(**kwargs)

@@ -1,0 +1,245 @@
+"""Oversized, broken and misdirected HTTP answers, and hostile file names, at the HTTP level (requests-mock).
+
+Through `CoreClient` (each answer becomes a clear `CoreError`) and through the whole service (`run_task`: the task
+ends in Assemblyline's error, never a result and never a crash of another kind).
+"""
+
+from __future__ import annotations
+
+import io
+import json
+from urllib.parse import unquote
+
+import pytest
+import urllib3
+from al_checks import run_task
+
+from mdservice.client import CHUNK, MAX_FILENAME_CHARS, MAX_JSON_BYTES, CoreClient, CoreError
+from metadefender import MetaDefender
+
+CORE = "http://core-1:8008/"
+ELSEWHERE = "http://attacker.example/"
+KEY = "hostile-http-api-key-0123"
+ENGINES = [{"eng_name": "ClamAV", "eng_ver": "1.0.1", "engine_type": "av", "def_time": "2026-11-26T11:08:00.000Z",
+            "active": True, "state": "production"}]
+FINISHED = {"data_id": "d1", "scan_results": {"progress_percentage": 100, "scan_details": {
+    "ClamAV": {"scan_result_i": 1, "threat_found": "Eicar-Test-Signature"}}},
+    "process_info": {"progress_percentage": 100, "post_processing": {"actions_ran": "", "actions_failed": ""}}}
+
+
+class Flood(io.RawIOBase):
+    """A response body of `size` bytes of JSON whitespace, produced on demand; counts what was read."""
+
+    def __init__(self, size: int):
+        self.left = size
+        self.served = 0
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer) -> int:
+        count = min(len(buffer), self.left)
+        buffer[:count] = b" " * count
+        self.left -= count
+        self.served += count
+        return count
+
+
+class BrokenOff(io.RawIOBase):
+    """A body that starts like a report, then the connection drops."""
+
+    def __init__(self):
+        self.started = False
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer) -> int:
+        if self.started:
+            raise urllib3.exceptions.ProtocolError("Connection broken: IncompleteRead(12 bytes read)")
+        self.started = True
+        buffer[:12] = b'{"data_id": '
+        return 12
+
+
+@pytest.fixture
+def sample(tmp_path):
+    path = tmp_path / "sample.bin"
+    path.write_bytes(b"sample content")
+    return str(path)
+
+
+@pytest.fixture
+def core(requests_mock):
+    requests_mock.get(CORE + "stat/engines", json=ENGINES)
+    requests_mock.post(CORE + "file", json={"data_id": "d1"})
+    requests_mock.get(CORE + "file/d1", json=FINISHED)
+    requests_mock.post(CORE + "file/d1/cancel", json={})
+    return requests_mock
+
+
+def started(config=None) -> MetaDefender:
+    service = MetaDefender({"base_url": CORE, "api_key": KEY, **(config or {})})
+    service.start()
+    return service
+
+
+def error_message(error_doc: dict) -> str:
+    return error_doc["response"]["message"]
+
+
+# --- oversized ---------------------------------------------------------------------------------------------------
+
+def test_oversized_report_is_cut_off_at_the_cap_with_a_clear_error(core):
+    flood = Flood(4 * MAX_JSON_BYTES)
+    core.get(CORE + "file/d1", body=flood)
+    with pytest.raises(CoreError, match=f"more than {MAX_JSON_BYTES // 2**20} MiB for file/d1"):
+        CoreClient(CORE).get_report("d1")
+    assert flood.served <= MAX_JSON_BYTES + 2 * CHUNK, "the client kept reading past its cap"
+
+
+def test_oversized_report_fails_the_task_as_retryable_not_a_result(core, sample, tmp_path):
+    core.get(CORE + "file/d1", body=Flood(MAX_JSON_BYTES + 10 * CHUNK))
+    kind, error, _ = run_task(started(), sample, str(tmp_path))
+    assert kind == "error" and error["response"]["status"] == "FAIL_RECOVERABLE"
+    assert "MiB" in error_message(error)
+
+
+def test_deeply_nested_json_is_a_clear_error_not_a_recursion_crash(core):
+    core.get(CORE + "file/d1", text="[" * 200_000 + "]" * 200_000)
+    with pytest.raises(CoreError, match="not JSON"):
+        CoreClient(CORE).get_report("d1")
+
+
+def test_deeply_nested_error_body_still_gives_the_http_status(core):
+    core.post(CORE + "file", status_code=500, text="[" * 4096)
+    with pytest.raises(CoreError, match="HTTP 500$"):
+        CoreClient(CORE).upload(__file__, "x.py")
+
+
+# --- truncated / broken ------------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("body", ['{"data_id": "d1", "scan_results": {"progress_percen', "", "{", "\x00\x01"])
+def test_truncated_report_is_a_clear_error(core, body):
+    core.get(CORE + "file/d1", text=body)
+    with pytest.raises(CoreError, match="answered file/d1 with something that is not JSON"):
+        CoreClient(CORE).get_report("d1")
+
+
+def test_connection_dropped_mid_body_is_a_clear_error(core):
+    core.get(CORE + "file/d1", body=BrokenOff())
+    with pytest.raises(CoreError, match="broke off its answer to file/d1"):
+        CoreClient(CORE).get_report("d1")
+
+
+def test_truncated_report_through_the_service_is_retried_never_a_result(core, sample, tmp_path):
+    core.get(CORE + "file/d1", [{"body": BrokenOff()}])
+    kind, error, _ = run_task(started(), sample, str(tmp_path))
+    assert kind == "error" and error["response"]["status"] == "FAIL_RECOVERABLE"
+    assert "broke off" in error_message(error)
+
+
+# --- content type ------------------------------------------------------------------------------------------------
+
+LOGIN_PAGE = "<html><body><form action='/login'>Proxy login</form><script>x()</script></body></html>"
+
+
+def test_html_page_instead_of_json_is_a_clear_error(core):
+    core.get(CORE + "file/d1", text=LOGIN_PAGE, headers={"Content-Type": "text/html"})
+    with pytest.raises(CoreError, match="not JSON") as caught:
+        CoreClient(CORE).get_report("d1")
+    assert "<script>" not in str(caught.value)
+
+
+def test_html_engine_list_stops_the_start_with_a_clear_error(requests_mock):
+    requests_mock.get(CORE + "stat/engines", text=LOGIN_PAGE, headers={"Content-Type": "text/html"})
+    from metadefender import ServiceStartError
+    with pytest.raises(ServiceStartError, match="stat/engines with something that is not JSON"):
+        started()
+
+
+def test_json_with_an_odd_content_type_is_still_read(core, sample, tmp_path):
+    """Some proxies relabel Core's JSON (text/plain); the report itself is what counts."""
+    core.get(CORE + "file/d1", text=json.dumps(FINISHED), headers={"Content-Type": "text/plain; charset=latin-1"})
+    kind, result, _ = run_task(started(), sample, str(tmp_path))
+    assert kind == "result"
+    assert result.result.sections[1].title_text == "ClamAV identified the file as Eicar-Test-Signature"
+
+
+def test_upload_answered_with_html_is_a_retryable_error(core, sample, tmp_path):
+    core.post(CORE + "file", text=LOGIN_PAGE, headers={"Content-Type": "text/html"})
+    kind, error, _ = run_task(started(), sample, str(tmp_path))
+    assert kind == "error" and error["response"]["status"] == "FAIL_RECOVERABLE"
+    assert "not JSON" in error_message(error)
+
+
+# --- redirects ---------------------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("status", [301, 302, 303, 307, 308])
+@pytest.mark.parametrize("method, path", [("GET", "stat/engines"), ("POST", "file"), ("GET", "file/d1")])
+def test_redirect_to_another_host_is_not_followed(core, sample, status, method, path):
+    core.register_uri(method, CORE + path, status_code=status, headers={"Location": ELSEWHERE + path})
+    trap = core.register_uri(method, ELSEWHERE + path, json={"data_id": "stolen"})
+    client = CoreClient(CORE, api_key=KEY)
+    calls = {"stat/engines": client.get_engines, "file": lambda: client.upload(sample, "a.bin"),
+             "file/d1": lambda: client.get_report("d1")}
+    with pytest.raises(CoreError, match="redirect \\(not followed\\); set base_url") as caught:
+        calls[path]()
+    assert caught.value.permanent
+    assert not trap.called
+    assert all(r.netloc == "core-1:8008" for r in core.request_history)
+    assert ELSEWHERE not in str(caught.value)
+
+
+def test_redirected_upload_fails_the_task_without_sending_the_key_elsewhere(core, sample, tmp_path):
+    core.post(CORE + "file", status_code=307, headers={"Location": ELSEWHERE + "file"})
+    trap = core.post(ELSEWHERE + "file", json={"data_id": "stolen"})
+    kind, error, _ = run_task(started(), sample, str(tmp_path))
+    assert kind == "error" and error["response"]["status"] == "FAIL_NONRECOVERABLE"
+    assert "set base_url" in error_message(error)
+    assert not trap.called
+    assert [r.headers.get("apikey") for r in core.request_history if r.netloc != "core-1:8008"] == []
+
+
+# --- file names --------------------------------------------------------------------------------------------------
+
+HOSTILE_NAMES = [
+    "rapport\nété\r\n.pdf",
+    "evil\r\nX-Injected: 1.exe",
+    "файл 病毒 🦠.docx",
+    "a" * 5000 + ".exe",
+    "b" * 5000,
+    "x.\udcff\udc80.bin",  # undecodable bytes of a POSIX name (surrogateescape)
+    "\x00\x1b[31m.txt",
+    "",
+    "%0d%0a%25.txt",
+]
+
+
+def sent_filename(request) -> str:
+    header = request.headers["filename"]
+    assert all(" " < ch <= "~" for ch in header), f"unsafe byte on the wire: {header!r}"
+    return unquote(header)
+
+
+@pytest.mark.parametrize("name", HOSTILE_NAMES)
+def test_hostile_file_names_are_sent_url_encoded_and_capped(core, sample, name):
+    assert CoreClient(CORE).upload(sample, name) == "d1"
+    upload = core.last_request
+    shown = sent_filename(upload)
+    assert 0 < len(shown) <= MAX_FILENAME_CHARS
+    assert shown.isprintable()
+    assert "X-Injected" not in upload.headers
+    if name.endswith((".exe", ".pdf", ".docx", ".txt")) and "\x00" not in name:
+        assert shown.rsplit(".", 1)[-1] == name.rsplit(".", 1)[-1], "the extension was lost"
+    if len(name) <= MAX_FILENAME_CHARS and name.isprintable() and name:
+        assert shown == name
+
+
+@pytest.mark.parametrize("name", ["rapport\nété.pdf", "файл 病毒 🦠.docx", "a" * 5000 + ".exe"])
+def test_hostile_file_names_through_the_service(core, sample, tmp_path, name):
+    kind, result, _ = run_task(started(), sample, str(tmp_path), filename=name)
+    assert kind == "result"
+    upload = next(r for r in core.request_history if r.method == "POST")
+    shown = sent_filename(upload)
+    assert len(shown) <= MAX_FILENAME_CHARS and shown.endswith(name[-4:].replace("\n", "_"))

@@ -1,0 +1,173 @@
+"""The API key (and any password in base_url) never shows: not in logs, error messages, results or service context.
+
+Each test runs the whole service with a key set through one failure path, capturing everything: every log record at
+DEBUG on the root logger, everything written to stdout / stderr (Assemblyline's own log handler), the start error,
+and every file the framework writes for the task (result JSON, error JSON, ontology).
+"""
+
+from __future__ import annotations
+
+import base64
+import logging
+import pathlib
+
+import pytest
+import requests
+from al_checks import run_task
+
+from mdservice.client import CoreClient, CoreError, redact_url
+from metadefender import MetaDefender, ServiceStartError
+
+CORE = "http://core-1:8008/"
+KEY = "Zq7-secret-apikey-5f3e9c1d"
+PASSWORD = "url-pa55word-8c1"
+ENGINES = [{"eng_name": "ClamAV", "eng_ver": "1.0.1", "engine_type": "av", "def_time": "2026-11-26T11:08:00.000Z",
+            "active": True, "state": "production"}]
+FINISHED = {"data_id": "d1", "scan_results": {"progress_percentage": 100, "scan_details": {
+    "ClamAV": {"scan_result_i": 1, "threat_found": "Eicar-Test-Signature"}}},
+    "process_info": {"progress_percentage": 100, "post_processing": {"actions_ran": "Sanitized",
+                                                                     "actions_failed": ""}}}
+ECHO = {"err": f"Invalid apikey: {KEY}"}  # a Core or proxy that echoes the header it refused
+REFUSED = requests.exceptions.ConnectionError(
+    f"HTTPConnectionPool(host='core-1', port=8008): Max retries exceeded with url: /file?apikey={KEY} "
+    "(Caused by NewConnectionError('Failed to establish a new connection: [Errno 111] Connection refused'))")
+
+# (what Core does, text that must show somewhere so the capture is known to have seen the failure)
+TASK_FAILURES = {
+    "401 echoing the key": (("POST", "file", {"status_code": 401, "json": ECHO}), "HTTP 401"),
+    "403": (("POST", "file", {"status_code": 403, "json": {"err": "Access denied"}}), "HTTP 403"),
+    "404 on the report": (("GET", "file/d1", {"status_code": 404, "json": {"err": f"{KEY} not found"}}), "lost"),
+    "500 echoing the key": (("POST", "file", {"status_code": 500, "json": ECHO}), "HTTP 500"),
+    "503": (("POST", "file", {"status_code": 503, "json": {"err": "Server is too busy"}}), "HTTP 503"),
+    "non-JSON echoing the key": (("GET", "file/d1", {"text": f"<html>apikey={KEY}</html>"}), "not JSON"),
+    "connection refused": (("POST", "file", {"exc": REFUSED}), "connection refused"),
+    "timeout": (("GET", "file/d1", {"exc": requests.exceptions.ReadTimeout(f"read timed out apikey={KEY}")}),
+                "did not answer"),
+    "redirect": (("POST", "file", {"status_code": 302, "headers": {"Location": f"http://x/?apikey={KEY}"}}),
+                 "redirect"),
+    "lost data id": (("GET", "file/d1", {"json": {"d1": "Not Found"}}), "lost the scan"),
+    "sanitized download refused": (("GET", "file/converted/d1", {"status_code": 401, "json": ECHO}), "HTTP 401"),
+}
+
+
+@pytest.fixture
+def sample(tmp_path):
+    path = tmp_path / "sample.bin"
+    path.write_bytes(b"sample content")
+    return str(path)
+
+
+@pytest.fixture
+def core(requests_mock):
+    requests_mock.get(CORE + "stat/engines", json=ENGINES)
+    requests_mock.post(CORE + "file", json={"data_id": "d1"})
+    requests_mock.get(CORE + "file/d1", json=FINISHED)
+    requests_mock.post(CORE + "file/d1/cancel", json={})
+    requests_mock.get(CORE + "file/converted/d1", content=b"clean")
+    return requests_mock
+
+
+def logged(caplog) -> str:
+    """Every log record, except the test double's own: requests-mock logs each full request URL at DEBUG, where
+    the real transport (urllib3) logs only host and path."""
+    return "\n".join(f"{r.levelname} {r.name} {r.getMessage()}" for r in caplog.records
+                     if not r.name.startswith("requests_mock"))
+
+
+@pytest.fixture
+def everything(caplog, capfd, tmp_path):
+    """A function returning all text the run produced: logs, stdout/stderr and every file under tmp_path."""
+    caplog.set_level(logging.DEBUG)
+
+    def collect(*extra: str) -> str:
+        out, err = capfd.readouterr()
+        files = [p.read_text(errors="replace") for p in pathlib.Path(tmp_path).rglob("*") if p.is_file()]
+        return "\n".join([logged(caplog), out, err, *files, *extra])
+    return collect
+
+
+@pytest.mark.parametrize("failure", TASK_FAILURES, ids=list(TASK_FAILURES))
+def test_api_key_never_shows_through_any_task_failure(core, sample, tmp_path, everything, failure):
+    (method, path, answer), visible = TASK_FAILURES[failure]
+    core.register_uri(method, CORE + path, **answer)
+    service = MetaDefender({"base_url": CORE, "api_key": KEY, "fetch_sanitized_file": True})
+    service.start()
+    kind, doc, raw = run_task(service, sample, str(tmp_path))
+    text = everything(repr(doc), repr(raw), str(service.pool.nodes[0].last_error))
+    assert visible in text, "the failure did not reach the captured output"
+    assert KEY not in text
+    assert all(r.headers.get("apikey") == KEY for r in core.request_history), "the key must still be sent to Core"
+
+
+@pytest.mark.parametrize("answer, visible", [
+    ({"status_code": 401, "json": ECHO}, "API key was refused"),
+    ({"status_code": 403, "json": ECHO}, "API key was refused"),
+    ({"exc": REFUSED}, "connection refused"),
+    ({"exc": requests.exceptions.ConnectTimeout(f"timed out {KEY}")}, "did not answer"),
+    ({"text": f"{KEY} is not allowed here"}, "not JSON"),
+    ({"status_code": 301, "headers": {"Location": f"http://x/{KEY}"}}, "redirect"),
+])
+def test_api_key_never_shows_when_start_fails(requests_mock, everything, answer, visible):
+    requests_mock.get(CORE + "stat/engines", **answer)
+    with pytest.raises(ServiceStartError) as caught:
+        MetaDefender({"base_url": CORE, "api_key": KEY}).start()
+    text = everything(str(caught.value), repr(caught.value.args))
+    assert visible in str(caught.value)
+    assert KEY not in text
+
+
+def test_result_and_service_context_of_a_good_scan_hold_no_key(core, sample, tmp_path, everything):
+    service = MetaDefender({"base_url": CORE, "api_key": KEY, "fetch_sanitized_file": True})
+    service.start()
+    kind, result, raw = run_task(service, sample, str(tmp_path))
+    assert kind == "result"
+    assert raw["response"]["service_context"].startswith("Definition Time Range:")
+    assert KEY not in everything(repr(raw), service.get_tool_version())
+
+
+def test_password_in_base_url_never_shows(requests_mock, sample, tmp_path, everything):
+    base = f"http://admin:{PASSWORD}@core-1:8008/"
+    requests_mock.get(base + "stat/engines", json=ENGINES)
+    requests_mock.post(base + "file", status_code=503, json={"err": "busy"})
+    service = MetaDefender({"base_url": base})
+    service.start()
+    kind, doc, _ = run_task(service, sample, str(tmp_path))
+    text = everything(repr(doc), service.pool.nodes[0].name)
+    assert kind == "error" and "http://***@core-1:8008/" in text
+    assert PASSWORD not in text
+    expected = "Basic " + base64.b64encode(f"admin:{PASSWORD}".encode()).decode()
+    assert all(r.headers["Authorization"] == expected for r in requests_mock.request_history)
+
+
+@pytest.mark.parametrize("base_url", [
+    f"ftp://admin:{PASSWORD}@core-1/",
+    f"admin:{PASSWORD}@core-1:8008",
+    f"http://admin:{PASSWORD}@core-1:notaport/",
+    f"http://admin:{PASSWORD}@/",
+    [CORE, f"gopher://u:{PASSWORD}@core-2/"],
+])
+def test_password_in_a_rejected_base_url_is_redacted_in_the_error(requests_mock, base_url):
+    with pytest.raises(ServiceStartError, match="base_url") as caught:
+        MetaDefender({"base_url": base_url}).start()
+    assert PASSWORD not in str(caught.value)
+    assert requests_mock.request_history == []
+
+
+@pytest.mark.parametrize("url, shown", [
+    ("http://user:pass@host/", "http://***@host/"),
+    ("https://u:p@ss@core:8443/metascan_rest/", "https://***@core:8443/metascan_rest/"),
+    ("http://core-1:8008/a@b", "http://core-1:8008/a@b"),
+    ("http://:secret@core?x=@y", "http://***@core?x=@y"),
+    ("user:pass@core:8008", "***@core:8008"),
+    ("http://core-1:8008/", "http://core-1:8008/"),
+])
+def test_redact_url(url, shown):
+    assert redact_url(url) == shown
+
+
+def test_core_echoing_the_key_in_its_error_text_is_masked(requests_mock):
+    requests_mock.get(CORE + "stat/engines", status_code=401, json=ECHO)
+    with pytest.raises(CoreError) as caught:
+        CoreClient(CORE, api_key=KEY).get_engines()
+    assert "Invalid apikey: ***" in str(caught.value)
+    assert KEY not in str(caught.value)
