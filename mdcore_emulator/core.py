@@ -149,7 +149,7 @@ class Core:
             "issues": self._issues(now),
             "load": int(100 * busy / self.settings.concurrency),
             "os": "Linux (MetaDefender Core emulator)",
-            "scan_queue": waiting,
+            "scan_queue": waiting + busy,  # files Core has not finished: waiting or being scanned
             "total_memory": 16384,
             "version": VERSIONS[self.settings.md_version],
         }

@@ -84,6 +84,17 @@ class CoreClient:
         """The decoded `GET stat/engines` answer."""
         return self._json("GET", "stat/engines", timeout)
 
+    def get_scan_queue(self, timeout: float | None = None) -> int:
+        """Files Core has not finished yet (`GET stat/nodes`: `scan_queue` summed over Core's nodes)."""
+        answer = self._json("GET", "stat/nodes", timeout)
+        statuses = [status for item in (answer if isinstance(answer, list) else [])
+                    if isinstance(item, dict) and isinstance(item.get("statuses"), list)
+                    for status in item["statuses"] if isinstance(status, dict)]
+        queues = [status.get("scan_queue") for status in statuses]
+        if not queues or not all(isinstance(q, int) and not isinstance(q, bool) and q >= 0 for q in queues):
+            raise CoreError(f"{self.name} sent no readable scan_queue in stat/nodes", node_fault=False)
+        return sum(queues)
+
     def upload(self, path: str, filename: str, rule: str = "", archive_password: str = "",
                timeout: float | None = None) -> str:
         """Stream the file at `path` to `POST file` and return Core's data_id."""
@@ -173,7 +184,6 @@ class CoreClient:
         if status in (400, 404, 405, 411, 413, 422):
             return CoreError(f"{where}: check base_url and md_version", permanent=True)
         return CoreError(where)
-
 
     def _scrub(self, text: str) -> str:
         """`text` from Core (or a proxy) with the API key masked, should it echo the request's headers."""

@@ -19,6 +19,8 @@ BACKOFF_START = 5.0
 BACKOFF_MAX = 60.0
 MAX_SKIP_TURNS = 5
 PROBE_TIMEOUT = 3.0
+# A Core that cannot say how busy it is within this time is failing.
+QUEUE_TIMEOUT = 1.0
 
 
 class CoreNode:
@@ -34,6 +36,7 @@ class CoreNode:
         self.slow_streak = 0
         self.skip_turns = 0
         self.last_error = ""
+        self.reports_queue = True
 
     @property
     def name(self) -> str:
@@ -53,6 +56,7 @@ class CoreNode:
             raise CoreError(f"{self.name} sent an unreadable engine list: {exc}") from None
         self.engines, self.engines_read_at = engines, now
         return engines
+
 
 
 class NodePool:
@@ -93,23 +97,49 @@ class NodePool:
     def attempt_order(self) -> list[CoreNode]:
         """The Cores to try for one task, best first, every Core once.
 
-        The next Core in rotation comes first, passing over Cores that sit out turns after slow scans
-        (each pass uses up one of their turns); then the other healthy Cores; then slow ones; then
-        failed Cores, soonest retry first, so that no task gives up without trying every Core.
+        The healthy Cores in rotation order, the one with the shortest scan queue first (so that
+        several service instances spread over the Cores instead of queueing behind each other);
+        then Cores sitting out turns after slow scans; then failed Cores, soonest retry first, so
+        that no task gives up without trying every Core.
         """
         count = len(self.nodes)
         rotation = [self.nodes[(self.cursor + i) % count] for i in range(count)]
         ready = [n for n in rotation if not n.failed and n.skip_turns == 0]
         resting = [n for n in rotation if not n.failed and n.skip_turns > 0]
+        self._use_up_turns(rotation, ready[0] if ready else None)
+        if len(ready) > 1:
+            queues = {node: self._scan_queue(node) for node in ready}
+            ready = sorted((n for n in ready if not n.failed), key=queues.get)
         failed = sorted((n for n in rotation if n.failed), key=lambda n: n.retry_at)
-        for node in rotation:
-            if ready and node is ready[0]:
-                break
-            if node in resting:
-                node.skip_turns -= 1
         first = (ready or resting or failed)[0]
         self.cursor = (self.nodes.index(first) + 1) % count
         return ready + resting + failed
+
+    @staticmethod
+    def _use_up_turns(rotation: list[CoreNode], next_ready: CoreNode | None) -> None:
+        """Resting Cores that the rotation passes over before reaching the next ready Core lose one turn."""
+        for node in rotation:
+            if node is next_ready:
+                return
+            if node.skip_turns > 0 and not node.failed:
+                node.skip_turns -= 1
+
+    def _scan_queue(self, node: CoreNode) -> int:
+        """Files `node` has not finished, to prefer the least busy Core.
+
+        A Core that refuses or lacks `stat/nodes` (older versions, keys without the right) is not asked
+        again and counts as idle; one that fails to answer is put aside like any failing Core.
+        """
+        if not node.reports_queue:
+            return 0
+        try:
+            return node.client.get_scan_queue(timeout=QUEUE_TIMEOUT)
+        except CoreError as exc:
+            if exc.permanent or not exc.node_fault:
+                node.reports_queue = False
+            else:
+                self.record_failure(node, exc)
+            return 0
 
     def record_scan(self, node: CoreNode, seconds: float) -> None:
         """A scan finished on `node` after `seconds` (upload to complete)."""

@@ -46,6 +46,12 @@ class FakeClient:
         self._check()
         return ENGINES
 
+    def get_scan_queue(self, timeout=None):
+        self._check()
+        now = self.clock.now()
+        return sum(1 for data_id, start in self.started.items() if data_id not in self.cancelled
+                   and (self.never_finishes or now - start < self.scan_seconds))
+
     def upload(self, path, filename, rule="", archive_password="", timeout=None):
         self._check()
         self.uploads += 1

@@ -191,3 +191,17 @@ def test_per_request_timeout_never_exceeds_md_timeout(requests_mock):
     assert requests_mock.last_request.timeout == 7
     client.get_engines(timeout=2)
     assert requests_mock.last_request.timeout == 2
+
+
+def test_scan_queue_sums_core_nodes(requests_mock):
+    requests_mock.get(BASE + "stat/nodes", json=[{"statuses": [{"scan_queue": 3, "load": 50}, {"scan_queue": 2}]}])
+    assert CoreClient(BASE).get_scan_queue() == 5
+
+
+@pytest.mark.parametrize("body", [[], [{"statuses": [{"load": 5}]}], {"scan_queue": 1},
+                                  [{"statuses": [{"scan_queue": "many"}]}]])
+def test_unreadable_scan_queue_is_an_error_but_not_a_core_fault(requests_mock, body):
+    requests_mock.get(BASE + "stat/nodes", json=body)
+    with pytest.raises(CoreError, match="scan_queue") as caught:
+        CoreClient(BASE).get_scan_queue()
+    assert not caught.value.node_fault

@@ -197,3 +197,29 @@ def test_random_mix_of_faults_never_exceeds_the_deadline():
             pass
         assert clock.now() - start <= 10 + 0.01
         clock.t += rng.random() * 10
+
+
+def test_core_with_a_queue_yields_its_turn_to_an_idle_one():
+    clock = FakeClock()
+    pool, clients = make_pool(clock, [0.5, 0.5, 0.5])
+    pool.cursor = 0
+    clients[0].started["other-instance"] = clock.now()
+    clients[0].scan_seconds = 30
+    order = pool.attempt_order()
+    assert order[0].name == "core1"
+    assert pool.cursor == 2
+
+
+def test_core_that_cannot_report_its_queue_is_not_asked_again_and_keeps_its_turns():
+    clock = FakeClock()
+    pool, clients = make_pool(clock, [0.5, 0.5])
+    calls = []
+
+    def refuse(timeout=None):
+        calls.append(1)
+        raise CoreError("stat/nodes: HTTP 403", permanent=True)
+
+    clients[0].get_scan_queue = refuse
+    used = run_tasks(pool, clock, 10)
+    assert used == {"core0": 5, "core1": 5}
+    assert len(calls) == 1

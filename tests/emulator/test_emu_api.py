@@ -98,7 +98,8 @@ def test_queueing_with_concurrency_one(start_emulator, client):
     emulator = start_emulator(scan_seconds=0.3, concurrency=1)
     core = client(emulator.urls[0])
     ids = [core.submit(f"file {i}".encode()) for i in range(3)]
-    assert core.get("stat/nodes").json()[0]["statuses"][0]["scan_queue"] == 2
+    # Core's scan queue holds every unfinished file: one scanning, two waiting.
+    assert core.get("stat/nodes").json()[0]["statuses"][0]["scan_queue"] == 3
     queued = core.report(ids[2])
     assert "scan_results" not in queued and set(queued) == {"data_id", "file_info", "process_info"}
     assert (queued["process_info"]["progress_percentage"], queued["process_info"]["result"]) == (0, "Processing")
