@@ -63,13 +63,6 @@ class BrokenOff(io.RawIOBase):
 
 
 @pytest.fixture
-def sample(tmp_path):
-    path = tmp_path / "sample.bin"
-    path.write_bytes(b"sample content")
-    return str(path)
-
-
-@pytest.fixture
 def core(requests_mock):
     requests_mock.get(CORE + "stat/engines", json=ENGINES)
     requests_mock.post(CORE + "file", json={"data_id": "d1"})

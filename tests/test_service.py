@@ -35,13 +35,6 @@ def finished(details, post=None):
 
 
 @pytest.fixture
-def sample(tmp_path):
-    path = tmp_path / "sample.bin"
-    path.write_bytes(b"sample content")
-    return str(path)
-
-
-@pytest.fixture
 def core(requests_mock):
     requests_mock.get(CORE + "stat/engines", json=ENGINES_V4)
     requests_mock.post(CORE + "file", json={"data_id": "d1"})
