@@ -74,11 +74,11 @@ class MetaDefender(ServiceBase):
         return tool_version(self.pool.fingerprints())
 
     def execute(self, request: ServiceRequest) -> None:
-        settings = self.settings
+        settings, deadline = self.settings, self._deadline()
         self.pool.refresh_engines(settings.engine_refresh_seconds)
         job = ScanJob(request.file_path, request.file_name or request.sha256, settings.rule,
                       _archive_password(request))
-        scan = scan_file(self.pool, job, self._deadline())
+        scan = scan_file(self.pool, job, deadline)
         node, report = scan.node, scan.report
         outcomes = engine_outcomes(report, node.engines, settings.av_config)
         result = Result()

@@ -280,6 +280,7 @@ class Node(Core):
     def track(self, connection: socket.socket) -> None:
         with self._io_lock:
             self._connections.add(connection)
+            self.stats.connections += 1
 
     def untrack(self, connection: socket.socket) -> None:
         with self._io_lock:

@@ -23,7 +23,8 @@ class ScanRecord:
 class NodeStats:
     """Counters of one node since it started or since its last reset_stats().
 
-    `requests` counts every request received; `uploads` the accepted uploads;
+    `requests` counts every request received; `connections` the TCP connections accepted;
+    `uploads` the accepted uploads;
     `result_requests` every GET /file/{id} that reached the routing (garbage, drop and
     bad_key answer before it).
     """
@@ -31,6 +32,7 @@ class NodeStats:
     uploads: int = 0
     result_requests: int = 0
     requests: int = 0
+    connections: int = 0
     scans: dict[str, ScanRecord] = field(default_factory=dict)
 
     def processing_seconds(self, data_id: str) -> float | None:

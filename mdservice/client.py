@@ -16,6 +16,8 @@ import requests
 
 MAX_JSON_BYTES = 32 * 1024 * 1024
 MAX_FILENAME_CHARS = 200
+# Core's data ids are 32 hex digits; anything far longer is not one.
+MAX_DATA_ID_CHARS = 256
 CHUNK = 64 * 1024
 
 
@@ -110,8 +112,8 @@ class CoreClient:
         with open(path, "rb") as body:
             answer = self._json("POST", "file", timeout, data=body, headers=headers)
         data_id = answer.get("data_id") if isinstance(answer, dict) else None
-        if not isinstance(data_id, str) or not data_id.strip():
-            raise CoreError(f"{self.name} accepted the upload but gave no data_id")
+        if not isinstance(data_id, str) or not data_id.strip() or len(data_id) > MAX_DATA_ID_CHARS:
+            raise CoreError(f"{self.name} accepted the upload but gave no usable data_id")
         return data_id
 
     def get_report(self, data_id: str, timeout: float | None = None) -> dict:

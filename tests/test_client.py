@@ -121,9 +121,10 @@ def test_non_json_answers_are_transient(requests_mock, body):
     assert not caught.value.permanent
 
 
-def test_upload_answer_without_data_id_is_an_error(requests_mock, sample):
-    requests_mock.post(BASE + "file", json={"something": "else"})
-    with pytest.raises(CoreError, match="no data_id"):
+@pytest.mark.parametrize("answer", [{"something": "else"}, {"data_id": ""}, {"data_id": 42}, {"data_id": "x" * 5000}])
+def test_upload_answer_without_usable_data_id_is_an_error(requests_mock, sample, answer):
+    requests_mock.post(BASE + "file", json=answer)
+    with pytest.raises(CoreError, match="no usable data_id"):
         CoreClient(BASE).upload(sample, "a")
 
 

@@ -1,8 +1,10 @@
 """The service against the Core emulator over real HTTP: every marker outcome, v3, API keys, TLS, end to end."""
 
 import json
+import logging
 import pathlib
 import sys
+import time
 
 import pytest
 from al_checks import run_task
@@ -228,3 +230,52 @@ def test_end_to_end_run_service_once(tmp_path):
     assert "eicar.com.sanitized" in names and any(n.endswith(".ontology") for n in names)
     ontology_file = next(result_path.parent.glob("working_directory/*/*.ontology"))
     assert len(json.loads(ontology_file.read_text())["results"]["antivirus"]) == len(EICAR_ENGINES)
+
+
+def test_one_keep_alive_connection_per_core_across_tasks(emulator, service, tmp_path):
+    service.get_tool_version()
+    before = emulator.nodes[0].stats.connections
+    for i in range(5):
+        scan(service, tmp_path, f"file {i}")
+    assert emulator.nodes[0].stats.connections - before <= 1
+
+
+def test_every_optional_feature_on_still_validates(tmp_path):
+    config = {"rule": "Multiscan & CDR", "fetch_sanitized_file": True, "stale_definition_days": 7,
+              "engine_refresh_seconds": 0.2}
+    with Emulator(scan_seconds=0.1) as emu:
+        service = MetaDefender({"base_url": emu.urls[0], **config})
+        service.start()
+        result, doc = scan(service, tmp_path, EICAR + " " + CDR + " " + ENCRYPTED,
+                           params={"archive_password": "infected"})
+        record = list(emu.nodes[0].stats.scans.values())[-1]
+    assert (record.rule, record.archive_password) == ("Multiscan & CDR", "infected")
+    titles = [title for _, title in tree(result)]
+    assert titles[0] == HITS and "CDR Successfully Executed" in titles
+    stale = next(s for s in result.result.sections if s.title_text == "Outdated Antivirus Definitions")
+    assert "Vir.IT eXplorer" in stale.body
+    assert [f["name"] for f in doc["response"]["supplementary"] if f["name"].endswith(".sanitized")] == [
+        "sample.bin.sanitized"]
+
+
+def test_new_definitions_change_the_tool_version_without_restart(tmp_path):
+    with Emulator(scan_seconds=0.1) as emu:
+        service = MetaDefender({"base_url": emu.urls[0], "engine_refresh_seconds": 0.2})
+        service.start()
+        before = service.get_tool_version()
+        emu.nodes[0].update_definitions()
+        assert service.get_tool_version() == before
+        time.sleep(0.3)
+        after = service.get_tool_version()
+        _, doc = scan(service, tmp_path, "x")
+    assert after != before
+    assert doc["response"]["service_tool_version"] == after
+
+
+def test_unverified_tls_warns_once(tmp_path, caplog):
+    with Emulator(tls=True, scan_seconds=0.1) as emu, caplog.at_level(logging.WARNING):
+        service = MetaDefender({"base_url": emu.urls[0], "verify_certificate": False})
+        service.start()
+        for i in range(2):
+            scan(service, tmp_path, f"x{i}")
+    assert caplog.text.count("verify_certificate is false") == 1
