@@ -13,6 +13,7 @@ from urllib.parse import unquote
 import pytest
 import urllib3
 from al_checks import run_task
+from core_answers import CLAMAV_EICAR, CLAMAV_ONLY, finished_report
 
 from mdservice.client import CHUNK, MAX_FILENAME_CHARS, MAX_JSON_BYTES, CoreClient, CoreError
 from metadefender import MetaDefender
@@ -20,11 +21,8 @@ from metadefender import MetaDefender
 CORE = "http://core-1:8008/"
 ELSEWHERE = "http://attacker.example/"
 KEY = "hostile-http-api-key-0123"
-ENGINES = [{"eng_name": "ClamAV", "eng_ver": "1.0.1", "engine_type": "av", "def_time": "2026-11-26T11:08:00.000Z",
-            "active": True, "state": "production"}]
-FINISHED = {"data_id": "d1", "scan_results": {"progress_percentage": 100, "scan_details": {
-    "ClamAV": {"scan_result_i": 1, "threat_found": "Eicar-Test-Signature"}}},
-    "process_info": {"progress_percentage": 100, "post_processing": {"actions_ran": "", "actions_failed": ""}}}
+ENGINES = CLAMAV_ONLY
+FINISHED = finished_report(CLAMAV_EICAR, actions_ran="")
 
 
 class Flood(io.RawIOBase):

@@ -14,6 +14,7 @@ import pathlib
 import pytest
 import requests
 from al_checks import run_task
+from core_answers import CLAMAV_EICAR, CLAMAV_ONLY, finished_report
 
 from mdservice.client import CoreClient, CoreError, redact_url
 from metadefender import MetaDefender, ServiceStartError
@@ -21,16 +22,12 @@ from metadefender import MetaDefender, ServiceStartError
 CORE = "http://core-1:8008/"
 KEY = "Zq7-secret-apikey-5f3e9c1d"
 PASSWORD = "url-pa55word-8c1"
-ENGINES = [{"eng_name": "ClamAV", "eng_ver": "1.0.1", "engine_type": "av", "def_time": "2026-11-26T11:08:00.000Z",
-            "active": True, "state": "production"}]
-FINISHED = {"data_id": "d1", "scan_results": {"progress_percentage": 100, "scan_details": {
-    "ClamAV": {"scan_result_i": 1, "threat_found": "Eicar-Test-Signature"}}},
-    "process_info": {"progress_percentage": 100, "post_processing": {"actions_ran": "Sanitized",
-                                                                     "actions_failed": ""}}}
-ECHO = {"err": f"Invalid apikey: {KEY}"}  # a Core or proxy that echoes the header it refused
+ENGINES = CLAMAV_ONLY
+FINISHED = finished_report(CLAMAV_EICAR, actions_ran="Sanitized")
 REFUSED = requests.exceptions.ConnectionError(
     f"HTTPConnectionPool(host='core-1', port=8008): Max retries exceeded with url: /file?apikey={KEY} "
     "(Caused by NewConnectionError('Failed to establish a new connection: [Errno 111] Connection refused'))")
+ECHO = {"err": f"Invalid apikey: {KEY}"}  # a Core or proxy that echoes the header it refused
 
 # (what Core does, text that must show somewhere so the capture is known to have seen the failure)
 TASK_FAILURES = {

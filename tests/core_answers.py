@@ -1,0 +1,14 @@
+"""Answers a MetaDefender Core gives, for tests that mock Core at the HTTP level."""
+
+CLAMAV_ONLY = [{"eng_name": "ClamAV", "eng_ver": "1.0.1", "engine_type": "av", "def_time": "2026-11-26T11:08:00.000Z",
+                "active": True, "state": "production"}]
+
+
+def finished_report(details: dict, actions_ran: str = "", data_id: str = "d1") -> dict:
+    """A v4 report whose scanning and post-processing are both done."""
+    return {"data_id": data_id, "scan_results": {"progress_percentage": 100, "scan_details": details},
+            "process_info": {"progress_percentage": 100,
+                             "post_processing": {"actions_ran": actions_ran, "actions_failed": ""}}}
+
+
+CLAMAV_EICAR = {"ClamAV": {"scan_result_i": 1, "threat_found": "Eicar-Test-Signature"}}
