@@ -123,7 +123,8 @@ def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
     sample = prepare_sample(args)
     with Emulator(nodes=args.nodes, scan_seconds=args.scan_seconds, md_version=args.md_version) as emulator:
-        print(f"Emulated MetaDefender Core(s): {', '.join(emulator.urls)}")
+        engines = sum(1 for engine in emulator.nodes[0].engines if engine.engine_type == "av")
+        print(f"Emulated MetaDefender Core(s): {', '.join(emulator.urls)} ({engines} antivirus engines each)")
         print(f"Scanning {sample.relative_to(ROOT)} with run_service_once ...")
         manifest = write_manifest(OUTPUT, demo_config(emulator.urls, args))
         result_path = run_service_once(sample, manifest)

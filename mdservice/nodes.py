@@ -58,7 +58,6 @@ class CoreNode:
         return engines
 
 
-
 class NodePool:
     """The Cores of `base_url`, handed out round-robin from a random start."""
 
