@@ -66,6 +66,11 @@ class EngineOutcome:
     engine: EngineInfo | None
 
     @property
+    def signature(self) -> str:
+        """The heuristic signature of a hit: `<engine>.<virus>`."""
+        return f"{self.name}.{self.virus}"
+
+    @property
     def is_hit(self) -> bool:
         return self.code in HIT_CODES
 
@@ -142,9 +147,8 @@ class AvHitSection(ResultKeyValueSection):
             "engine_version": outcome.engine.version if outcome.engine else UNKNOWN,
             "engine_definition_time": outcome.engine.def_time_text if outcome.engine else UNKNOWN,
         })
-        signature = f"{outcome.name}.{outcome.virus}"
-        score_map = {signature: score} if score is not None else None
-        self.set_heuristic(Heuristic(heur_id, signature=signature, score_map=score_map))
+        score_map = {outcome.signature: score} if score is not None else None
+        self.set_heuristic(Heuristic(heur_id, signature=outcome.signature, score_map=score_map))
         if is_taggable(outcome.virus):
             self.add_tag("av.virus_name", outcome.virus)
 
@@ -205,7 +209,7 @@ def av_sections(outcomes: list[EngineOutcome], av_config: AvConfig, safelist: fr
         return [] if clean else [NoVerdictSection(outcomes)]
     hit_section = ResultSection(TITLE_HITS)
     for outcome in hits:
-        score = signature_score(f"{outcome.name}.{outcome.virus}", outcome.virus, av_config, safelist)
+        score = signature_score(outcome.signature, outcome.virus, av_config, safelist)
         hit_section.add_subsection(AvHitSection(outcome, score))
     hit_section.add_subsection(EngineSummarySection(outcomes))
     sections = [hit_section]

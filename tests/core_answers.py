@@ -12,3 +12,12 @@ def finished_report(details: dict, actions_ran: str = "", data_id: str = "d1") -
 
 
 CLAMAV_EICAR = {"ClamAV": {"scan_result_i": 1, "threat_found": "Eicar-Test-Signature"}}
+
+
+def mock_core(requests_mock, base: str, engines: list, report: dict):
+    """Answer as one Core at `base` would: its engines, an upload as data id d1, `report` for it, a cancel."""
+    requests_mock.get(base + "stat/engines", json=engines)
+    requests_mock.post(base + "file", json={"data_id": "d1"})
+    requests_mock.get(base + "file/d1", json=report)
+    requests_mock.post(base + "file/d1/cancel", json={})
+    return requests_mock

@@ -13,7 +13,7 @@ from urllib.parse import unquote
 import pytest
 import urllib3
 from al_checks import run_task
-from core_answers import CLAMAV_EICAR, CLAMAV_ONLY, finished_report
+from core_answers import CLAMAV_EICAR, CLAMAV_ONLY, finished_report, mock_core
 
 from mdservice.client import CHUNK, MAX_FILENAME_CHARS, MAX_JSON_BYTES, CoreClient, CoreError
 from metadefender import MetaDefender
@@ -62,10 +62,7 @@ class BrokenOff(io.RawIOBase):
 
 @pytest.fixture
 def core(requests_mock):
-    requests_mock.get(CORE + "stat/engines", json=ENGINES)
-    requests_mock.post(CORE + "file", json={"data_id": "d1"})
-    requests_mock.get(CORE + "file/d1", json=FINISHED)
-    requests_mock.post(CORE + "file/d1/cancel", json={})
+    mock_core(requests_mock, CORE, ENGINES, FINISHED)
     return requests_mock
 
 

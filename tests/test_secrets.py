@@ -14,7 +14,7 @@ import pathlib
 import pytest
 import requests
 from al_checks import run_task
-from core_answers import CLAMAV_EICAR, CLAMAV_ONLY, finished_report
+from core_answers import CLAMAV_EICAR, CLAMAV_ONLY, finished_report, mock_core
 
 from mdservice.client import CoreClient, CoreError, redact_url
 from metadefender import MetaDefender, ServiceStartError
@@ -49,10 +49,7 @@ TASK_FAILURES = {
 
 @pytest.fixture
 def core(requests_mock):
-    requests_mock.get(CORE + "stat/engines", json=ENGINES)
-    requests_mock.post(CORE + "file", json={"data_id": "d1"})
-    requests_mock.get(CORE + "file/d1", json=FINISHED)
-    requests_mock.post(CORE + "file/d1/cancel", json={})
+    mock_core(requests_mock, CORE, ENGINES, FINISHED)
     requests_mock.get(CORE + "file/converted/d1", content=b"clean")
     return requests_mock
 

@@ -8,6 +8,7 @@ from urllib.parse import unquote
 import pytest
 from al_checks import run_task
 from assemblyline.odm.models.ontology.results import Antivirus
+from core_answers import finished_report, mock_core
 
 import metadefender
 from metadefender import MetaDefender, ServiceStartError
@@ -28,18 +29,9 @@ EICAR_DETAILS = {
 }
 
 
-def finished(details, post=None):
-    return {"data_id": "d1", "scan_results": {"progress_percentage": 100, "scan_details": details},
-            "process_info": {"progress_percentage": 100,
-                             "post_processing": post or {"actions_ran": "", "actions_failed": ""}}}
-
-
 @pytest.fixture
 def core(requests_mock):
-    requests_mock.get(CORE + "stat/engines", json=ENGINES_V4)
-    requests_mock.post(CORE + "file", json={"data_id": "d1"})
-    requests_mock.get(CORE + "file/d1", json=finished(EICAR_DETAILS))
-    return requests_mock
+    return mock_core(requests_mock, CORE, ENGINES_V4, finished_report(EICAR_DETAILS))
 
 
 def started(config=None):
@@ -69,17 +61,17 @@ def test_eicar_result_validates_and_carries_context_and_ontology(core, sample, t
 
 
 def test_clean_file_gives_an_empty_result(core, sample, tmp_path):
-    core.get(CORE + "file/d1", json=finished({"ClamAV": {"scan_result_i": 0}, "ESET": {"scan_result_i": 0}}))
+    core.get(CORE + "file/d1", json=finished_report({"ClamAV": {"scan_result_i": 0}, "ESET": {"scan_result_i": 0}}))
     kind, result, _ = run_task(started(), sample, str(tmp_path))
     assert kind == "result" and result.result.sections == [] and result.result.score == 0
 
 
 def test_polls_until_process_info_is_done_through_a_queued_document(core, sample, tmp_path):
     queued = {"data_id": "d1", "process_info": {"progress_percentage": 0, "result": "Processing"}}
-    av_done_cdr_running = finished(EICAR_DETAILS)
+    av_done_cdr_running = finished_report(EICAR_DETAILS)
     av_done_cdr_running["process_info"]["progress_percentage"] = 80
     core.get(CORE + "file/d1", [{"json": queued}, {"json": av_done_cdr_running},
-                                {"json": finished(EICAR_DETAILS, {"actions_ran": "Sanitized", "actions_failed": ""})}])
+                                {"json": finished_report(EICAR_DETAILS, actions_ran="Sanitized")}])
     kind, result, _ = run_task(started(), sample, str(tmp_path))
     assert kind == "result"
     assert titles(result)[-1] == (0, "CDR Successfully Executed")
@@ -218,7 +210,7 @@ def test_rule_and_archive_password_are_sent(core, sample, tmp_path):
 
 
 def test_sanitized_file_is_attached_when_asked(core, sample, tmp_path):
-    core.get(CORE + "file/d1", json=finished(EICAR_DETAILS, {"actions_ran": "Sanitized", "actions_failed": ""}))
+    core.get(CORE + "file/d1", json=finished_report(EICAR_DETAILS, actions_ran="Sanitized"))
     core.get(CORE + "file/converted/d1", content=b"sanitized bytes")
     kind, result, doc = run_task(started({"fetch_sanitized_file": True}), sample, str(tmp_path), filename="a.docx")
     assert [f["name"] for f in doc["response"]["supplementary"] if f["name"].endswith(".sanitized")] == [
@@ -226,7 +218,7 @@ def test_sanitized_file_is_attached_when_asked(core, sample, tmp_path):
 
 
 def test_sanitized_download_failure_is_a_note_not_a_failed_task(core, sample, tmp_path):
-    core.get(CORE + "file/d1", json=finished(EICAR_DETAILS, {"actions_ran": "Sanitized", "actions_failed": ""}))
+    core.get(CORE + "file/d1", json=finished_report(EICAR_DETAILS, actions_ran="Sanitized"))
     core.get(CORE + "file/converted/d1", status_code=404, json={"err": "File could not be found"})
     kind, result, _ = run_task(started({"fetch_sanitized_file": True}), sample, str(tmp_path))
     assert kind == "result"
@@ -234,7 +226,7 @@ def test_sanitized_download_failure_is_a_note_not_a_failed_task(core, sample, tm
 
 
 def test_sanitized_file_not_fetched_by_default(core, sample, tmp_path):
-    core.get(CORE + "file/d1", json=finished(EICAR_DETAILS, {"actions_ran": "Sanitized", "actions_failed": ""}))
+    core.get(CORE + "file/d1", json=finished_report(EICAR_DETAILS, actions_ran="Sanitized"))
     run_task(started(), sample, str(tmp_path))
     assert not any("converted" in r.path for r in core.request_history)
 
