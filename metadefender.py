@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import os
 import time
-from datetime import UTC, datetime
 
 from assemblyline.odm.models.ontology.results import Antivirus
 from assemblyline_v4_service.common.base import ServiceBase
@@ -18,12 +17,11 @@ from assemblyline_v4_service.common.result import Result, ResultSection, ResultT
 
 from mdservice.client import CoreClient, CoreError
 from mdservice.config import ServiceConfig, parse_config
-from mdservice.engines import EngineMap, tool_version
+from mdservice.engines import tool_version
 from mdservice.nodes import CoreNode, NodePool
-from mdservice.report import antivirus_parts, av_sections, cdr_section, engine_outcomes, sanitized_ran
+from mdservice.report import ResultOptions, build_result, sanitized_ran
 from mdservice.scan import ScanJob, scan_file
 
-TITLE_STALE = "Outdated Antivirus Definitions"
 # Part of the service timeout kept free for Assemblyline's own work after the scan.
 DEADLINE_MARGIN = 0.1
 MIN_DEADLINE_MARGIN = 1.0
@@ -80,19 +78,14 @@ class MetaDefender(ServiceBase):
                       _archive_password(request))
         scan = scan_file(self.pool, job, deadline)
         node, report = scan.node, scan.report
-        outcomes = engine_outcomes(report, node.engines, settings.av_config)
+        options = ResultOptions(settings.av_config, self.safelist, settings.stale_definition_days)
+        built = build_result(report, node.engines, options)
+        if built.cdr and settings.fetch_sanitized_file and sanitized_ran(report):
+            self._attach_sanitized(request, node, scan.data_id, built.cdr)
         result = Result()
-        for section in av_sections(outcomes, settings.av_config, self.safelist):
+        for section in built.sections:
             result.add_section(section)
-        cdr = cdr_section(report)
-        if cdr:
-            result.add_section(cdr)
-            if settings.fetch_sanitized_file and sanitized_ran(report):
-                self._attach_sanitized(request, node, scan.data_id, cdr)
-        stale = self._stale_section(node.engines)
-        if stale:
-            result.add_section(stale)
-        for part in antivirus_parts(outcomes):
+        for part in built.antivirus:
             self.ontology.add_result_part(Antivirus, part)
         request.set_service_context(node.engines.service_context() if node.engines else None)
         request.result = result
@@ -139,17 +132,3 @@ class MetaDefender(ServiceBase):
         except CoreError as exc:
             problem = str(exc)
         ResultTextSection("Sanitized file could not be downloaded", body=problem, parent=cdr)
-
-    def _stale_section(self, engines: EngineMap | None) -> ResultSection | None:
-        """Engines (not blocklisted) whose definitions are older than `stale_definition_days` (0: not checked)."""
-        if engines is None or not self.settings.stale_definition_days:
-            return None
-        stale = [e for e in engines.stale_engines(datetime.now(UTC), self.settings.stale_definition_days)
-                 if not self.settings.av_config.is_blocked(e.name)]
-        if not stale:
-            return None
-        section = ResultTextSection(TITLE_STALE)
-        section.add_line(f"These engines' definitions are older than {self.settings.stale_definition_days:g} "
-                         "days, so they may miss recent threats:")
-        section.add_lines([f"{e.name}: {e.def_time_text}" for e in stale])
-        return section

@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import json
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
 
 from assemblyline.odm.base import construct_safe
 from assemblyline.odm.models.tagging import Tagging
@@ -54,6 +55,7 @@ TITLE_NO_THREAT = "No Threat Detected by AV Engine(s)"
 TITLE_NO_VERDICT = "No AV Engine Gave a Verdict"
 TITLE_CDR_FAILED = "CDR Failed or No Malicious Files Found"
 TITLE_CDR_DONE = "CDR Successfully Executed"
+TITLE_STALE = "Outdated Antivirus Definitions"
 
 
 @dataclass(frozen=True)
@@ -248,12 +250,48 @@ def sanitized_ran(report: dict) -> bool:
     return is_finished(report) and isinstance(actions, str) and "sanitized" in actions.lower()
 
 
-def build_sections(report: dict, engines: EngineMap | None, av_config: AvConfig,
-                   safelist: frozenset[str]) -> list[ResultSection]:
-    """Every section for a finished report, in the contract's order: AV hits, failures / clean, CDR."""
-    sections = av_sections(engine_outcomes(report, engines, av_config), av_config, safelist)
+@dataclass(frozen=True)
+class ResultOptions:
+    """What besides the report decides the result: the admin's settings, the safelist and the time now."""
+
+    av_config: AvConfig = field(default_factory=AvConfig)
+    safelist: frozenset[str] = frozenset()
+    stale_definition_days: float = 0.0
+    now: datetime | None = None
+
+
+@dataclass(frozen=True)
+class ReportResult:
+    """Everything a finished report gives: sections in the contract's order, Antivirus parts, the CDR section."""
+
+    sections: list[ResultSection]
+    antivirus: list[dict]
+    cdr: ResultSection | None
+
+
+def build_result(report: dict, engines: EngineMap | None, options: ResultOptions) -> ReportResult:
+    """The whole result of a finished report: AV hits, failures / clean, CDR, outdated definitions."""
+    outcomes = engine_outcomes(report, engines, options.av_config)
+    sections = av_sections(outcomes, options.av_config, options.safelist)
     cdr = cdr_section(report)
-    return sections + [cdr] if cdr else sections
+    stale = stale_section(engines, options)
+    sections += [section for section in (cdr, stale) if section]
+    return ReportResult(sections, antivirus_parts(outcomes), cdr)
+
+
+def stale_section(engines: EngineMap | None, options: ResultOptions) -> ResultSection | None:
+    """Engines (not blocklisted) whose definitions are older than `stale_definition_days` (0: not checked)."""
+    days = options.stale_definition_days
+    if engines is None or not days:
+        return None
+    now = options.now or datetime.now(UTC)
+    stale = [e for e in engines.stale_engines(now, days) if not options.av_config.is_blocked(e.name)]
+    if not stale:
+        return None
+    section = ResultTextSection(TITLE_STALE)
+    section.add_line(f"These engines' definitions are older than {days:g} days, so they may miss recent threats:")
+    section.add_lines([f"{e.name}: {e.def_time_text}" for e in stale])
+    return section
 
 
 def antivirus_parts(outcomes: list[EngineOutcome]) -> list[dict]:

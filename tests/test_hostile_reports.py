@@ -27,9 +27,8 @@ from mdservice.report import (
     MAX_TAG_CHARS,
     TITLE_HITS,
     TITLE_NO_VERDICT,
-    antivirus_parts,
-    av_sections,
-    build_sections,
+    ResultOptions,
+    build_result,
     cdr_section,
     engine_outcomes,
     is_finished,
@@ -38,6 +37,7 @@ from mdservice.report import (
 
 SETTINGS = settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 AV_CONFIG = AvConfig()
+OPTIONS = ResultOptions(AV_CONFIG)
 CODES = [0, 1, 2, 3, 4, 10, 12, 15, 19, 22, 23, 5, 99, -1, 2**40]
 
 # Names as a hostile or broken Core could send them.
@@ -172,11 +172,12 @@ def check_result_is_storable(sections) -> None:
          engine_list=[{"eng_name": "ESET", "eng_ver": None}], md_version=4)
 def test_any_report_gives_a_result_assemblyline_accepts(report, engine_list, md_version):
     engines = read_engines(engine_list, md_version)
-    sections = build_sections(report, engines, AV_CONFIG, frozenset())
+    built = build_result(report, engines, OPTIONS)
+    sections = built.sections
     outcomes = engine_outcomes(report, engines, AV_CONFIG)
     check_result_is_storable(sections)
     check_tags_are_accepted(sections)
-    parts = antivirus_parts(outcomes)
+    parts = built.antivirus
     assert len(validate_antivirus_parts(parts)) == len(outcomes)
     json.dumps(parts, ensure_ascii=False).encode("utf-8")
 
@@ -231,13 +232,13 @@ def test_hundreds_of_engines_with_hostile_names(virus, code):
                     "def_time": "2024-03-11T06:00:00.000Z"} for i in range(count)]
     engines = read_engines(engine_list, 4)
     started = time.monotonic()
-    sections = av_sections(engine_outcomes(report, engines, AV_CONFIG), AV_CONFIG, frozenset())
+    sections = build_result(report, engines, OPTIONS).sections
     assert time.monotonic() - started < 5
     check_result_is_storable(sections)
     check_tags_are_accepted(sections)
     hits = [s for s in all_sections(sections) if s.heuristic is not None]
     assert len(hits) == len([k for k in details if details[k]["scan_result_i"]])
-    assert len(validate_antivirus_parts(antivirus_parts(engine_outcomes(report, engines, AV_CONFIG)))) == count
+    assert len(validate_antivirus_parts(build_result(report, engines, OPTIONS).antivirus)) == count
 
 
 def test_untaggable_virus_names_are_still_shown():
@@ -247,7 +248,7 @@ def test_untaggable_virus_names_are_still_shown():
         "ClamAV": {"scan_result_i": 1, "threat_found": "Evil\nName"},
         "ESET": {"scan_result_i": 1, "threat_found": long_name},
         "K7": {"scan_result_i": 1, "threat_found": "<b>Fine</b>"}}}}
-    hit_section = build_sections(report, None, AV_CONFIG, frozenset())[0]
+    hit_section = build_result(report, None, OPTIONS).sections[0]
     hits = {s.title_text: s for s in hit_section.subsections if s.heuristic}
     assert hits["ClamAV identified the file as Evil\nName"].tags == {}
     assert json.loads(hits["ClamAV identified the file as Evil\nName"].body)["virus_name"] == "Evil\nName"
@@ -260,16 +261,16 @@ def test_lone_surrogate_from_json_escape_is_replaced_not_stored():
     """`"\\ud800"` is valid JSON but no UTF-8 store (Elasticsearch) can hold the string it decodes to."""
     report = json.loads('{"scan_results": {"progress_percentage": 100, "scan_details": '
                         '{"ClamAV": {"scan_result_i": 1, "threat_found": "Eicar\\ud800"}}}}')
-    sections = build_sections(report, None, AV_CONFIG, frozenset())
+    sections = build_result(report, None, OPTIONS).sections
     hit = sections[0].subsections[0]
     assert hit.title_text == "ClamAV identified the file as Eicar\ufffd"
     assert hit.tags == {"av.virus_name": ["Eicar\ufffd"]}
-    assert antivirus_parts(engine_outcomes(report, None, AV_CONFIG))[0]["virus_name"] == "Eicar\ufffd"
+    assert build_result(report, None, OPTIONS).antivirus[0]["virus_name"] == "Eicar\ufffd"
 
 
 def test_engine_listed_without_a_version_keeps_its_ontology_part():
     """An engine with `eng_ver: ""` must still get an Antivirus part (AL's model refuses empty strings)."""
     engines = EngineMap.from_engine_list([{"eng_name": "ClamAV", "eng_ver": "", "engine_type": "av"}], 4)
     report = {"scan_results": {"scan_details": {"ClamAV": {"scan_result_i": 0}}}}
-    parts = antivirus_parts(engine_outcomes(report, engines, AV_CONFIG))
+    parts = build_result(report, engines, OPTIONS).antivirus
     assert [p.engine_name for p in validate_antivirus_parts(parts)] == ["ClamAV"]

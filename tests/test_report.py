@@ -14,7 +14,7 @@ from al_checks import validate_antivirus_parts, validate_sections
 from mdservice import report as md_report
 from mdservice.config import AvConfig
 from mdservice.engines import EngineMap
-from mdservice.report import antivirus_parts, build_sections, engine_outcomes, is_finished, progress_of
+from mdservice.report import ResultOptions, build_result, is_finished, progress_of
 
 TITLE_HITS = "AV Detections as Infected or Suspicious"
 TITLE_FAILS = "Failed to Scan or No Threats Detected"
@@ -59,8 +59,8 @@ def make_report(details: dict, post_processing: dict | None = None, process_prog
 
 def result_of(doc: dict, av_config: AvConfig | None = None, safelist=(), engines: EngineMap | None = None):
     """The sections the service gives for `doc`, as Assemblyline stores them (flattened, with `depth`)."""
-    sections = build_sections(doc, engines or engine_map(), av_config or AvConfig(), frozenset(safelist))
-    return validate_sections(sections).result
+    options = ResultOptions(av_config or AvConfig(), frozenset(safelist))
+    return validate_sections(build_result(doc, engines or engine_map(), options).sections).result
 
 
 def titles(result) -> list[tuple[int, str]]:
@@ -302,7 +302,7 @@ def test_configured_blocklist_ignores_case_and_spaces():
 
 def test_blocklisted_engines_have_no_antivirus_part():
     doc = make_report({"ClamAV": verdict(1, "Eicar"), "Antiy - AVL": verdict(1, "Trojan")})
-    parts = antivirus_parts(engine_outcomes(doc, engine_map(), AvConfig()))
+    parts = build_result(doc, engine_map(), ResultOptions()).antivirus
     assert [part["engine_name"] for part in parts] == ["ClamAV"]
 
 
@@ -468,7 +468,7 @@ def test_progress_of_a_running_v4_scan_is_the_whole_job_progress():
 ])
 def test_antivirus_part_category(code, category):
     doc = make_report({"ClamAV": verdict(code, "Eicar" if code in (1, 2, 4, 22) else "")})
-    parts = antivirus_parts(engine_outcomes(doc, engine_map(), AvConfig()))
+    parts = build_result(doc, engine_map(), ResultOptions()).antivirus
     assert [part["category"] for part in parts] == [category]
     [loaded] = validate_antivirus_parts(parts)
     assert loaded.category == category
@@ -481,7 +481,7 @@ def test_antivirus_parts_of_a_mixed_report():
         "Sophos": verdict(3),
         "ESET": verdict(1, ""),
     })
-    parts = antivirus_parts(engine_outcomes(doc, engine_map(), AvConfig()))
+    parts = build_result(doc, engine_map(), ResultOptions()).antivirus
     loaded = {part.engine_name: part for part in validate_antivirus_parts(parts)}
     assert set(loaded) == {"ClamAV", "Avira", "Sophos", "ESET"}
     assert loaded["ClamAV"].category == "malicious"

@@ -10,7 +10,7 @@ from al_checks import run_task
 from assemblyline.odm.models.ontology.results import Antivirus
 from core_answers import finished_report, mock_core
 
-import metadefender
+from mdservice.report import TITLE_STALE
 from metadefender import MetaDefender, ServiceStartError
 
 CORE = "http://core-1:8008/"
@@ -236,9 +236,9 @@ def test_stale_definitions_listed_only_when_asked(core, sample, tmp_path):
     old[1]["def_time"] = "2020-01-01T00:00:00.000Z"
     core.get(CORE + "stat/engines", json=old)
     kind, result, _ = run_task(started(), sample, str(tmp_path))
-    assert metadefender.TITLE_STALE not in [t for _, t in titles(result)]
+    assert TITLE_STALE not in [t for _, t in titles(result)]
     kind, result, _ = run_task(started({"stale_definition_days": 7}), sample, str(tmp_path))
-    stale = next(s for s in result.result.sections if s.title_text == metadefender.TITLE_STALE)
+    stale = next(s for s in result.result.sections if s.title_text == TITLE_STALE)
     assert "ESET: 2020-01-01 00:00:00" in stale.body and "ClamAV" not in stale.body
 
 
