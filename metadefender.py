@@ -10,13 +10,14 @@ from __future__ import annotations
 import os
 import time
 
+from assemblyline.common.exceptions import NonRecoverableError
 from assemblyline.odm.models.ontology.results import Antivirus
 from assemblyline_v4_service.common.base import ServiceBase
 from assemblyline_v4_service.common.request import ServiceRequest
 from assemblyline_v4_service.common.result import Result, ResultSection, ResultTextSection
 
 from mdservice.client import CoreClient, CoreError
-from mdservice.config import ServiceConfig, parse_config
+from mdservice.config import ServiceConfig, is_valid_text, parse_config
 from mdservice.engines import tool_version
 from mdservice.nodes import CoreNode, NodePool
 from mdservice.report import ResultOptions, build_result, sanitized_ran
@@ -33,7 +34,12 @@ def _archive_password(request: ServiceRequest) -> str:
         value = request.get_param("archive_password")
     except Exception:  # the framework raises a bare Exception for an unknown parameter
         return ""
-    return value if isinstance(value, str) else ""
+    if not isinstance(value, str):
+        return ""
+    if not is_valid_text(value):
+        raise NonRecoverableError("The archive_password submission parameter is not valid Unicode text (it holds "
+                                  "a lone surrogate); resubmit the file with the password typed as plain text")
+    return value
 
 
 class ServiceStartError(RuntimeError):
@@ -81,7 +87,7 @@ class MetaDefender(ServiceBase):
         options = ResultOptions(settings.av_config, self.safelist, settings.stale_definition_days)
         built = build_result(report, node.engines, options)
         if built.cdr and settings.fetch_sanitized_file and sanitized_ran(report):
-            self._attach_sanitized(request, node, scan.data_id, built.cdr)
+            self._attach_sanitized(request, node, scan.data_id, built.cdr, deadline)
         result = Result()
         for section in built.sections:
             result.add_section(section)
@@ -120,11 +126,19 @@ class MetaDefender(ServiceBase):
         timeout = float(self.service_attributes.timeout)
         return time.monotonic() + timeout - max(MIN_DEADLINE_MARGIN, DEADLINE_MARGIN * timeout)
 
-    def _attach_sanitized(self, request: ServiceRequest, node: CoreNode, data_id: str, cdr: ResultSection) -> None:
-        """Download Core's sanitized file as a supplementary file; a failure is a note in the CDR section."""
+    def _attach_sanitized(self, request: ServiceRequest, node: CoreNode, data_id: str, cdr: ResultSection,
+                          deadline: float) -> None:
+        """Download Core's sanitized file as a supplementary file by `deadline`; a failure is a note in the CDR section.
+
+        The AV verdict is already in hand, so nothing that goes wrong here may fail the task.
+        """
         destination = os.path.join(self.working_directory, f"{request.sha256}.sanitized")
+        max_bytes = int(self.settings.sanitized_file_max_mb * 2**20)
         try:
-            node.client.download_converted(data_id, destination)
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise CoreError("the task had no time left to download it")
+            node.client.download_converted(data_id, destination, max_bytes, timeout=remaining)
             name = f"{request.file_name or request.sha256}.sanitized"
             if request.add_supplementary(destination, name, "File sanitized by MetaDefender Core (Deep CDR)"):
                 return

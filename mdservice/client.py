@@ -10,14 +10,30 @@ from __future__ import annotations
 import json
 import os
 import re
+import ssl
+from collections.abc import Callable
 from urllib.parse import quote
 
 import requests
 
-MAX_JSON_BYTES = 32 * 1024 * 1024
+from mdservice.transport import ExchangeGuard, GuardedAdapter
+
+# The most each answer may take, far above what real Cores send: a report lists every engine (and an
+# archive's members), the engine list and node status a few dozen engines, other answers one line.
+REPORT_MAX_BYTES = 8 * 1024 * 1024
+STATUS_MAX_BYTES = 1024 * 1024
+SMALL_MAX_BYTES = 64 * 1024
+ERROR_MAX_BYTES = 4096
+# JSON of tiny containers costs ~50 times its size in memory; real reports hold a few thousand.
+MAX_CONTAINERS = 200_000
+# Longer integers are read as floats (so huge ones become inf) instead of costing big-number arithmetic.
+MAX_INT_DIGITS = 30
 MAX_FILENAME_CHARS = 200
-# Core's data ids are 32 hex digits; anything far longer is not one.
-MAX_DATA_ID_CHARS = 256
+MAX_ERROR_CHARS = 200
+# Core's data ids are 32 hex digits; anything else is refused before it reaches a URL or a message.
+DATA_ID = re.compile(r"[A-Za-z0-9_-]{1,64}")
+# The shortest piece of the API key that is masked wherever a Core or proxy echoes it.
+KEY_PIECE = 8
 CHUNK = 64 * 1024
 
 
@@ -66,7 +82,11 @@ def display_filename(name: str) -> str:
 
 
 class CoreClient:
-    """One Core's REST API at `base_url` (which ends with `/`)."""
+    """One Core's REST API at `base_url` (which ends with `/`).
+
+    Every call takes `timeout`, the seconds the whole exchange may last (default `md_timeout`); no single
+    socket operation waits longer than `md_timeout`. Every failure is a `CoreError`.
+    """
 
     def __init__(self, base_url: str, api_key: str = "", verify: bool | str = True, timeout: float = 40.0):
         self.base_url = base_url
@@ -75,6 +95,10 @@ class CoreClient:
         self.session = requests.Session()
         self.session.verify = verify
         self.session.trust_env = False
+        self.session.mount("http://", GuardedAdapter())
+        self.session.mount("https://", GuardedAdapter())
+        # Compressed answers can inflate a thousandfold, so none are asked for (and any that come are refused).
+        self.session.headers["Accept-Encoding"] = "identity"
         self._api_key = api_key
         if api_key:
             self.session.headers["apikey"] = api_key
@@ -84,11 +108,11 @@ class CoreClient:
 
     def get_engines(self, timeout: float | None = None):
         """The decoded `GET stat/engines` answer."""
-        return self._json("GET", "stat/engines", timeout)
+        return self._json("GET", "stat/engines", timeout, STATUS_MAX_BYTES)
 
     def get_scan_queue(self, timeout: float | None = None) -> int:
         """Files Core has not finished yet (`GET stat/nodes`: `scan_queue` summed over Core's nodes)."""
-        answer = self._json("GET", "stat/nodes", timeout)
+        answer = self._json("GET", "stat/nodes", timeout, STATUS_MAX_BYTES)
         statuses = [status for item in (answer if isinstance(answer, list) else [])
                     if isinstance(item, dict) and isinstance(item.get("statuses"), list)
                     for status in item["statuses"] if isinstance(status, dict)]
@@ -110,69 +134,106 @@ class CoreClient:
         if archive_password:
             headers["archivepwd"] = encode_header_value(archive_password)
         with open(path, "rb") as body:
-            answer = self._json("POST", "file", timeout, data=body, headers=headers)
+            answer = self._json("POST", "file", timeout, SMALL_MAX_BYTES, data=body, headers=headers)
         data_id = answer.get("data_id") if isinstance(answer, dict) else None
-        if not isinstance(data_id, str) or not data_id.strip() or len(data_id) > MAX_DATA_ID_CHARS:
+        if not isinstance(data_id, str) or not DATA_ID.fullmatch(data_id):
             raise CoreError(f"{self.name} accepted the upload but gave no usable data_id")
         return data_id
 
     def get_report(self, data_id: str, timeout: float | None = None) -> dict:
         """The report of `GET file/{data_id}`; a CoreError when Core no longer knows the data id."""
-        report = self._json("GET", f"file/{quote(data_id, safe='')}", timeout, lost_id=data_id)
+        report = self._json("GET", f"file/{data_id}", timeout, REPORT_MAX_BYTES, lost_id=data_id)
         if not isinstance(report, dict) or report.get(data_id) == "Not Found":
             raise CoreError(f"{self.name} lost the scan (data id {data_id} not found)")
         return report
 
     def cancel(self, data_id: str, timeout: float | None = None) -> None:
         """Ask Core to stop a scan nobody will wait for any more."""
-        self._json("POST", f"file/{quote(data_id, safe='')}/cancel", timeout)
+        self._json("POST", f"file/{data_id}/cancel", timeout, SMALL_MAX_BYTES)
 
-    def download_converted(self, data_id: str, destination: str, timeout: float | None = None) -> None:
-        """Stream the sanitized file of `GET file/converted/{data_id}` to `destination`."""
-        with self._send("GET", f"file/converted/{quote(data_id, safe='')}", timeout) as response:
+    def download_converted(self, data_id: str, destination: str, max_bytes: int,
+                           timeout: float | None = None) -> None:
+        """Stream the sanitized file of `GET file/converted/{data_id}` to `destination`, at most `max_bytes`.
+
+        On any failure the partial file is removed and a CoreError says why.
+        """
+        path = f"file/converted/{data_id}"
+
+        def save(response: requests.Response) -> None:
             if response.status_code != 200:
-                raise self._status_error(response, "file/converted")
-            with open(destination, "wb") as out:
-                for chunk in response.iter_content(CHUNK):
-                    out.write(chunk)
+                raise self._status_error(response, path)
+            with _open_output(destination) as out:
+                for chunk in self._body(response, path, max_bytes):
+                    _write(out, chunk)
 
-    def _json(self, method: str, path: str, timeout: float | None, lost_id: str | None = None, **kwargs):
-        with self._send(method, path, timeout, **kwargs) as response:
+        try:
+            self._exchange("GET", path, timeout, save)
+        except CoreError:
+            _remove(destination)
+            raise
+
+    def _json(self, method: str, path: str, timeout: float | None, max_bytes: int, lost_id: str | None = None,
+              **kwargs):
+        def read(response: requests.Response):
             if response.status_code == 404 and lost_id is not None:
                 raise CoreError(f"{self.name} lost the scan (data id {lost_id} not found)")
             if response.status_code != 200:
                 raise self._status_error(response, path)
-            return self._read_json(response, path)
+            return self._decode(b"".join(self._body(response, path, max_bytes)), path)
 
-    def _send(self, method: str, path: str, timeout: float | None, **kwargs) -> requests.Response:
-        timeout = self.timeout if timeout is None else max(0.001, min(timeout, self.timeout))
+        return self._exchange(method, path, timeout, read, **kwargs)
+
+    def _exchange(self, method: str, path: str, timeout: float | None, read: Callable, **kwargs):
+        """Send one request and `read` its answer, all within `timeout`; any failure becomes a CoreError."""
+        budget = self.timeout if timeout is None else max(0.001, timeout)
+        per_read = min(budget, self.timeout)
+        guard = ExchangeGuard(budget)
         try:
-            return self.session.request(method, self.base_url + path, timeout=timeout, stream=True,
-                                        allow_redirects=False, **kwargs)
-        except requests.exceptions.SSLError as exc:
-            raise CoreError(
+            with guard, self.session.request(method, self.base_url + path, timeout=per_read, stream=True,
+                                             allow_redirects=False, **kwargs) as response:
+                return read(response)
+        except CoreError:
+            raise
+        except Exception as exc:  # urllib3 and http.client raise many types for what a broken peer sends
+            raise self._failure(exc, method, path, budget, guard.expired) from None
+
+    def _failure(self, exc: Exception, method: str, path: str, budget: float, expired: bool) -> CoreError:
+        """The CoreError for an exchange that failed in transport; only a refused certificate is permanent."""
+        if expired or isinstance(exc, requests.exceptions.Timeout):
+            return CoreError(f"{self.name} did not answer {method} {path} within {budget:g} s")
+        if isinstance(exc, requests.exceptions.SSLError) and _failed_verification(exc):
+            return CoreError(
                 f"{self.name} failed TLS verification ({_reason(exc)}): set verify_certificate to the path of the "
-                "CA bundle that signed Core's certificate (or false to skip verification)", permanent=True) from None
-        except requests.exceptions.Timeout:
-            raise CoreError(f"{self.name} did not answer {method} {path} within {timeout:g} s") from None
-        except requests.exceptions.RequestException as exc:
-            raise CoreError(f"{self.name} could not be reached for {method} {path}: {_reason(exc)}") from None
+                "CA bundle that signed Core's certificate (or false to skip verification)", permanent=True)
+        if isinstance(exc, requests.exceptions.ConnectionError) and not isinstance(
+                exc, requests.exceptions.ChunkedEncodingError):
+            return CoreError(f"{self.name} could not be reached for {method} {path}: {_reason(exc)}")
+        return CoreError(f"{self.name} broke off its answer to {path}: {_reason(exc)}")
 
-    def _read_json(self, response: requests.Response, path: str):
-        body = bytearray()
+    def _body(self, response: requests.Response, path: str, max_bytes: int):
+        """The answer's bytes as they arrive; a CoreError past `max_bytes` or for a compressed answer."""
+        encoding = response.headers.get("Content-Encoding", "identity").strip().lower()
+        if encoding not in ("", "identity"):
+            raise CoreError(f"{self.name} sent a compressed answer to {path} (Content-Encoding "
+                            f"{_shown(encoding)}) although none was asked for")
+        received = 0
+        for chunk in response.raw.stream(CHUNK, decode_content=False):
+            received += len(chunk)
+            if received > max_bytes:
+                raise CoreError(f"{self.name} sent more than {_size(max_bytes)} for {path}")
+            yield chunk
+
+    def _decode(self, body: bytes, path: str):
+        """The JSON value of `body`, built only when it is small enough to hold in memory."""
+        if body.count(b"[") + body.count(b"{") > MAX_CONTAINERS:
+            raise CoreError(f"{self.name} answered {path} with JSON of more than {MAX_CONTAINERS} objects and lists")
         try:
-            for chunk in response.iter_content(CHUNK):
-                body += chunk
-                if len(body) > MAX_JSON_BYTES:
-                    raise CoreError(f"{self.name} sent more than {MAX_JSON_BYTES // 2**20} MiB for {path}")
-            return json.loads(body)
-        except requests.exceptions.RequestException as exc:
-            raise CoreError(f"{self.name} broke off its answer to {path}: {_reason(exc)}") from None
+            return json.loads(body, parse_int=_read_int)
         except (ValueError, RecursionError):  # RecursionError: JSON nested deeper than Python can decode
             raise CoreError(f"{self.name} answered {path} with something that is not JSON") from None
 
     def _status_error(self, response: requests.Response, path: str) -> CoreError:
-        status, detail = response.status_code, self._scrub(_error_text(response))
+        status, detail = response.status_code, self._error_text(response)
         where = f"{self.name} answered {path} with HTTP {status}{detail}"
         if status in (401, 403):
             return CoreError(f"{where}: the API key was refused; set api_key to a key of a Core user allowed "
@@ -187,19 +248,85 @@ class CoreClient:
             return CoreError(f"{where}: check base_url and md_version", permanent=True)
         return CoreError(where)
 
+    def _error_text(self, response: requests.Response) -> str:
+        """Core's own `{"err": ...}` message, key masked, then shortened; "" when there is none to read."""
+        try:
+            raw = response.raw.read(ERROR_MAX_BYTES, decode_content=False)
+            message = json.loads(raw).get("err", "")
+        except Exception:  # an error answer that is itself broken still has its status to report
+            return ""
+        text = self._scrub(message if isinstance(message, str) else str(message)[:ERROR_MAX_BYTES])
+        return f" ({text[:MAX_ERROR_CHARS]})" if text else ""
+
     def _scrub(self, text: str) -> str:
-        """`text` from Core (or a proxy) with the API key masked, should it echo the request's headers."""
-        return text.replace(self._api_key, "***") if self._api_key else text
+        """`text` with every piece of the API key of KEY_PIECE characters or more masked as `***`."""
+        return mask_key(text, self._api_key)
 
 
-def _error_text(response: requests.Response) -> str:
-    """Core's own `{"err": ...}` message, short, when it sent one."""
+def mask_key(text: str, key: str) -> str:
+    """`text` with each run of characters that contains a KEY_PIECE-long piece of `key` replaced by `***`."""
+    if len(key) < KEY_PIECE or len(text) < KEY_PIECE:
+        return text.replace(key, "***") if key else text
+    pieces = {key[i:i + KEY_PIECE] for i in range(len(key) - KEY_PIECE + 1)}
+    hidden = [False] * len(text)
+    for start in range(len(text) - KEY_PIECE + 1):
+        if text[start:start + KEY_PIECE] in pieces:
+            hidden[start:start + KEY_PIECE] = [True] * KEY_PIECE
+    shown, previous = [], False
+    for char, masked in zip(text, hidden, strict=True):
+        if not masked:
+            shown.append(char)
+        elif not previous:
+            shown.append("***")
+        previous = masked
+    return "".join(shown)
+
+
+def _read_int(digits: str) -> int | float:
+    return int(digits) if len(digits) <= MAX_INT_DIGITS else float(digits)
+
+
+def _failed_verification(exc: BaseException) -> bool:
+    """True when a TLS failure is Core's certificate or host name failing verification (not a cut handshake)."""
+    seen = set()
+    while exc is not None and id(exc) not in seen:
+        seen.add(id(exc))
+        if isinstance(exc, ssl.SSLCertVerificationError) or "CERTIFICATE_VERIFY_FAILED" in str(exc):
+            return True
+        exc = next((arg for arg in (*getattr(exc, "args", ()), getattr(exc, "reason", None))
+                    if isinstance(arg, BaseException)), exc.__cause__ or exc.__context__)
+    return False
+
+
+def _open_output(path: str):
     try:
-        raw = response.raw.read(4096, decode_content=True)
-        message = json.loads(raw).get("err", "")
-    except (ValueError, AttributeError, OSError, RecursionError, requests.exceptions.RequestException):
-        return ""
-    return f" ({str(message)[:200]})" if message else ""
+        return open(path, "wb", buffering=0)  # unbuffered: a full disk shows in write(), not in close()
+    except OSError as exc:
+        raise CoreError(f"the sanitized file could not be written: {exc.strerror}", node_fault=False) from None
+
+
+def _write(out, chunk: bytes) -> None:
+    view = memoryview(chunk)
+    try:
+        while view:
+            view = view[out.write(view):]
+    except OSError as exc:
+        raise CoreError(f"the sanitized file could not be written: {exc.strerror}", node_fault=False) from None
+
+
+def _remove(path: str) -> None:
+    try:
+        os.remove(path)
+    except OSError:
+        pass
+
+
+def _shown(text: str, limit: int = 40) -> str:
+    return repr(text if len(text) <= limit else text[:limit] + "...")
+
+
+def _size(count: int) -> str:
+    return f"{count // 2**20} MiB" if count >= 2**20 else f"{count // 1024} KiB"
 
 
 def _reason(exc: Exception) -> str:

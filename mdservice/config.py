@@ -21,6 +21,8 @@ DEFAULT_SIG_SCORES = {"TACHYON.Suspicious/XOX.Obfus.Gen.2": 100}
 MAX_REQUEST_TIMEOUT = 3600.0
 # Score revisions stay well inside the 32-bit integer Assemblyline stores scores (and their sums) in.
 MAX_SCORE = 1_000_000
+# Larger than any file Assemblyline keeps as a supplementary file.
+MAX_SANITIZED_MB = 100 * 1024.0
 
 
 class ConfigError(ValueError):
@@ -53,6 +55,7 @@ class ServiceConfig:
     av_config: AvConfig = field(default_factory=AvConfig)
     rule: str = ""
     fetch_sanitized_file: bool = False
+    sanitized_file_max_mb: float = 256.0
     engine_refresh_seconds: float = 600.0
     stale_definition_days: float = 0.0
 
@@ -69,8 +72,10 @@ def parse_config(raw: dict) -> ServiceConfig:
         md_timeout=_at_most(_number(raw, "md_timeout", 40.0, positive=True), "md_timeout", MAX_REQUEST_TIMEOUT),
         max_md_scan_time=_number(raw, "max_md_scan_time", 5.0, positive=True),
         av_config=_av_config(raw.get("av_config", {})),
-        rule=_string(raw, "rule", "").strip(),
+        rule=_text(raw, "rule"),
         fetch_sanitized_file=_boolean(raw, "fetch_sanitized_file", False),
+        sanitized_file_max_mb=_at_most(_number(raw, "sanitized_file_max_mb", 256.0, positive=True),
+                                       "sanitized_file_max_mb", MAX_SANITIZED_MB, "MiB"),
         engine_refresh_seconds=_number(raw, "engine_refresh_seconds", 600.0, positive=True),
         stale_definition_days=_number(raw, "stale_definition_days", 0.0, positive=False),
     )
@@ -102,12 +107,26 @@ def _is_http_url(url: str) -> bool:
         parts.port  # noqa: B018 - raises ValueError for a port that is not a number from 0 to 65535
     except ValueError:
         return False
-    return parts.scheme in ("http", "https") and bool(parts.hostname) and url.isprintable() and " " not in url
+    if parts.scheme not in ("http", "https") or not parts.hostname or not url.isprintable() or " " in url:
+        return False
+    return ":" in parts.hostname or _is_host_name(parts.hostname)
+
+
+def _is_host_name(host: str) -> bool:
+    """True for a DNS name the resolver accepts: no empty label, none longer than 63 characters."""
+    try:
+        host.encode("idna")
+    except UnicodeError:
+        return False
+    return True
 
 
 def _shown(value, limit: int = 80) -> str:
     """`repr(value)` cut to `limit` characters, so a huge value cannot flood the error message."""
-    text = repr(value)
+    try:
+        text = repr(value)
+    except ValueError:  # an integer with more digits than Python converts to text
+        return f"a {type(value).__name__} too long to show"
     return text if len(text) <= limit else text[:limit] + "...'"
 
 
@@ -120,10 +139,10 @@ def _api_key(raw: dict) -> str:
     return key
 
 
-def _at_most(value: float, key: str, limit: float) -> float:
-    """`value`, or a ConfigError naming `key` when it exceeds `limit` seconds."""
+def _at_most(value: float, key: str, limit: float, unit: str = "seconds") -> float:
+    """`value`, or a ConfigError naming `key` when it exceeds `limit` (in `unit`)."""
     if value > limit:
-        raise ConfigError(f"{key} must be at most {limit:g} seconds, not {value:g}")
+        raise ConfigError(f"{key} must be at most {limit:g} {unit}, not {value:g}")
     return value
 
 
@@ -136,6 +155,23 @@ def _string(raw: dict, key: str, default: str) -> str:
     return value
 
 
+def _text(raw: dict, key: str) -> str:
+    """A string sent to Core in a header, stripped; it must be valid Unicode (no lone surrogates)."""
+    value = _string(raw, key, "").strip()
+    if not is_valid_text(value):
+        raise ConfigError(f"{key} contains characters that are not valid Unicode text")
+    return value
+
+
+def is_valid_text(text: str) -> bool:
+    """True when `text` can be encoded as UTF-8 (JSON allows lone surrogates such as "\\udc80"; UTF-8 does not)."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
 def _boolean(raw: dict, key: str, default: bool) -> bool:
     value = raw.get(key, default)
     if not isinstance(value, bool):
@@ -145,13 +181,20 @@ def _boolean(raw: dict, key: str, default: bool) -> bool:
 
 def _number(raw: dict, key: str, default: float, positive: bool) -> float:
     value = raw.get(key, default)
-    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
-        raise ConfigError(f"{key} must be a number of seconds/days, not {_shown(value)}")
+    if isinstance(value, bool) or not isinstance(value, int | float) or not _is_finite(value):
+        raise ConfigError(f"{key} must be a number, not {_shown(value)}")
     if positive and not value > 0:
         raise ConfigError(f"{key} must be greater than 0, not {value!r}")
     if not value >= 0:
         raise ConfigError(f"{key} must be 0 or more, not {value!r}")
     return float(value)
+
+
+def _is_finite(value: int | float) -> bool:
+    try:
+        return math.isfinite(value)
+    except OverflowError:  # an integer too large for a float
+        return False
 
 
 def _verify(value) -> bool | str:

@@ -5,14 +5,20 @@ end of a scan and the next poll is latency the service adds. `PollSchedule` uses
 reports say: the progress seen so far gives a rate, the rate gives the time left, and the
 next poll lands just after the expected end. Until the rate is known the wait doubles, so
 a scan of T seconds costs a handful of requests and is seen at most a few percent late.
+Progress that stops moving (a scan stuck at 99 %) is asked about at most once a second.
 """
 
 from __future__ import annotations
+
+import math
 
 FLOOR = 0.05
 QUEUED_FACTOR = 0.25
 QUEUED_CEILING = 1.0
 CEILING = 3.0
+# Once the progress has not changed for STALLED seconds, polls come at most every STALLED_INTERVAL seconds.
+STALLED = 2.0
+STALLED_INTERVAL = 1.0
 
 
 class PollSchedule:
@@ -22,12 +28,22 @@ class PollSchedule:
         self.uploaded_at = uploaded_at
         self.not_started_at = uploaded_at
         self.first_sample: tuple[float, float] | None = None
+        self.last_progress: float | None = None
+        self.changed_at = uploaded_at
 
     def first_delay(self) -> float:
         return FLOOR
 
     def next_delay(self, now: float, progress: float | None) -> float:
         """Seconds to wait before the next poll, after a poll at `now` that showed `progress` (0-100 or None)."""
+        delay = self._delay(now, progress)
+        if progress != self.last_progress:
+            self.last_progress, self.changed_at = progress, now
+        elif now - self.changed_at >= STALLED:
+            delay = max(delay, STALLED_INTERVAL)
+        return delay
+
+    def _delay(self, now: float, progress: float | None) -> float:
         if not progress or progress <= 0:
             self.not_started_at = now
             self.first_sample = None
@@ -48,4 +64,5 @@ class PollSchedule:
             rate = (progress - earlier) / (now - then)
         else:
             rate = progress / max(now - self.not_started_at, 1e-3)
-        return (100 - progress) / rate
+        # A rate too small to divide by (progress of 5e-324 %) says nothing: wait as long as the other limits allow.
+        return (100 - progress) / rate if rate > 0 and math.isfinite(rate) else math.inf

@@ -18,9 +18,12 @@ from mdservice.nodes import PROBE_TIMEOUT, CoreNode, NodePool
 from mdservice.polling import PollSchedule
 from mdservice.report import is_finished, progress_of
 
-CANCEL_TIMEOUT = 2.0
-# The poll due at the deadline itself may still take this long to answer.
-LAST_POLL_GRACE = 0.5
+# Of the time a Core is given, this share (at most CANCEL_TIMEOUT s) is kept for canceling a scan given up on.
+CANCEL_SHARE = 0.1
+CANCEL_TIMEOUT = 1.0
+# The last poll is only sent while this share of the time (at most LAST_POLL_TIME s) is left for its answer.
+LAST_POLL_SHARE = 0.05
+LAST_POLL_TIME = 0.5
 
 
 @dataclass(frozen=True)
@@ -78,30 +81,38 @@ def scan_file(pool: NodePool, job: ScanJob, deadline: float, clock: Clock | None
 
 
 def scan_on_node(node: CoreNode, job: ScanJob, deadline: float, clock: Clock) -> tuple[str, dict]:
-    """Upload to one Core and poll until its report is finished: (data id, report), or a CoreError by `deadline`."""
+    """Upload to one Core and poll until its report is finished: (data id, report), or a CoreError by `deadline`.
+
+    Everything, the cancel of a scan given up on included, is over by `deadline`.
+    """
+    budget = deadline - clock.now()
+    polls_end = deadline - min(CANCEL_TIMEOUT, CANCEL_SHARE * budget)
+    last_poll = min(LAST_POLL_TIME, LAST_POLL_SHARE * budget)
     if node.engines is None:
-        node.read_engines(clock.now(), timeout=min(PROBE_TIMEOUT, deadline - clock.now()))
+        node.read_engines(clock.now(), timeout=min(PROBE_TIMEOUT, polls_end - clock.now()))
     data_id = node.client.upload(job.path, job.filename, job.rule, job.archive_password,
-                                 timeout=deadline - clock.now())
+                                 timeout=polls_end - clock.now())
     schedule = PollSchedule(clock.now())
     delay = schedule.first_delay()
     while True:
-        wait = min(delay, deadline - clock.now())
+        wait = min(delay, polls_end - last_poll - clock.now())
         if wait <= 0:
-            _cancel_quietly(node, data_id)
+            _cancel_quietly(node, data_id, deadline - clock.now())
             raise CoreError(f"{node.name} did not finish scanning within {deadline - schedule.uploaded_at:.1f} s "
                             f"of the upload (data id {data_id})")
         clock.sleep(wait)
-        report = node.client.get_report(data_id, timeout=max(deadline - clock.now(), LAST_POLL_GRACE))
+        report = node.client.get_report(data_id, timeout=polls_end - clock.now())
         if is_finished(report):
             return data_id, report
         delay = schedule.next_delay(clock.now(), progress_of(report))
 
 
-def _cancel_quietly(node: CoreNode, data_id: str) -> None:
+def _cancel_quietly(node: CoreNode, data_id: str, timeout: float) -> None:
     """Tell Core to drop a scan nobody waits for; it is only a courtesy, so errors are ignored."""
+    if timeout <= 0:
+        return
     try:
-        node.client.cancel(data_id, timeout=CANCEL_TIMEOUT)
+        node.client.cancel(data_id, timeout=timeout)
     except CoreError:
         pass
 

@@ -129,7 +129,7 @@ def test_upload_answer_without_usable_data_id_is_an_error(requests_mock, sample,
 
 
 def test_oversized_answer_is_cut_off(requests_mock, monkeypatch):
-    monkeypatch.setattr("mdservice.client.MAX_JSON_BYTES", 1000)
+    monkeypatch.setattr("mdservice.client.REPORT_MAX_BYTES", 1000)
     requests_mock.get(BASE + "file/d1", text='{"pad": "' + "x" * 5000 + '"}')
     with pytest.raises(CoreError, match="more than"):
         CoreClient(BASE).get_report("d1")
@@ -175,14 +175,14 @@ def test_credentials_in_url_never_appear_in_messages(requests_mock):
 def test_sanitized_file_is_streamed_to_disk(requests_mock, tmp_path):
     requests_mock.get(BASE + "file/converted/d1", content=b"clean copy")
     destination = tmp_path / "out"
-    CoreClient(BASE).download_converted("d1", str(destination))
+    CoreClient(BASE).download_converted("d1", str(destination), max_bytes=100)
     assert destination.read_bytes() == b"clean copy"
 
 
 def test_missing_sanitized_file_is_an_error(requests_mock, tmp_path):
     requests_mock.get(BASE + "file/converted/d1", status_code=404, json={"err": "File could not be found"})
     with pytest.raises(CoreError, match="404"):
-        CoreClient(BASE).download_converted("d1", str(tmp_path / "out"))
+        CoreClient(BASE).download_converted("d1", str(tmp_path / "out"), max_bytes=100)
 
 
 def test_per_request_timeout_never_exceeds_md_timeout(requests_mock):

@@ -15,7 +15,7 @@ import urllib3
 from al_checks import run_task
 from core_answers import CLAMAV_EICAR, CLAMAV_ONLY, finished_report, mock_core
 
-from mdservice.client import CHUNK, MAX_FILENAME_CHARS, MAX_JSON_BYTES, CoreClient, CoreError
+from mdservice.client import CHUNK, MAX_FILENAME_CHARS, REPORT_MAX_BYTES, CoreClient, CoreError
 from metadefender import MetaDefender
 
 CORE = "http://core-1:8008/"
@@ -79,15 +79,15 @@ def error_message(error_doc: dict) -> str:
 # --- oversized ---------------------------------------------------------------------------------------------------
 
 def test_oversized_report_is_cut_off_at_the_cap_with_a_clear_error(core):
-    flood = Flood(4 * MAX_JSON_BYTES)
+    flood = Flood(4 * REPORT_MAX_BYTES)
     core.get(CORE + "file/d1", body=flood)
-    with pytest.raises(CoreError, match=f"more than {MAX_JSON_BYTES // 2**20} MiB for file/d1"):
+    with pytest.raises(CoreError, match=f"more than {REPORT_MAX_BYTES // 2**20} MiB for file/d1"):
         CoreClient(CORE).get_report("d1")
-    assert flood.served <= MAX_JSON_BYTES + 2 * CHUNK, "the client kept reading past its cap"
+    assert flood.served <= REPORT_MAX_BYTES + 2 * CHUNK, "the client kept reading past its cap"
 
 
 def test_oversized_report_fails_the_task_as_retryable_not_a_result(core, sample, tmp_path):
-    core.get(CORE + "file/d1", body=Flood(MAX_JSON_BYTES + 10 * CHUNK))
+    core.get(CORE + "file/d1", body=Flood(REPORT_MAX_BYTES + 10 * CHUNK))
     kind, error, _ = run_task(started(), sample, str(tmp_path))
     assert kind == "error" and error["response"]["status"] == "FAIL_RECOVERABLE"
     assert "MiB" in error_message(error)
