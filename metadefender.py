@@ -101,7 +101,7 @@ class MetaDefender(ServiceBase):
         if not answered:
             problems = "; ".join(node.last_error for node in self.pool.nodes)
             raise ServiceStartError(f"No MetaDefender Core could be reached: {problems}")
-        if not any(node.engines.active_count for node in answered):
+        if not any(node.engines.active_av_count for node in answered):
             raise ServiceStartError("No reachable MetaDefender Core has an active engine: check Core's "
                                     "Inventory > Technologies (licence and engine updates)")
 
