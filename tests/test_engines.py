@@ -284,8 +284,8 @@ def test_counts_range_and_stale_check_see_each_engine_once_and_active_copies_onl
 
 
 def test_only_utility_engines_active_means_no_active_antivirus_engine():
-    payload = [v4_engine("ClamAV", active=False, state="disabled"), v4_engine("Archive", "6", "", engine_type="archive"),
-               v4_engine("Utility", "1", "", engine_type="util")]
+    payload = [v4_engine("ClamAV", active=False, state="disabled"),
+               v4_engine("Archive", "6", "", engine_type="archive"), v4_engine("Utility", "1", "", engine_type="util")]
     engines = EngineMap.from_engine_list(payload, 4)
     assert (engines.active_count, engines.active_av_count) == (2, 0)
 

@@ -42,13 +42,20 @@ def engine_map() -> EngineMap:
 
 
 def verdict(code, threat: str = "") -> dict:
-    """One engine's entry in `scan_details`."""
-    return {"scan_result_i": code, "threat_found": threat, "def_time": "2024-03-11T11:08:00.000Z",
-            "scan_time": 10, "wait_time": 1}
+    """One engine's entry in `scan_details` (`make_report` adds the engine's `def_time`)."""
+    return {"scan_result_i": code, "threat_found": threat, "scan_time": 10, "wait_time": 1}
 
 
 def make_report(details: dict, post_processing: dict | None = None, process_progress: int | None = None) -> dict:
-    """A finished report; `process_info` (v4) only when post_processing or process_progress is given."""
+    """A finished report; `process_info` (v4) only when post_processing or process_progress is given.
+
+    Each engine of ENGINE_LIST carries the definition time the engine list shows for it, as on a Core whose
+    definitions did not change between the engine list and the scan.
+    """
+    listed = {name: def_time for name, _, def_time in ENGINE_LIST}
+    for name, entry in details.items():
+        if isinstance(entry, dict) and name in listed:
+            entry.setdefault("def_time", listed[name])
     doc = {"data_id": "8101abae27be4d63859c55d9e0ed0135",
            "scan_results": {"progress_percentage": 100, "scan_all_result_i": 1, "scan_details": details}}
     if post_processing is not None or process_progress is not None:
