@@ -75,7 +75,7 @@ class MetaDefender(ServiceBase):
         settings, deadline = self.settings, self._deadline()
         self.pool.refresh_engines(settings.engine_refresh_seconds)
         job = ScanJob(request.file_path, request.file_name or request.sha256, settings.rule,
-                      _archive_password(request))
+                      _archive_password(request), request.sha256)
         scan = scan_file(self.pool, job, deadline)
         node, report = scan.node, scan.report
         options = ResultOptions(settings.av_config, self.safelist, settings.stale_definition_days)

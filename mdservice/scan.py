@@ -16,7 +16,7 @@ from assemblyline.common.exceptions import NonRecoverableError, RecoverableError
 from mdservice.client import CoreError
 from mdservice.nodes import PROBE_TIMEOUT, CoreNode, NodePool
 from mdservice.polling import PollSchedule
-from mdservice.report import is_finished, progress_of
+from mdservice.report import foreign_report, is_finished, progress_of
 
 CANCEL_TIMEOUT = 2.0
 # The poll due at the deadline itself may still take this long to answer.
@@ -25,12 +25,14 @@ LAST_POLL_GRACE = 0.5
 
 @dataclass(frozen=True)
 class ScanJob:
-    """What to send: the file, the name Core shows, and the optional rule and archive password."""
+    """What to send: the file, the name Core shows, the optional rule and archive password, and the file's SHA-256
+    (to recognise a report that is not for this file; empty: not checked)."""
 
     path: str
     filename: str
     rule: str = ""
     archive_password: str = ""
+    sha256: str = ""
 
 
 @dataclass(frozen=True)
@@ -94,6 +96,9 @@ def scan_on_node(node: CoreNode, job: ScanJob, deadline: float, clock: Clock) ->
         clock.sleep(wait)
         report = node.client.get_report(data_id, timeout=max(deadline - clock.now(), LAST_POLL_GRACE))
         if is_finished(report):
+            foreign = foreign_report(report, data_id, job.sha256)
+            if foreign:
+                raise CoreError(f"{node.name} answered with another file's report: {foreign}")
             return data_id, report
         delay = schedule.next_delay(clock.now(), progress_of(report))
 
