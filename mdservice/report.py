@@ -319,8 +319,9 @@ def _member_line(member: dict) -> str:
     detected, scanned = _count(member.get("detected_by")), _count(member.get("scanned_with"))
     if detected is None:
         return f"{path}: {verdict}"
-    engines = f"{detected} of {scanned}" if scanned is not None else f"{detected}"
-    return f"{path}: {verdict}, flagged by {engines} engines"
+    if scanned is None:
+        return f"{path}: {verdict}, flagged by {detected} engine{'' if detected == 1 else 's'}"
+    return f"{path}: {verdict}, flagged by {detected} of {scanned} engines"
 
 
 def cdr_section(report: dict) -> ResultSection | None:
