@@ -152,7 +152,9 @@ def tool_version(fingerprints: list[str]) -> str:
 def _engine_info(item, md_version: int) -> EngineInfo:
     if not isinstance(item, dict) or not isinstance(item.get("eng_name"), str) or not item["eng_name"].strip():
         raise ValueError("an engine list entry has no eng_name")
-    engine_type = item.get("engine_type" if md_version == 4 else "eng_type")
+    # The other API version's type field when this one's is missing, e.g. a v4 Core configured as md_version 3.
+    primary, fallback = ("engine_type", "eng_type") if md_version == 4 else ("eng_type", "engine_type")
+    engine_type = item.get(primary) or item.get(fallback)
     raw_time = clean_text(item.get("def_time"))
     state = item.get("state")
     return EngineInfo(

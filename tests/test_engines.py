@@ -306,3 +306,9 @@ def test_tool_version_ignores_utility_engines_but_not_new_antivirus_definitions(
 @pytest.mark.parametrize("version", ["1462 (20150625)", "26534-26"])
 def test_free_text_engine_versions_are_kept_as_core_wrote_them(version):
     assert EngineMap.from_engine_list([v4_engine("K7", version)], 4).lookup("K7").version == version
+
+
+def test_the_type_field_of_the_other_api_version_is_read_when_this_ones_is_missing():
+    v4_shaped = {"eng_name": "ClamAV", "eng_ver": "1.0", "engine_type": "av", "def_time": "", "active": True}
+    assert EngineMap.from_engine_list([v4_shaped], 3).active_av_count == 1
+    assert EngineMap.from_engine_list([v3_engine("Avira", eng_type="av")], 4).active_av_count == 1
