@@ -253,7 +253,8 @@ class NotShownSection(ResultTextSection):
 
     def __init__(self, outcomes: list[EngineOutcome], shown: list[EngineOutcome]):
         super().__init__(TITLE_NOT_SHOWN)
-        left = [o for o in outcomes if o not in shown]
+        listed = {id(o) for o in shown}
+        left = [o for o in outcomes if id(o) not in listed]
         flagged, clean = sum(1 for o in left if o.is_hit), sum(1 for o in left if o.is_clean)
         self.add_line(f"{len(left)} more engines are not listed ({flagged} flagged the file, {clean} found nothing, "
                       f"{len(left) - flagged - clean} failed); only {len(shown)} of the {len(outcomes)} engines "
