@@ -81,7 +81,7 @@ class MetaDefender(ServiceBase):
         settings, deadline = self.settings, self._deadline()
         self.pool.refresh_engines(settings.engine_refresh_seconds)
         job = ScanJob(request.file_path, request.file_name or request.sha256, settings.rule,
-                      _archive_password(request))
+                      _archive_password(request), request.sha256)
         scan = scan_file(self.pool, job, deadline)
         node, report = scan.node, scan.report
         options = ResultOptions(settings.av_config, self.safelist, settings.stale_definition_days)
@@ -107,7 +107,7 @@ class MetaDefender(ServiceBase):
         if not answered:
             problems = "; ".join(node.last_error for node in self.pool.nodes)
             raise ServiceStartError(f"No MetaDefender Core could be reached: {problems}")
-        if not any(node.engines.active_count for node in answered):
+        if not any(node.engines.active_av_count for node in answered):
             raise ServiceStartError("No reachable MetaDefender Core has an active engine: check Core's "
                                     "Inventory > Technologies (licence and engine updates)")
 

@@ -28,6 +28,7 @@ SAMPLES = {
     "mixed": ("mixed.bin", b"MDEMU:MIXED\n"),
     "cdr": ("report.docx", EICAR + b"\nMDEMU:CDR\n"),
     "not-scanned": ("odd.bin", b"MDEMU:NOT-SCANNED\n"),
+    "archive": ("bundle.zip", b"PK\x03\x04 MDEMU:ARCHIVE\n"),
 }
 
 
@@ -38,6 +39,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--all-features", action="store_true",
                         help="switch the optional features on: sanitized file download, a Core rule, the "
                              "stale-definition check (and scan the 'cdr' sample unless --file/--sample is given)")
+    parser.add_argument("--real-core", action="store_true",
+                        help="answer as the real Cores OPSWAT published: every engine package listed (inactive "
+                             "copies, names in other case) and reports with Core 4.3's field set")
     parser.add_argument("--md-version", type=int, choices=(3, 4), default=4, help="emulate a Core v3 or v4")
     parser.add_argument("--nodes", type=int, default=1, help="how many emulated Cores (round-robin)")
     parser.add_argument("--scan-seconds", type=float, default=0.5, help="the emulator's scan time per file")
@@ -122,9 +126,12 @@ def summary(result_path: pathlib.Path) -> str:
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
     sample = prepare_sample(args)
-    with Emulator(nodes=args.nodes, scan_seconds=args.scan_seconds, md_version=args.md_version) as emulator:
+    real = {"engine_list": "packages", "report_flavour": "4.3"} if args.real_core else {}
+    with Emulator(nodes=args.nodes, scan_seconds=args.scan_seconds, md_version=args.md_version, **real) as emulator:
         engines = sum(1 for engine in emulator.nodes[0].engines if engine.engine_type == "av")
-        print(f"Emulated MetaDefender Core(s): {', '.join(emulator.urls)} ({engines} antivirus engines each)")
+        listed = len(emulator.nodes[0].listing)
+        print(f"Emulated MetaDefender Core(s): {', '.join(emulator.urls)} ({engines} antivirus engines each, "
+              f"{listed} entries in the engine list)")
         print(f"Scanning {sample.relative_to(ROOT)} with run_service_once ...")
         manifest = write_manifest(OUTPUT, demo_config(emulator.urls, args))
         result_path = run_service_once(sample, manifest)

@@ -15,7 +15,12 @@ GET /hash/{hash}, GET /stat/engines, GET /stat/nodes, GET /version.
 Engines: twelve AV engines (ClamAV ... Antiy-AVL), definitions 1 to 25 hours older than
 the start, except Vir.IT eXplorer (30 days older); Quick Heal is listed but inactive
 ("temporary failed"); plus an archive engine (no definitions) and a file type engine.
-`node.update_definitions()` moves every definition time one day forward.
+`node.update_definitions()` moves every definition time one day forward. With
+`engine_list="packages"` GET /stat/engines lists them as real Cores with Linux and Windows
+packages do (inactive copies, names in other case, Total Defense with inactive packages
+only, a utility engine); `node.update_inactive_packages()` gives the inactive ones new versions.
+
+Reports: `report_flavour="4.3"` answers with an older Core's field set (see `as_core_4_3`).
 
 Processing: each Core scans `concurrency` files at a time, the others wait in FIFO order
 (at most `queue_limit`, then 503). A job's start and finish are fixed at upload; a
@@ -31,6 +36,7 @@ from .faults import FAULTS
 from .server import Emulator, Node
 from .stats import NodeStats, ScanRecord
 from .verdicts import (
+    ARCHIVE,
     ARCHIVE_PASSWORD,
     CDR,
     CDR_FAIL,
@@ -53,6 +59,7 @@ from .verdicts import (
 __doc__ += MARKERS_HELP
 
 __all__ = [
+    "ARCHIVE",
     "ARCHIVE_PASSWORD",
     "CDR",
     "CDR_FAIL",

@@ -5,6 +5,7 @@ import signal
 import sys
 import threading
 
+from .core import ENGINE_LISTS, REPORT_FLAVOURS
 from .faults import FAULTS, parse_fault
 from .server import Emulator
 from .verdicts import MARKERS_HELP
@@ -61,6 +62,12 @@ def _parser() -> argparse.ArgumentParser:
     )
     add("--node-scan-seconds", action="append", default=[], metavar="NODE:SECONDS",
         help="scan time of node NODE instead of --scan-seconds (repeatable), e.g. 2:2.5 for a slow Core")
+    add("--engine-list", choices=ENGINE_LISTS, default="tidy",
+        help="tidy: one entry per engine (default); packages: Linux and Windows packages of the engines, as real "
+             "Cores list them (inactive copies, names in other case, engines with inactive packages only)")
+    add("--report-flavour", choices=REPORT_FLAVOURS, default="current",
+        help="current (default), or 4.3: reports with an older Core's field set (\"Clean\", no wait_time, "
+             "queue_time or processing_time; while scanning code 0 with no engines yet)")
     add("--tls", action="store_true", help="serve HTTPS with a fresh CA (its path is printed at start)")
     add("--cert-dir", default=None, help="where --tls writes its CA and certificate (default ./.emulator-tls/)")
     add("--quiet", action="store_true", help="no log line per request")
@@ -116,6 +123,8 @@ def main(argv: list[str] | None = None) -> int:
             quiet=args.quiet,
             cert_dir=args.cert_dir or (".emulator-tls" if args.tls else None),
             node_scan_seconds=_node_scan_seconds(parser, args),
+            engine_list=args.engine_list,
+            report_flavour=args.report_flavour,
         ).start()
     except (OSError, ValueError) as error:
         print(f"mdcore_emulator: cannot start: {error}", file=sys.stderr)

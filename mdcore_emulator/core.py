@@ -11,7 +11,7 @@ import uuid
 from dataclasses import dataclass
 from typing import NamedTuple
 
-from .engines import advance, catalogue, engine_list, node_engine_summary
+from .engines import advance, catalogue, engine_list, node_engine_summary, packages, reinstall_inactive
 from .faults import check_fault
 from .processing import (
     Clock,
@@ -27,6 +27,8 @@ from .processing import (
 from .stats import NodeStats, ScanRecord
 
 VERSIONS = {3: "3.13.1", 4: "4.18.0"}
+ENGINE_LISTS = ("tidy", "packages")
+REPORT_FLAVOURS = ("current", "4.3")
 STALE_DAYS = 7  # definitions older than this are reported as an issue in /stat/nodes
 
 
@@ -60,6 +62,8 @@ class Settings:
     queue_limit: int = 500
     slow_seconds: float = 2.0
     quiet: bool = True
+    engine_list: str = "tidy"
+    report_flavour: str = "current"
 
 
 class Core:
@@ -70,6 +74,8 @@ class Core:
         self.settings = settings
         self.clock = clock
         self.engines = catalogue(clock.wall(clock.now()))
+        # What GET /stat/engines lists: the engines themselves, or (engine_list "packages") every package of them.
+        self.listing = packages(self.engines) if settings.engine_list == "packages" else self.engines
         self.stats = NodeStats()
         # This Core's own scan time per file; None: the emulator-wide settings.scan_seconds.
         self.scan_seconds: float | None = None
@@ -103,7 +109,12 @@ class Core:
     def update_definitions(self) -> None:
         """New definitions: every engine's def_time moves one day forward. Running scans keep theirs."""
         with self._lock:
-            self.engines = advance(self.engines)
+            self.engines, self.listing = advance(self.engines), advance(self.listing)
+
+    def update_inactive_packages(self) -> None:
+        """Core downloads new versions of the packages it does not scan with; the engines that scan stay."""
+        with self._lock:
+            self.listing = reinstall_inactive(self.listing)
 
     def reset_stats(self) -> None:
         with self._lock:
@@ -133,7 +144,7 @@ class Core:
         return json_reply(200, {"product_id": "MSCL", "version": VERSIONS[self.settings.md_version]})
 
     def engine_list(self) -> Reply:
-        return json_reply(200, engine_list(self.engines, self.settings.md_version))
+        return json_reply(200, engine_list(self.listing, self.settings.md_version))
 
     def nodes_status(self) -> Reply:
         """GET /stat/nodes, shaped as the OpenAPI schema: a list holding one instance with one node."""
@@ -216,7 +227,7 @@ class Core:
             job = None if "lost" in self._faults else self._book.get(data_id)
             if job is None:
                 return json_reply(404, {data_id: "Not Found"})
-            return json_reply(200, build_report(job, self.clock.now(), self.settings.md_version, self.clock))
+            return json_reply(200, self._report(job, self.clock.now()))
 
     def converted(self, data_id: str) -> Reply:
         """GET /file/converted/{data_id}: the sanitized bytes, or 404 while/when there are none."""
@@ -244,4 +255,7 @@ class Core:
             job = self._book.latest_finished(digest, now)
             if job is None:
                 return json_reply(404, {digest.upper(): "Not Found"})
-            return json_reply(200, build_report(job, now, self.settings.md_version, self.clock))
+            return json_reply(200, self._report(job, now))
+
+    def _report(self, job, now: float) -> dict:
+        return build_report(job, now, self.settings.md_version, self.clock, self.settings.report_flavour)

@@ -5,6 +5,7 @@ times are placed relative to the emulator's start (see `catalogue`); `advance` r
 the catalogue after a definition update.
 """
 
+import re
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, time, timedelta
 
@@ -54,6 +55,23 @@ _CATALOGUE = (
 )
 
 
+# The Windows and Wine packages a real Core lists beside the Linux ones (as OPSWAT's published Core answers show):
+# catalogue name -> (eng_id suffix, name as listed, version, state, listed before the Linux package). All inactive.
+_OTHER_PACKAGES = {
+    "ClamAV": ("windows", "Clamav", "0.99.2", "downloaded", True),
+    "Avira": ("windows", "Avira", "8.3.44.100", "disabled", False),
+    "Bitdefender": ("wine", "BitDefender", "7.1 (20150625)", "downloaded", True),
+    "K7": ("windows", "K7", "1462 (20150625)", "disabled", False),
+    INACTIVE_ENGINE: ("windows", "Quickheal", "26534-26", "disabled", True),
+}
+# Entries of engines that have inactive packages only, and a utility engine: name, eng_id, version, type, state.
+_PACKAGE_ONLY = (
+    ("TotalDefense", "totaldefense_1_windows", "3.0.0.1", "av", "disabled"),
+    ("Total Defense", "totaldefense_1_wine", "3.0.0.2", "av", "downloaded"),
+    ("Proactive DLP", "dlp_1_linux", "2.9.0", "util", "production"),
+)
+
+
 def _last_before(start: datetime, at: time) -> datetime:
     """The latest moment at time of day `at` (UTC) that lies at least one hour before `start`."""
     limit = start - timedelta(hours=1)
@@ -88,6 +106,38 @@ def catalogue(start: datetime) -> tuple[Engine, ...]:
     inactive ("temporary failed") and never scans; the archive engine has no definitions.
     """
     return tuple(_engine(start, row) for row in _CATALOGUE)
+
+
+def packages(engines: tuple[Engine, ...]) -> tuple[Engine, ...]:
+    """The engine list of a Core with Linux and Windows packages installed: every engine of `engines`, several
+    beside an inactive copy (def_time "", state "downloaded" or "disabled", the name in other case), before or
+    after it; then Total Defense, listed with inactive packages only, and an active utility engine."""
+    listing: list[Engine] = []
+    for engine in engines:
+        other = _OTHER_PACKAGES.get(engine.name)
+        if other is None:
+            listing.append(engine)
+            continue
+        copy = _inactive_package(engine, *other[:4])
+        listing += [copy, engine] if other[4] else [engine, copy]
+    start = min(e.download_time for e in engines)
+    extra = [Engine(name, eng_id, version, kind, kind, None, start, active=state == "production", state=state)
+             for name, eng_id, version, kind, state in _PACKAGE_ONLY]
+    return tuple(listing + extra)
+
+
+def _inactive_package(engine: Engine, suffix: str, name: str, version: str, state: str) -> Engine:
+    eng_id = engine.eng_id.rsplit("_", 1)[0] + f"_{suffix}"
+    return replace(engine, name=name, eng_id=eng_id, version=version, def_time=None, active=False, state=state)
+
+
+def reinstall_inactive(listing: tuple[Engine, ...]) -> tuple[Engine, ...]:
+    """The listing after Core downloaded new inactive packages: their last version number goes up by one."""
+    return tuple(e if e.active else replace(e, version=_bump(e.version)) for e in listing)
+
+
+def _bump(version: str) -> str:
+    return re.sub(r"(\d+)(\D*)$", lambda match: f"{int(match.group(1)) + 1}{match.group(2)}", version)
 
 
 def advance(engines: tuple[Engine, ...], days: int = 1) -> tuple[Engine, ...]:

@@ -12,7 +12,17 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 from .engines import Engine, def_time_text, iso_ms
-from .verdicts import CDR, CDR_FAIL, RESULT_TEXT, Markers, MarkerScanner, Verdict, engine_results, overall_code
+from .verdicts import (
+    ARCHIVE,
+    CDR,
+    CDR_FAIL,
+    RESULT_TEXT,
+    Markers,
+    MarkerScanner,
+    Verdict,
+    engine_results,
+    overall_code,
+)
 
 KEEP_LIMIT = 10 * 1024 * 1024  # files under this size get their own sanitized bytes back
 LARGE_SANITIZED = b"Sanitized by the MetaDefender Core emulator (the original was 10 MiB or larger).\n"
@@ -194,7 +204,7 @@ def make_job(
         markers=markers,
         engines=scanning,
         verdicts=verdicts,
-        overall=overall_code(v.code for v in verdicts.values()),
+        overall=1 if ARCHIVE in markers.names else overall_code(v.code for v in verdicts.values()),
         queued_at=queued_at,
         started_at=started_at,
         scan_seconds=scan_seconds,
@@ -300,14 +310,52 @@ def _state(job: Job, now: float) -> _State:
     return _State(phase, scan, whole)
 
 
-def build_report(job: Job, now: float, md_version: int, clock: Clock) -> dict:
-    """GET /file/{data_id} at monotonic `now`. Queued: no scan_results. v3: no process_info."""
+def build_report(job: Job, now: float, md_version: int, clock: Clock, flavour: str = "current") -> dict:
+    """GET /file/{data_id} at monotonic `now`. Queued: no scan_results. v3: no process_info.
+
+    MDEMU:ARCHIVE files also list their members; flavour "4.3" words the report as a Core 4.3 does.
+    """
     state = _state(job, now)
     report = {"data_id": job.data_id, "file_info": _file_info(job.file)}
     if state.phase != "queued":
         report["scan_results"] = _scan_results(job, state, md_version, clock)
+        if ARCHIVE in job.markers.names:
+            report["extracted_files"] = {"files_in_archive": _archive_members(job, state)}
     if md_version == 4:
         report["process_info"] = _process_info(job, state, now)
+    return as_core_4_3(report) if flavour == "4.3" else report
+
+
+def _archive_members(job: Job, state: _State) -> list[dict]:
+    """Two members: a clean text file and an executable that every engine flags once the scan is done."""
+    done, engines = state.scan >= 1, len(job.engines)
+    members = []
+    for index, (path, flagged, size) in enumerate((("docs/readme.txt", False, 120), ("bin/dropper.exe", True, 4096))):
+        members.append({
+            "data_id": f"{job.data_id}-{index}",
+            "display_name": path,
+            "scan_all_result_i": (1 if flagged else 0) if done else 255,
+            "detected_by": engines if flagged and done else 0,
+            "scanned_with": engines,
+            "progress_percentage": int(100 * state.scan),
+            "file_size": size,
+        })
+    return members
+
+
+def as_core_4_3(report: dict) -> dict:
+    """`report` as a Core 4.3 words it: "Clean" for no threat, no per-engine wait_time, no queue or processing
+    time; while scanning, code 0 with no engines yet, total_avs 0 and total_time -1 (only the progress tells)."""
+    results = report.get("scan_results")
+    if results is not None:
+        if results["progress_percentage"] < 100:
+            results.update(scan_all_result_i=0, scan_details={}, total_avs=0, total_time=-1)
+        if results["scan_all_result_i"] == 0:
+            results["scan_all_result_a"] = "Clean"
+        for entry in results["scan_details"].values():
+            entry.pop("wait_time")
+    for key in ("queue_time", "processing_time"):
+        report.get("process_info", {}).pop(key, None)
     return report
 
 

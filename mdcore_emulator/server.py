@@ -17,7 +17,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
-from .core import Core, Reply, Settings, error_reply
+from .core import ENGINE_LISTS, REPORT_FLAVOURS, Core, Reply, Settings, error_reply
 from .faults import GARBAGE_BODY, check_fault
 from .processing import DEFAULT_RULE, Clock, Submission, UploadDigest
 from .tls import make_certificates, server_context
@@ -305,7 +305,9 @@ class Emulator:
     waiting files per Core before uploads get 503; slow_seconds: delay of the `slow` fault;
     port: 0 for free ports, else node i listens on port + i; faults: {node index: [fault]}
     active from the start; node_scan_seconds: {node index: scan time} for Cores slower or
-    faster than scan_seconds; quiet: no per-request log lines on stderr.
+    faster than scan_seconds; quiet: no per-request log lines on stderr; engine_list: "tidy" (one entry
+    per engine) or "packages" (Linux and Windows packages as real Cores list them); report_flavour:
+    "current" or "4.3" (the field set of an older Core).
     """
 
     def __init__(
@@ -324,6 +326,8 @@ class Emulator:
         quiet: bool = True,
         cert_dir: str | Path | None = None,
         node_scan_seconds: dict[int, float] | None = None,
+        engine_list: str = "tidy",
+        report_flavour: str = "current",
     ) -> None:
         _check(nodes >= 1, "nodes must be at least 1")
         _check(md_version in (3, 4), "md_version must be 3 or 4")
@@ -333,10 +337,13 @@ class Emulator:
         _check(all(0 <= index < nodes for index in faults or {}), "faults names a node that does not exist")
         _check(all(0 <= index < nodes and seconds >= 0 for index, seconds in (node_scan_seconds or {}).items()),
                "node_scan_seconds needs existing nodes and times >= 0")
+        _check(engine_list in ENGINE_LISTS, f"engine_list must be one of {', '.join(ENGINE_LISTS)}")
+        _check(report_flavour in REPORT_FLAVOURS, f"report_flavour must be one of {', '.join(REPORT_FLAVOURS)}")
         for names in (faults or {}).values():
             for name in names:
                 check_fault(name)
-        self.settings = Settings(scan_seconds, apikey, md_version, concurrency, queue_limit, slow_seconds, quiet)
+        self.settings = Settings(scan_seconds, apikey, md_version, concurrency, queue_limit, slow_seconds, quiet,
+                                 engine_list, report_flavour)
         self._count, self._host, self._port = nodes, host, port
         self._tls, self._cert_dir = tls, cert_dir
         self._faults = faults or {}

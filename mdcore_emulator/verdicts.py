@@ -24,6 +24,7 @@ UNKNOWN_CODE = "MDEMU:UNKNOWN-CODE"
 MIXED = "MDEMU:MIXED"
 CDR = "MDEMU:CDR"
 CDR_FAIL = "MDEMU:CDR-FAIL"
+ARCHIVE = "MDEMU:ARCHIVE"
 SCAN_PREFIX = "MDEMU:SCAN="
 ARCHIVE_PASSWORD = "infected"  # the archivepwd that opens an ENCRYPTED file
 
@@ -41,6 +42,7 @@ MARKERS = (
     MIXED,
     CDR,
     CDR_FAIL,
+    ARCHIVE,
 )
 
 RESULT_TEXT = {
@@ -248,6 +250,8 @@ Markers (anywhere in a file's content, upper case, whole tokens) decide the verd
                       GET /file/converted/{id} then serves the file without the marker text
                       (a short fixed text for files of 10 MiB or more)
   MDEMU:CDR-FAIL      Deep CDR fails: post_processing.actions_failed is "Sanitized"
+  MDEMU:ARCHIVE       the file is an archive: extracted_files.files_in_archive lists a clean
+                      member and one every engine flags (bin/dropper.exe); overall 1 Infected
   MDEMU:SCAN=<s>      this file's scan time in seconds instead of --scan-seconds, e.g. MDEMU:SCAN=1.3
   no marker           every engine 0 No Threat Detected
 ENCRYPTED, UNSUPPORTED and NOT-SCANNED (in that order) set every engine; otherwise EICAR sets

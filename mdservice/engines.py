@@ -77,14 +77,18 @@ class EngineMap:
 
     @classmethod
     def from_engine_list(cls, payload, md_version: int) -> EngineMap:
-        """Read a decoded `/stat/engines` answer; raise ValueError when it is not a list of engines."""
+        """Read a decoded `/stat/engines` answer; raise ValueError when it is not a list of engines.
+
+        Core lists an engine once per installed package (Linux, Windows, Wine); the copies, matched by
+        `engine_key`, become one engine: the one `scanning_copy` picks, at the place of its first copy.
+        """
         if not isinstance(payload, list):
             raise ValueError("the engine list is not a JSON list")
-        engines = {}
+        copies: dict[str, list[EngineInfo]] = {}
         for item in payload:
             info = _engine_info(item, md_version)
-            engines[engine_key(info.name, md_version)] = info
-        return cls(engines, md_version)
+            copies.setdefault(engine_key(info.name, md_version), []).append(info)
+        return cls({key: scanning_copy(infos) for key, infos in copies.items()}, md_version)
 
     def lookup(self, report_engine_name: str) -> EngineInfo | None:
         """The engine a scan report names, or None when this Core did not list it."""
@@ -92,12 +96,19 @@ class EngineMap:
 
     @property
     def active_count(self) -> int:
+        """Distinct active engines of any type."""
         return sum(1 for engine in self.engines.values() if engine.active)
 
+    @property
+    def active_av_count(self) -> int:
+        """Distinct active antivirus engines: the ones that can give a verdict."""
+        return len(self._active_av())
+
     def definition_range(self) -> tuple[datetime | None, datetime | None]:
-        """(oldest definition time over AV engines, newest over all engines), each None when nothing has one."""
-        av_times = [e.def_time for e in self.engines.values() if e.is_av and e.def_time]
-        all_times = [e.def_time for e in self.engines.values() if e.def_time]
+        """(oldest definition time over active AV engines, newest over all active engines), None when none has one."""
+        active = [e for e in self.engines.values() if e.active and e.def_time]
+        av_times = [e.def_time for e in active if e.is_av]
+        all_times = [e.def_time for e in active]
         return (min(av_times) if av_times else None, max(all_times) if all_times else None)
 
     def service_context(self) -> str:
@@ -105,16 +116,32 @@ class EngineMap:
         return f"Definition Time Range: {format_time(oldest)} - {format_time(newest)}"
 
     def fingerprint(self) -> str:
-        """Each engine's key, version and raw definition time, in Core's order (the tool version's input)."""
-        return "".join(f"{key}{e.version}{e.raw_def_time}" for key, e in self.engines.items())
+        """Each active AV engine's key, version and raw definition time, in Core's order (the tool version's input).
+
+        Inactive packages and utility engines are left out: a package Core downloads but does not scan with
+        must not change the tool version (and so empty Assemblyline's result cache).
+        """
+        return "".join(f"{key}{e.version}{e.raw_def_time}" for key, e in self._active_av().items())
 
     def stale_engines(self, now: datetime, max_age_days: float) -> list[EngineInfo]:
         """Active AV engines whose definitions are older than `max_age_days`, oldest first."""
         stale = [
-            e for e in self.engines.values()
-            if e.is_av and e.active and e.def_time and (now - e.def_time).total_seconds() > max_age_days * 86400
+            e for e in self._active_av().values()
+            if e.def_time and (now - e.def_time).total_seconds() > max_age_days * 86400
         ]
         return sorted(stale, key=lambda e: e.def_time)
+
+    def _active_av(self) -> dict[str, EngineInfo]:
+        return {key: e for key, e in self.engines.items() if e.is_av and e.active}
+
+
+def scanning_copy(copies: list[EngineInfo]) -> EngineInfo:
+    """The copy of an engine listed several times that scans: an active one (several: the newest definitions,
+    the first of equals), else the first that has a version, else the first."""
+    active = [copy for copy in copies if copy.active]
+    if active:
+        return max(active, key=lambda copy: copy.def_time or datetime.min.replace(tzinfo=UTC))
+    return next((copy for copy in copies if copy.version), copies[0])
 
 
 def tool_version(fingerprints: list[str]) -> str:
@@ -125,7 +152,9 @@ def tool_version(fingerprints: list[str]) -> str:
 def _engine_info(item, md_version: int) -> EngineInfo:
     if not isinstance(item, dict) or not isinstance(item.get("eng_name"), str) or not item["eng_name"].strip():
         raise ValueError("an engine list entry has no eng_name")
-    engine_type = item.get("engine_type" if md_version == 4 else "eng_type")
+    # The other API version's type field when this one's is missing, e.g. a v4 Core configured as md_version 3.
+    primary, fallback = ("engine_type", "eng_type") if md_version == 4 else ("eng_type", "engine_type")
+    engine_type = item.get(primary) or item.get(fallback)
     raw_time = clean_text(item.get("def_time"))
     state = item.get("state")
     return EngineInfo(

@@ -23,7 +23,7 @@ from assemblyline_v4_service.common.result import (
 )
 
 from mdservice.config import AvConfig
-from mdservice.engines import UNKNOWN, EngineInfo, EngineMap, clean_text
+from mdservice.engines import UNKNOWN, EngineInfo, EngineMap, clean_text, format_time, parse_def_time
 
 HEUR_INFECTED = 1
 HEUR_SUSPICIOUS = 2
@@ -36,6 +36,7 @@ HIT_CODES = {
 }
 NO_THREAT = 0
 UNSUPPORTED = 23
+IN_PROGRESS = 255
 # Core's documented result codes; any other code is shown with its number.
 KNOWN_CODES = {
     0: "No threat detected", 1: "Infected", 2: "Suspicious", 3: "Failed", 4: "Cleaned / Deleted", 5: "Unknown",
@@ -48,6 +49,10 @@ KNOWN_CODES = {
 VARIANT_PREFIX = "a variant of "
 # Elasticsearch's `ignore_above` for Assemblyline keywords: a longer tag is kept but can never be searched.
 MAX_TAG_CHARS = 8191
+# Far beyond any real Core (about 30 engines), and small enough that Assemblyline's per-section tag merging stays
+# fast and the total score stays within 2**31 - 1 with every hit revised to the config's bound of 1,000,000.
+MAX_ENGINES_SHOWN = 500
+MAX_MEMBERS_SHOWN = 100
 
 TITLE_HITS = "AV Detections as Infected or Suspicious"
 TITLE_FAILS = "Failed to Scan or No Threats Detected"
@@ -56,16 +61,27 @@ TITLE_NO_VERDICT = "No AV Engine Gave a Verdict"
 TITLE_CDR_FAILED = "CDR Failed or No Malicious Files Found"
 TITLE_CDR_DONE = "CDR Successfully Executed"
 TITLE_STALE = "Outdated Antivirus Definitions"
+TITLE_ARCHIVE = "Archive Members Flagged by AV Engines"
+TITLE_NOT_SHOWN = "Engines Not Shown"
 
 
 @dataclass(frozen=True)
 class EngineOutcome:
-    """What one engine said about the file."""
+    """What one engine said about the file; `def_time` is the report's own for this engine, else the engine list's."""
 
     name: str
     code: int | None
     virus: str
     engine: EngineInfo | None
+    def_time: datetime | None = None
+
+    @property
+    def version(self) -> str:
+        return self.engine.version if self.engine else ""
+
+    @property
+    def def_time_text(self) -> str:
+        return format_time(self.def_time)
 
     @property
     def signature(self) -> str:
@@ -90,11 +106,28 @@ class EngineOutcome:
 
 
 def is_finished(report: dict) -> bool:
-    """True when Core is done with the file: `process_info` at 100 where present (v4), else `scan_results` (v3)."""
-    process_info = _part(report, "process_info")
-    if "progress_percentage" in process_info:
-        return process_info.get("progress_percentage") == 100
-    return _part(report, "scan_results").get("progress_percentage") == 100
+    """True when Core is done with the file: every progress the report carries (`process_info`, `scan_results`,
+    each archive member) is 100, at least one of the first two is there, and no engine is still in progress (255).
+
+    Old Cores' in-progress reports can look clean (code 0, no engines yet): only the progress tells them apart.
+    """
+    parts = [_part(report, key) for key in ("process_info", "scan_results")]
+    progresses = [part["progress_percentage"] for part in parts if "progress_percentage" in part]
+    members = [m["progress_percentage"] for m in archive_members(report) if "progress_percentage" in m]
+    return bool(progresses) and all(_is_complete(p) for p in progresses + members) and not _engine_in_progress(report)
+
+
+def foreign_report(report: dict, data_id: str, sha256: str) -> str | None:
+    """Why `report` is not the report of this upload, else None: its `data_id`, or its `file_info.sha256` when it
+    has one (and `sha256` is known), is another. A Core that answers with another file's report is faulty."""
+    theirs = report.get("data_id") if isinstance(report, dict) else None
+    if theirs is not None and theirs != data_id:
+        return f"the report is for data id {_excerpt(theirs)}, not {data_id}"
+    their_sha256 = _part(report, "file_info").get("sha256")
+    if sha256 and their_sha256 not in (None, "") and not (
+            isinstance(their_sha256, str) and their_sha256.lower() == sha256.lower()):
+        return f"the report is for a file with SHA-256 {_excerpt(their_sha256)}, not {sha256}"
+    return None
 
 
 def progress_of(report: dict) -> float | None:
@@ -117,13 +150,24 @@ def engine_outcomes(report: dict, engines: EngineMap | None, av_config: AvConfig
             continue
         entry = entry if isinstance(entry, dict) else {}
         threat = entry.get("threat_found")
+        engine = engines.lookup(name) if engines else None
+        scanned_with = parse_def_time(entry.get("def_time"), engines.md_version if engines else 4)
         outcomes.append(EngineOutcome(
             name=clean_text(name),
             code=_result_code(entry.get("scan_result_i")),
             virus=clean_text(threat).replace(VARIANT_PREFIX, "").strip(),
-            engine=engines.lookup(name) if engines else None,
+            engine=engine,
+            def_time=scanned_with or (engine.def_time if engine else None),
         ))
     return outcomes
+
+
+def shown_outcomes(outcomes: list[EngineOutcome]) -> list[EngineOutcome]:
+    """At most MAX_ENGINES_SHOWN of `outcomes`, hits before the others, each kept in its engine-name order."""
+    if len(outcomes) <= MAX_ENGINES_SHOWN:
+        return outcomes
+    chosen = sorted(range(len(outcomes)), key=lambda i: not outcomes[i].is_hit)[:MAX_ENGINES_SHOWN]
+    return [outcomes[i] for i in sorted(chosen)]
 
 
 def signature_score(signature: str, virus: str, av_config: AvConfig, safelist: frozenset[str]) -> int | None:
@@ -142,12 +186,14 @@ class AvHitSection(ResultKeyValueSection):
 
     def __init__(self, outcome: EngineOutcome, score: int | None):
         heur_id, scan_result, _ = HIT_CODES[outcome.code]
-        super().__init__(f"{outcome.name} identified the file as {outcome.virus}", body={
+        title = (f"{outcome.name} identified the file as {outcome.virus}" if outcome.virus
+                 else f"{outcome.name} flagged the file as {scan_result}")
+        super().__init__(title, body={
             "av_name": outcome.name,
             "virus_name": outcome.virus,
             "scan_result": scan_result,
-            "engine_version": outcome.engine.version if outcome.engine else UNKNOWN,
-            "engine_definition_time": outcome.engine.def_time_text if outcome.engine else UNKNOWN,
+            "engine_version": outcome.version or UNKNOWN,
+            "engine_definition_time": outcome.def_time_text,
         })
         score_map = {outcome.signature: score} if score is not None else None
         self.set_heuristic(Heuristic(heur_id, signature=outcome.signature, score_map=score_map))
@@ -171,8 +217,8 @@ class AvErrorSection(ResultTextSection):
 
     def __init__(self, outcome: EngineOutcome):
         super().__init__(f"{outcome.name} failed to scan the file")
-        if outcome.engine:
-            self.add_line(f"Engine: {outcome.engine.version} :: Definition: {outcome.engine.def_time_text}")
+        if outcome.engine or outcome.def_time:
+            self.add_line(f"Engine: {outcome.version or UNKNOWN} :: Definition: {outcome.def_time_text}")
         if outcome.code not in KNOWN_CODES:
             self.add_line(f"Result code: {outcome.code if outcome.code is not None else 'unreadable'}")
 
@@ -202,13 +248,32 @@ class NoVerdictSection(ResultTextSection):
             self.add_line(f"{outcome.name}: {KNOWN_CODES.get(outcome.code, 'Unknown result')} ({code})")
 
 
+class NotShownSection(ResultTextSection):
+    """The engines left out by `shown_outcomes`, in one line."""
+
+    def __init__(self, outcomes: list[EngineOutcome], shown: list[EngineOutcome]):
+        super().__init__(TITLE_NOT_SHOWN)
+        listed = {id(o) for o in shown}
+        left = [o for o in outcomes if id(o) not in listed]
+        flagged, clean = sum(1 for o in left if o.is_hit), sum(1 for o in left if o.is_clean)
+        self.add_line(f"{len(left)} more engines are not listed ({flagged} flagged the file, {clean} found nothing, "
+                      f"{len(left) - flagged - clean} failed); only {len(shown)} of the {len(outcomes)} engines "
+                      f"in Core's report are shown.")
+
+
 def av_sections(outcomes: list[EngineOutcome], av_config: AvConfig, safelist: frozenset[str]) -> list[ResultSection]:
-    """The AV part of the result: hits (with failures and clean engines beside them), or a no-verdict warning."""
-    hits = [o for o in outcomes if o.is_hit]
-    failures = [o for o in outcomes if not o.is_hit and not o.is_clean]
-    clean = [o.name for o in outcomes if o.is_clean]
+    """The AV part of the result: hits (with failures and clean engines beside them), or a no-verdict warning.
+
+    At most MAX_ENGINES_SHOWN engines are listed (hits first), the rest summed up in one line; the engine
+    summary counts them all.
+    """
+    shown = shown_outcomes(outcomes)
+    not_shown = [NotShownSection(outcomes, shown)] if len(shown) < len(outcomes) else []
+    hits = [o for o in shown if o.is_hit]
+    failures = [o for o in shown if not o.is_hit and not o.is_clean]
+    clean = [o.name for o in shown if o.is_clean]
     if not hits:
-        return [] if clean else [NoVerdictSection(outcomes)]
+        return not_shown if clean else [NoVerdictSection(shown), *not_shown]
     hit_section = ResultSection(TITLE_HITS)
     for outcome in hits:
         score = signature_score(outcome.signature, outcome.virus, av_config, safelist)
@@ -222,7 +287,42 @@ def av_sections(outcomes: list[EngineOutcome], av_config: AvConfig, safelist: fr
         if clean:
             fail_section.add_subsection(ResultKeyValueSection(TITLE_NO_THREAT, body={"no_threat_detected": clean}))
         sections.append(fail_section)
-    return sections
+    return sections + not_shown
+
+
+def archive_members(report: dict) -> list[dict]:
+    """The entries of `extracted_files.files_in_archive` that are JSON objects."""
+    members = _part(report, "extracted_files").get("files_in_archive")
+    return [member for member in members if isinstance(member, dict)] if isinstance(members, list) else []
+
+
+def archive_section(report: dict) -> ResultSection | None:
+    """The archive members Core flagged (informational, no score): path, verdict, engines; None when none was."""
+    flagged = [member for member in archive_members(report) if _member_flagged(member)]
+    if not flagged:
+        return None
+    section = ResultTextSection(TITLE_ARCHIVE)
+    section.add_line("Core flagged these files inside the archive (path in the archive: verdict):")
+    section.add_lines([_member_line(member) for member in flagged[:MAX_MEMBERS_SHOWN]])
+    if len(flagged) > MAX_MEMBERS_SHOWN:
+        section.add_line(f"... and {len(flagged) - MAX_MEMBERS_SHOWN} more flagged files, not listed")
+    return section
+
+
+def _member_flagged(member: dict) -> bool:
+    return _result_code(member.get("scan_all_result_i")) in HIT_CODES or (_count(member.get("detected_by")) or 0) > 0
+
+
+def _member_line(member: dict) -> str:
+    path = " ".join(clean_text(member.get("display_name")).splitlines()) or "(no name)"
+    code = _result_code(member.get("scan_all_result_i"))
+    verdict = KNOWN_CODES.get(code, "Unknown result" if code is None else f"Result code {code}")
+    detected, scanned = _count(member.get("detected_by")), _count(member.get("scanned_with"))
+    if detected is None:
+        return f"{path}: {verdict}"
+    if scanned is None:
+        return f"{path}: {verdict}, flagged by {detected} engine{'' if detected == 1 else 's'}"
+    return f"{path}: {verdict}, flagged by {detected} of {scanned} engines"
 
 
 def cdr_section(report: dict) -> ResultSection | None:
@@ -273,10 +373,13 @@ def build_result(report: dict, engines: EngineMap | None, options: ResultOptions
     """The whole result of a finished report: AV hits, failures / clean, CDR, outdated definitions."""
     outcomes = engine_outcomes(report, engines, options.av_config)
     sections = av_sections(outcomes, options.av_config, options.safelist)
+    archive = archive_section(report)
+    if archive:
+        sections.insert(1, archive)  # right after the hits (or the no-verdict warning), first when there is neither
     cdr = cdr_section(report)
     stale = stale_section(engines, options)
     sections += [section for section in (cdr, stale) if section]
-    return ReportResult(sections, antivirus_parts(outcomes), cdr)
+    return ReportResult(sections, antivirus_parts(shown_outcomes(outcomes)), cdr)
 
 
 def stale_section(engines: EngineMap | None, options: ResultOptions) -> ResultSection | None:
@@ -298,8 +401,8 @@ def antivirus_parts(outcomes: list[EngineOutcome]) -> list[dict]:
     """One Assemblyline `Antivirus` ontology part per engine outcome."""
     return [{
         "engine_name": o.name,
-        "engine_version": (o.engine.version or None) if o.engine else None,
-        "engine_definition_version": o.engine.def_time_text if o.engine and o.engine.def_time else None,
+        "engine_version": o.version or None,
+        "engine_definition_version": o.def_time_text if o.def_time else None,
         "virus_name": o.virus if o.is_hit and o.virus else None,
         "category": o.category,
     } for o in outcomes]
@@ -309,6 +412,26 @@ def _part(report, key: str) -> dict:
     """`report[key]` when both are JSON objects, else an empty dict: a hostile report cannot crash the reading."""
     value = report.get(key) if isinstance(report, dict) else None
     return value if isinstance(value, dict) else {}
+
+
+def _engine_in_progress(report: dict) -> bool:
+    engines = _part(report, "scan_results").get("scan_details")
+    entries = engines.values() if isinstance(engines, dict) else []
+    return any(isinstance(entry, dict) and _result_code(entry.get("scan_result_i")) == IN_PROGRESS for entry in entries)
+
+
+def _is_complete(progress) -> bool:
+    return progress == 100 and not isinstance(progress, bool)
+
+
+def _count(value) -> int | None:
+    """A non-negative JSON integer, else None."""
+    return value if isinstance(value, int) and not isinstance(value, bool) and value >= 0 else None
+
+
+def _excerpt(value) -> str:
+    """A bounded, printable rendering of a value a Core sent, for error messages."""
+    return repr(value)[:80]
 
 
 def _result_code(value) -> int | None:

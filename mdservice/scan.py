@@ -16,7 +16,7 @@ from assemblyline.common.exceptions import NonRecoverableError, RecoverableError
 from mdservice.client import CoreError
 from mdservice.nodes import PROBE_TIMEOUT, CoreNode, NodePool
 from mdservice.polling import PollSchedule
-from mdservice.report import is_finished, progress_of
+from mdservice.report import foreign_report, is_finished, progress_of
 
 # Of the time a Core is given, this share (at most CANCEL_TIMEOUT s) is kept for canceling a scan given up on.
 CANCEL_SHARE = 0.1
@@ -28,12 +28,14 @@ LAST_POLL_TIME = 0.5
 
 @dataclass(frozen=True)
 class ScanJob:
-    """What to send: the file, the name Core shows, and the optional rule and archive password."""
+    """What to send: the file, the name Core shows, the optional rule and archive password, and the file's SHA-256
+    (to recognise a report that is not for this file; empty: not checked)."""
 
     path: str
     filename: str
     rule: str = ""
     archive_password: str = ""
+    sha256: str = ""
 
 
 @dataclass(frozen=True)
@@ -103,6 +105,9 @@ def scan_on_node(node: CoreNode, job: ScanJob, deadline: float, clock: Clock) ->
         clock.sleep(wait)
         report = node.client.get_report(data_id, timeout=polls_end - clock.now())
         if is_finished(report):
+            foreign = foreign_report(report, data_id, job.sha256)
+            if foreign:
+                raise CoreError(f"{node.name} answered with another file's report: {foreign}")
             return data_id, report
         delay = schedule.next_delay(clock.now(), progress_of(report))
 

@@ -224,3 +224,91 @@ def test_tool_version_ignores_fields_other_than_name_version_and_definition_time
     updated[0]["download_time"] = "2024-03-12T00:00:00.000Z"
     updated[0]["download_progress"] = 50
     assert version_of(updated) == version_of(v4_list())
+
+
+# --- one engine, several packages (as real Cores list them) -------------------------------------------------------
+
+def linux_and_windows(active_first: bool) -> list[dict]:
+    """ClamAV listed twice, as OPSWAT's published Core answers show it: the Windows copy inactive, named differently."""
+    active = dict(v4_engine("ClamAV", "0.103.2", "2024-03-11T11:08:00.000Z"), eng_id="clamav_1_linux")
+    inactive = dict(v4_engine("Clamav", "1462 (20150625)", "", active=False, state="downloaded"),
+                    eng_id="clamav_1_windows")
+    return [active, inactive] if active_first else [inactive, active]
+
+
+@pytest.mark.parametrize("active_first", [True, False])
+def test_the_active_package_of_an_engine_is_the_engine(active_first):
+    engines = EngineMap.from_engine_list(linux_and_windows(active_first) + [v4_engine("Avira")], 4)
+    clamav = engines.lookup("ClamAV")
+    assert (clamav.version, clamav.def_time_text, clamav.active) == ("0.103.2", "2024-03-11 11:08:00", True)
+    assert engines.active_count == 2
+    assert engines.active_av_count == 2
+
+
+@pytest.mark.parametrize(("names", "report_name"), [
+    (("QuickHeal", "Quickheal"), "Quick Heal"),
+    (("TotalDefense", "Total Defense"), "TOTALDEFENSE"),
+])
+def test_packages_whose_names_differ_in_case_and_spaces_are_one_engine(names, report_name):
+    payload = [v4_engine(names[0], "3.0", "", active=False, state="disabled"),
+               v4_engine(names[1], "3.1", "2024-03-10T08:00:00.000Z")]
+    engines = EngineMap.from_engine_list(payload, 4)
+    assert len(engines.engines) == 1
+    assert engines.lookup(report_name).version == "3.1"
+
+
+def test_among_several_active_packages_the_newest_definitions_win():
+    payload = [v4_engine("ESET", "2.0", "2024-03-01T00:00:00.000Z"), v4_engine("Eset", "2.1", "2024-03-11T00:00:00Z"),
+               v4_engine("ESET", "1.9", "")]
+    assert EngineMap.from_engine_list(payload, 4).lookup("ESET").version == "2.1"
+
+
+@pytest.mark.parametrize("order", [1, -1])
+def test_an_engine_with_only_inactive_packages_is_the_copy_with_a_version_and_counts_as_inactive(order):
+    payload = [v4_engine("K7", "", "", active=False, state="disabled"),
+               v4_engine("K7", "16.0", "", active=False, state="downloaded")][::order]
+    engines = EngineMap.from_engine_list(payload + [v4_engine("Avira")], 4)
+    assert engines.lookup("K7").version == "16.0"
+    assert engines.active_count == 1
+
+
+def test_counts_range_and_stale_check_see_each_engine_once_and_active_copies_only():
+    old_inactive = v4_engine("Avira", "7.0", "2020-01-01T00:00:00.000Z", active=False, state="downloaded")
+    new_inactive = v4_engine("File type analysis", "8", "2030-01-01T00:00:00.000Z", "filetype", active=False)
+    engines = EngineMap.from_engine_list(linux_and_windows(False) + v4_list() + [old_inactive, new_inactive], 4)
+    assert engines.active_count == len(v4_list())
+    assert engines.active_av_count == 3
+    assert engines.service_context() == "Definition Time Range: 2024-03-10 22:15:30 - 2024-03-12 09:00:00"
+    now = parse_def_time("2024-03-12T00:00:00Z", 4)
+    assert [e.name for e in engines.stale_engines(now, 1)] == ["Zillya!"]
+
+
+def test_only_utility_engines_active_means_no_active_antivirus_engine():
+    payload = [v4_engine("ClamAV", active=False, state="disabled"),
+               v4_engine("Archive", "6", "", engine_type="archive"), v4_engine("Utility", "1", "", engine_type="util")]
+    engines = EngineMap.from_engine_list(payload, 4)
+    assert (engines.active_count, engines.active_av_count) == (2, 0)
+
+
+def test_tool_version_ignores_an_inactive_package_being_downloaded():
+    updated = v4_list() + [v4_engine("Clamav", "1463 (20150701)", "", active=False, state="downloaded")]
+    assert version_of(updated) == version_of(v4_list())
+
+
+def test_tool_version_ignores_utility_engines_but_not_new_antivirus_definitions():
+    updated = v4_list()
+    updated[4]["def_time"] = "2024-03-13T09:00:00.000Z"
+    assert version_of(updated) == version_of(v4_list())
+    updated[0]["def_time"] = "2024-03-13T09:00:00.000Z"
+    assert version_of(updated) != version_of(v4_list())
+
+
+@pytest.mark.parametrize("version", ["1462 (20150625)", "26534-26"])
+def test_free_text_engine_versions_are_kept_as_core_wrote_them(version):
+    assert EngineMap.from_engine_list([v4_engine("K7", version)], 4).lookup("K7").version == version
+
+
+def test_the_type_field_of_the_other_api_version_is_read_when_this_ones_is_missing():
+    v4_shaped = {"eng_name": "ClamAV", "eng_ver": "1.0", "engine_type": "av", "def_time": "", "active": True}
+    assert EngineMap.from_engine_list([v4_shaped], 3).active_av_count == 1
+    assert EngineMap.from_engine_list([v3_engine("Avira", eng_type="av")], 4).active_av_count == 1

@@ -23,7 +23,6 @@ from hypothesis import strategies as st
 from mdservice.config import AvConfig
 from mdservice.engines import EngineMap, clean_text, tool_version
 from mdservice.report import (
-    HIT_CODES,
     MAX_TAG_CHARS,
     TITLE_HITS,
     TITLE_NO_VERDICT,
@@ -39,6 +38,7 @@ SETTINGS = settings(max_examples=120, deadline=None, suppress_health_check=[Heal
 AV_CONFIG = AvConfig()
 OPTIONS = ResultOptions(AV_CONFIG)
 CODES = [0, 1, 2, 3, 4, 10, 12, 15, 19, 22, 23, 5, 99, -1, 2**40]
+SCAN_RESULT_WORDS = {1: "infected", 4: "infected", 2: "suspicious", 22: "suspicious"}
 
 # Names as a hostile or broken Core could send them.
 NASTY_PIECES = ["<script>alert(1)</script>", "\"><img src=x onerror=alert(1)>", "\x00", "\n", "\r\n", "\t", "\x1b[31m",
@@ -134,11 +134,12 @@ def expected_hits(report) -> list[str]:
             continue
         code = entry.get("scan_result_i")
         code = int(code) if isinstance(code, float) and code.is_integer() else code
-        if isinstance(code, bool) or not isinstance(code, int) or code not in HIT_CODES:
+        if isinstance(code, bool) or not isinstance(code, int) or code not in SCAN_RESULT_WORDS:
             continue
         threat = entry.get("threat_found")
         virus = clean_text(threat).replace("a variant of ", "").strip()
-        titles.append(safe_str(f"{clean_text(name)} identified the file as {virus}"))
+        said = f"identified the file as {virus}" if virus else f"flagged the file as {SCAN_RESULT_WORDS[code]}"
+        titles.append(safe_str(f"{clean_text(name)} {said}"))
     return titles
 
 

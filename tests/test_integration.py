@@ -11,6 +11,7 @@ from al_checks import run_task
 from assemblyline.odm.models.ontology.results import Antivirus
 
 from mdcore_emulator import (
+    ARCHIVE,
     CDR,
     CDR_FAIL,
     CLEANED,
@@ -279,3 +280,62 @@ def test_unverified_tls_warns_once(tmp_path, caplog):
         for i in range(2):
             scan(service, tmp_path, f"x{i}")
     assert caplog.text.count("verify_certificate is false") == 1
+
+
+# --- Cores that list every engine package, and older Cores ------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def package_core():
+    with Emulator(scan_seconds=0.1, engine_list="packages") as emu:
+        service = MetaDefender({"base_url": emu.urls[0], "engine_refresh_seconds": 0.2})
+        service.start()
+        yield emu, service
+
+
+def test_against_a_package_list_hits_and_ontology_show_the_active_engines(package_core, tmp_path):
+    emu, service = package_core
+    scanning = {engine.name: engine for engine in emu.nodes[0].engines}
+    result, doc = scan(service, tmp_path, EICAR)
+    found = hits(result)
+    assert sorted(found) == sorted(EICAR_ENGINES)
+    for name, section in found.items():
+        body = json.loads(section.body)
+        assert body["engine_version"] == scanning[name].version, name
+        assert body["engine_definition_time"] == scanning[name].def_time.strftime("%Y-%m-%d %H:%M:%S"), name
+    ontology_file = next(tmp_path.glob("tasking/working_directory/*/*.ontology"))
+    parts = [Antivirus(p) for p in json.loads(ontology_file.read_text())["results"]["antivirus"]]
+    assert {p.engine_name: p.engine_version for p in parts} == {name: scanning[name].version for name in found}
+    assert "unknown" not in doc["response"]["service_context"]
+
+
+def test_against_a_package_list_the_tool_version_ignores_inactive_packages(package_core):
+    emu, service = package_core
+    before = service.get_tool_version()
+    emu.nodes[0].update_inactive_packages()
+    time.sleep(0.3)
+    assert service.get_tool_version() == before
+    emu.nodes[0].update_definitions()
+    time.sleep(0.3)
+    assert service.get_tool_version() != before
+
+
+def test_an_old_core_gives_the_same_sections_as_a_new_one(tmp_path):
+    results = []
+    with Emulator(scan_seconds=0.1) as new_core, Emulator(scan_seconds=0.1, report_flavour="4.3") as old_core:
+        for emu in (new_core, old_core):
+            core_service = MetaDefender({"base_url": emu.urls[0]})
+            core_service.start()
+            results.append(scan(core_service, tmp_path, EICAR + " " + MIXED)[0])
+    new, old = results
+    assert [(s.depth, s.title_text, s.body) for s in old.result.sections] == [
+        (s.depth, s.title_text, s.body) for s in new.result.sections]
+    assert old.result.score == new.result.score > 0
+
+
+def test_flagged_archive_members_are_shown_without_a_score(service, tmp_path):
+    result, _ = scan(service, tmp_path, ARCHIVE)
+    assert tree(result) == [(0, "Archive Members Flagged by AV Engines")]
+    section = result.result.sections[0]
+    assert section.heuristic is None and result.result.score == 0
+    assert section.body.splitlines()[1] == f"bin/dropper.exe: Infected, flagged by {len(EICAR_ENGINES) + 1} of " \
+                                           f"{len(EICAR_ENGINES) + 1} engines"

@@ -42,13 +42,20 @@ def engine_map() -> EngineMap:
 
 
 def verdict(code, threat: str = "") -> dict:
-    """One engine's entry in `scan_details`."""
-    return {"scan_result_i": code, "threat_found": threat, "def_time": "2024-03-11T11:08:00.000Z",
-            "scan_time": 10, "wait_time": 1}
+    """One engine's entry in `scan_details` (`make_report` adds the engine's `def_time`)."""
+    return {"scan_result_i": code, "threat_found": threat, "scan_time": 10, "wait_time": 1}
 
 
 def make_report(details: dict, post_processing: dict | None = None, process_progress: int | None = None) -> dict:
-    """A finished report; `process_info` (v4) only when post_processing or process_progress is given."""
+    """A finished report; `process_info` (v4) only when post_processing or process_progress is given.
+
+    Each engine of ENGINE_LIST carries the definition time the engine list shows for it, as on a Core whose
+    definitions did not change between the engine list and the scan.
+    """
+    listed = {name: def_time for name, _, def_time in ENGINE_LIST}
+    for name, entry in details.items():
+        if isinstance(entry, dict) and name in listed:
+            entry.setdefault("def_time", listed[name])
     doc = {"data_id": "8101abae27be4d63859c55d9e0ed0135",
            "scan_results": {"progress_percentage": 100, "scan_all_result_i": 1, "scan_details": details}}
     if post_processing is not None or process_progress is not None:
@@ -163,6 +170,43 @@ def test_missing_or_non_integer_code_does_not_crash_and_is_a_failure(entry):
 
 # --- hit sections -----------------------------------------------------------------------------------------------------
 
+def test_definition_time_shown_is_the_one_that_scanned_the_file():
+    entry = dict(verdict(1, "Eicar"), def_time="2024-03-12T07:30:00.000Z")
+    doc = make_report({"ClamAV": entry, "ESET": dict(verdict(3), def_time="2024-03-12T01:00:00Z"), "Avira": verdict(0)})
+    built = build_result(doc, engine_map(), ResultOptions())
+    result = validate_sections(built.sections).result
+    assert dict(kv_items(section(result, "ClamAV identified the file as Eicar")))["engine_definition_time"] == (
+        "2024-03-12 07:30:00")
+    assert section(result, "ESET failed to scan the file").body == "Engine: 2.1.0 :: Definition: 2024-03-12 01:00:00"
+    parts = {p.engine_name: p for p in validate_antivirus_parts(built.antivirus)}
+    assert parts["ClamAV"].engine_definition_version == "2024-03-12 07:30:00"
+
+
+@pytest.mark.parametrize("def_time", ["", None, 20240312, ["2024-03-12"], "yesterday"])
+def test_unreadable_report_definition_time_falls_back_to_the_engine_list(def_time):
+    doc = make_report({"ClamAV": dict(verdict(1, "Eicar"), def_time=def_time)})
+    hit = only_hit(result_of(doc))
+    assert dict(kv_items(hit))["engine_definition_time"] == "2024-03-11 11:08:00"
+
+
+def test_hit_of_an_engine_not_in_the_engine_map_shows_the_reports_definition_time():
+    doc = make_report({"Sophos": dict(verdict(2, "Mal/Generic-S"), def_time="2024-03-12T07:30:00.000Z"),
+                       "McAfee": dict(verdict(3), def_time="2024-03-12T08:00:00.000Z")})
+    result = result_of(doc)
+    body = dict(kv_items(section(result, "Sophos identified the file as Mal/Generic-S")))
+    assert (body["engine_version"], body["engine_definition_time"]) == ("unknown", "2024-03-12 07:30:00")
+    failed = section(result, "McAfee failed to scan the file")
+    assert failed.body == "Engine: unknown :: Definition: 2024-03-12 08:00:00"
+
+
+def test_v3_report_definition_time_is_read_in_the_v3_format():
+    engines = EngineMap.from_engine_list([{"eng_name": "ClamAV scan engine", "eng_ver": "0.103", "eng_type": "av",
+                                           "def_time": "03/11/2024 01:30:00 PM"}], 3)
+    doc = make_report({"ClamAV": dict(verdict(1, "Eicar"), def_time="03/12/2024 02:45:00 AM")})
+    hit = only_hit(result_of(doc, engines=engines))
+    assert dict(kv_items(hit))["engine_definition_time"] == "2024-03-12 02:45:00"
+
+
 def test_hit_of_an_engine_not_in_the_engine_map_shows_unknown_version_and_time():
     result = result_of(make_report({"Sophos": verdict(2, "Mal/Generic-S")}))
     assert kv_items(section(result, "Sophos identified the file as Mal/Generic-S")) == [
@@ -182,18 +226,27 @@ def test_a_variant_of_is_stripped_from_the_virus_name():
     assert virus_tags(hit) == ["Win32/Agent.ABC trojan"]
 
 
-@pytest.mark.parametrize("threat", ["", None])
+@pytest.mark.parametrize("threat", ["", None, "  ", "a variant of "])
 def test_hit_without_threat_name_is_a_hit_without_virus_tag(threat):
     entry = verdict(1)
     entry["threat_found"] = threat
     result = result_of(make_report({"ClamAV": entry, "Avira": verdict(0)}))
     hit = only_hit(result)
+    assert hit.title_text == "ClamAV flagged the file as infected"
+    assert [sig.name for sig in hit.heuristic.signature] == ["ClamAV."]
     assert hit.heuristic.heur_id == "1"
     assert hit.heuristic.score == 1000
     assert dict(kv_items(hit))["av_name"] == "ClamAV"
     assert dict(kv_items(hit))["scan_result"] == "infected"
     assert virus_tags(hit) == []
     assert result.score == 1000
+
+
+@pytest.mark.parametrize("code", [2, 22])
+def test_suspicious_hit_without_threat_name_says_suspicious(code):
+    hit = only_hit(result_of(make_report({"K7": verdict(code)})))
+    assert hit.title_text == "K7 flagged the file as suspicious"
+    assert hit.heuristic.heur_id == "2"
 
 
 def test_hit_subsections_are_in_engine_name_order_followed_by_the_summary():

@@ -225,3 +225,29 @@ def test_core_that_cannot_report_its_queue_is_not_asked_again_and_keeps_its_turn
     used = run_tasks(pool, clock, 10)
     assert used == {"core0": 5, "core1": 5}
     assert len(calls) == 1
+
+
+@pytest.mark.parametrize(("changed", "job"), [
+    ({"data_id": "another-scan"}, JOB),
+    ({"file_info": {"sha256": "cd" * 32}}, ScanJob("/dev/null", "sample.bin", sha256="AB" * 32)),
+])
+def test_a_report_for_another_file_fails_over_and_is_never_the_result(changed, job):
+    clock = FakeClock()
+    pool, _ = make_pool(clock, [0.5, 0.5])
+    first = pool.attempt_order()[0]
+    pool.cursor = pool.nodes.index(first)
+    honest = first.client.get_report
+    first.client.get_report = lambda data_id, timeout=None: {**honest(data_id, timeout), **changed}
+    result = scan_file(pool, job, clock.now() + 54, Clock(clock.now, clock.sleep))
+    assert result.node is not first
+    assert first.failed and "another file's report" in first.last_error
+
+
+def test_a_report_with_this_files_sha256_in_other_case_is_accepted():
+    clock = FakeClock()
+    pool, clients = make_pool(clock, [0.5])
+    honest = clients[0].get_report
+    file_info = {"sha256": "ab" * 32}
+    clients[0].get_report = lambda data_id, timeout=None: {**honest(data_id, timeout), "file_info": file_info}
+    job = ScanJob("/dev/null", "sample.bin", sha256="AB" * 32)
+    assert scan_file(pool, job, clock.now() + 54, Clock(clock.now, clock.sleep)).node is pool.nodes[0]

@@ -191,6 +191,20 @@ def test_no_active_engine_stops_the_service(requests_mock):
         started()
 
 
+def test_service_starts_when_its_only_antivirus_engine_is_also_listed_as_an_inactive_package(requests_mock):
+    windows_copy = dict(ENGINES_V4[0], eng_name="Clamav", eng_ver="1462 (20150625)", def_time="", active=False,
+                        state="downloaded")
+    requests_mock.get(CORE + "stat/engines", json=[ENGINES_V4[0], windows_copy])
+    assert started().pool.nodes[0].engines.active_av_count == 1
+
+
+def test_only_utility_engines_active_stops_the_service(requests_mock):
+    listed = [dict(e, active=False, state="disabled") if e["engine_type"] == "av" else e for e in ENGINES_V4]
+    requests_mock.get(CORE + "stat/engines", json=listed)
+    with pytest.raises(ServiceStartError, match="active engine"):
+        started()
+
+
 def test_one_core_down_at_start_is_tolerated(core):
     core.get("http://core-2:8008/stat/engines", status_code=500, json={"err": "Error querying engine list"})
     service = MetaDefender({"base_url": [CORE, "http://core-2:8008"]})

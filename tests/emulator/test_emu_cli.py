@@ -25,6 +25,8 @@ OPTIONS = [
     "--queue-limit",
     "--slow-seconds",
     "--fault",
+    "--engine-list",
+    "--report-flavour",
     "--tls",
     "--cert-dir",
     "--quiet",
