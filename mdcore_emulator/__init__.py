@@ -38,6 +38,7 @@ from .verdicts import (
     EICAR,
     ENCRYPTED,
     FAILED,
+    HEUR,
     MARKERS_HELP,
     MIXED,
     NONAME,
@@ -47,6 +48,7 @@ from .verdicts import (
     SUSPICIOUS,
     UNKNOWN_CODE,
     UNSUPPORTED,
+    VULNERABLE,
     scan_marker,
 )
 
@@ -61,6 +63,7 @@ __all__ = [
     "ENCRYPTED",
     "FAILED",
     "FAULTS",
+    "HEUR",
     "MIXED",
     "NONAME",
     "NOT_SCANNED",
@@ -69,6 +72,7 @@ __all__ = [
     "SUSPICIOUS",
     "UNKNOWN_CODE",
     "UNSUPPORTED",
+    "VULNERABLE",
     "Emulator",
     "Node",
     "NodeStats",

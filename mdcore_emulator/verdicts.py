@@ -24,6 +24,8 @@ UNKNOWN_CODE = "MDEMU:UNKNOWN-CODE"
 MIXED = "MDEMU:MIXED"
 CDR = "MDEMU:CDR"
 CDR_FAIL = "MDEMU:CDR-FAIL"
+HEUR = "MDEMU:HEUR"
+VULNERABLE = "MDEMU:VULNERABLE"
 SCAN_PREFIX = "MDEMU:SCAN="
 ARCHIVE_PASSWORD = "infected"  # the archivepwd that opens an ENCRYPTED file
 
@@ -41,6 +43,8 @@ MARKERS = (
     MIXED,
     CDR,
     CDR_FAIL,
+    HEUR,
+    VULNERABLE,
 )
 
 RESULT_TEXT = {
@@ -180,6 +184,12 @@ _TARGETED = {
     CLEANED: {"Emsisoft": Verdict(4, "Trojan.GenericKD.4711 (B)")},
     NONAME: {"NANOAV": Verdict(1)},
     UNKNOWN_CODE: {"Vir.IT eXplorer": Verdict(42)},
+    HEUR: {
+        "ClamAV": Verdict(1, "Win.Trojan.Agent-6330621-0"),
+        "Ikarus": Verdict(1, "HEUR:Trojan.Win32.Generic"),
+        "Bitdefender": Verdict(1, "Gen:Heur.Mint.Zard.1"),
+        "K7": Verdict(2, "Suspicious ( 0055e3ef1 )"),
+    },
 }
 
 
@@ -248,6 +258,9 @@ Markers (anywhere in a file's content, upper case, whole tokens) decide the verd
                       GET /file/converted/{id} then serves the file without the marker text
                       (a short fixed text for files of 10 MiB or more)
   MDEMU:CDR-FAIL      Deep CDR fails: post_processing.actions_failed is "Sanitized"
+  MDEMU:HEUR          ClamAV 1 "Win.Trojan.Agent-6330621-0", Ikarus 1 "HEUR:Trojan.Win32.Generic",
+                      Bitdefender 1 "Gen:Heur.Mint.Zard.1", K7 2 "Suspicious ( 0055e3ef1 )"
+  MDEMU:VULNERABLE    vulnerability_info: the file is Adobe Flash Player 20.0.0.235 (critical), 4 CVEs
   MDEMU:SCAN=<s>      this file's scan time in seconds instead of --scan-seconds, e.g. MDEMU:SCAN=1.3
   no marker           every engine 0 No Threat Detected
 ENCRYPTED, UNSUPPORTED and NOT-SCANNED (in that order) set every engine; otherwise EICAR sets
