@@ -189,3 +189,11 @@ def test_submission_param_archive_password(manifest):
     assert params["archive_password"]["type"] == "str"
     assert params["archive_password"]["default"] == ""
     assert params["archive_password"]["value"] == ""
+
+
+def test_readme_configuration_table_names_every_manifest_key(manifest):
+    readme = (MANIFEST_PATH.parent / "README.md").read_text()
+    table = {line.split("|")[1].strip().strip("`") for line in readme.splitlines() if line.startswith("| `")}
+    keys = {f"av_config.{key}" for key in manifest["config"]["av_config"]}
+    keys |= {key for key in manifest["config"] if key != "av_config"}
+    assert keys - table == set()
