@@ -8,6 +8,7 @@ The thin `ServiceBase` glue. The work lives in `mdservice`: `config` (service va
 from __future__ import annotations
 
 import os
+import threading
 import time
 
 from assemblyline.common.exceptions import NonRecoverableError
@@ -52,6 +53,8 @@ class MetaDefender(ServiceBase):
         self.settings: ServiceConfig | None = None
         self.pool: NodePool | None = None
         self.safelist: frozenset[str] = frozenset()
+        self._safelist_read_at = 0.0
+        self._safelist_reread: threading.Thread | None = None
 
     def start(self) -> None:
         """Check the config, read every Core's engines and fetch the safelisted virus names."""
@@ -64,7 +67,8 @@ class MetaDefender(ServiceBase):
         self.pool = self._build_pool(self.settings)
         self.pool.read_all_engines()
         self._check_engines()
-        self.safelist = self._fetch_safelist()
+        self._safelist_read_at = time.monotonic()
+        self.safelist = self._fetch_safelist() or frozenset()
 
     def stop(self) -> None:
         for node in self.pool.nodes if self.pool else []:
@@ -80,6 +84,7 @@ class MetaDefender(ServiceBase):
     def execute(self, request: ServiceRequest) -> None:
         settings, deadline = self.settings, self._deadline()
         self.pool.refresh_engines(settings.engine_refresh_seconds)
+        self.refresh_safelist(time.monotonic())
         job = ScanJob(request.file_path, request.file_name or request.sha256, settings.rule,
                       _archive_password(request), request.sha256)
         scan = scan_file(self.pool, job, deadline)
@@ -111,15 +116,36 @@ class MetaDefender(ServiceBase):
             raise ServiceStartError("No reachable MetaDefender Core has an active engine: check Core's "
                                     "Inventory > Technologies (licence and engine updates)")
 
-    def _fetch_safelist(self) -> frozenset[str]:
-        """Virus names on Assemblyline's safelist; a failure only means no safelist, with a warning."""
+    def refresh_safelist(self, now: float) -> threading.Thread | None:
+        """Re-read the safelisted virus names once `engine_refresh_seconds` passed since the last read.
+
+        The read runs in a background thread (returned, for whoever wants to wait for it): the framework's call
+        retries for as long as Assemblyline's service server is unreachable, and no task may wait for that. Tasks
+        meanwhile score with the names read last; one re-read at a time.
+        """
+        running = self._safelist_reread is not None and self._safelist_reread.is_alive()
+        if running or now - self._safelist_read_at < self.settings.engine_refresh_seconds:
+            return None
+        self._safelist_read_at = now
+        self._safelist_reread = threading.Thread(target=self._reread_safelist, name="safelist-reread", daemon=True)
+        self._safelist_reread.start()
+        return self._safelist_reread
+
+    def _reread_safelist(self) -> None:
+        names = self._fetch_safelist()
+        if names is not None:
+            self.safelist = names
+
+    def _fetch_safelist(self) -> frozenset[str] | None:
+        """Virus names on Assemblyline's safelist; None (with a warning) when the call fails: the last list stays."""
         try:
             safelist = self.get_api_interface().get_safelist(["av.virus_name"]) or {}
             names = safelist.get("match", {}).get("av.virus_name", [])
             return frozenset(name for name in names if isinstance(name, str))
         except Exception as exc:  # the safelist is an extra: the service works without it
-            self.log.warning(f"Could not fetch the safelisted virus names, scoring without them: {exc}")
-            return frozenset()
+            self.log.warning(f"Could not fetch the safelisted virus names, scoring with the {len(self.safelist)} "
+                             f"read before: {exc}")
+            return None
 
     def _deadline(self) -> float:
         """The monotonic time by which the scan must be over, leaving a margin of the service timeout."""

@@ -29,6 +29,7 @@ SAMPLES = {
     "cdr": ("report.docx", EICAR + b"\nMDEMU:CDR\n"),
     "not-scanned": ("odd.bin", b"MDEMU:NOT-SCANNED\n"),
     "archive": ("bundle.zip", b"PK\x03\x04 MDEMU:ARCHIVE\n"),
+    "features": ("flashplayer.exe", b"MDEMU:HEUR\nMDEMU:VULNERABLE\nMDEMU:CDR\n"),
 }
 
 
@@ -38,7 +39,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--sample", choices=sorted(SAMPLES), default="eicar", help="which generated sample to scan")
     parser.add_argument("--all-features", action="store_true",
                         help="switch the optional features on: sanitized file download, a Core rule, the "
-                             "stale-definition check (and scan the 'cdr' sample unless --file/--sample is given)")
+                             "stale-definition check, heuristic virus names, a minimum of engines to score (and "
+                             "scan the 'features' sample unless --file/--sample is given)")
     parser.add_argument("--real-core", action="store_true",
                         help="answer as the real Cores OPSWAT published: every engine package listed (inactive "
                              "copies, names in other case) and reports with Core 4.3's field set")
@@ -47,7 +49,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--scan-seconds", type=float, default=0.5, help="the emulator's scan time per file")
     args = parser.parse_args(argv)
     if args.all_features and "--sample" not in (argv if argv is not None else sys.argv):
-        args.sample = "cdr"
+        args.sample = "features"
     return args
 
 
@@ -67,6 +69,11 @@ def prepare_sample(args: argparse.Namespace) -> pathlib.Path:
     return target
 
 
+def manifest_defaults() -> dict:
+    """The service variables' defaults, as the manifest gives them."""
+    return yaml.safe_load((ROOT / "service_manifest.yml").read_text())["config"]
+
+
 def write_manifest(directory: pathlib.Path, config: dict) -> pathlib.Path:
     """A copy of the service manifest in `directory`, with `config` over its defaults."""
     manifest = yaml.safe_load((ROOT / "service_manifest.yml").read_text())
@@ -81,6 +88,8 @@ def demo_config(urls: list[str], args: argparse.Namespace) -> dict:
     config = {"base_url": urls if len(urls) > 1 else urls[0], "md_version": args.md_version}
     if args.all_features:
         config.update(fetch_sanitized_file=True, rule="Multiscan and CDR", stale_definition_days=7)
+        config["av_config"] = {**manifest_defaults()["av_config"], "min_engines_to_score": 5,
+                               "heuristic_name_keys": ["HEUR:", "Heur.", "Suspicious", "not-a-virus"]}
     return config
 
 
@@ -113,14 +122,24 @@ def summary(result_path: pathlib.Path) -> str:
         if section["depth"] == 0:
             lines.append(f"  [{title}]")
         else:
-            score = f" (score {section['heuristic']['score']})" if section.get("heuristic") else ""
+            heuristic = section.get("heuristic")
+            score = f" (heuristic {heuristic['heur_id']}, score {heuristic['score']})" if heuristic else ""
             lines.append(f"    - {title}{score}")
+            lines += [f"        {key}: {value}" for key, value in _shown_items(section)]
     if not sections:
         lines.append("  no section: every engine that scanned the file found nothing")
     for item in result["response"]["supplementary"]:
         lines.append(f"  supplementary file: {item['name']}")
     lines.append(f"  full result: {result_path}")
     return "\n".join(lines)
+
+
+def _shown_items(section: dict) -> list[tuple[str, object]]:
+    """The body items worth a line in the summary: why hits do not score, and a product's CVEs."""
+    if section.get("body_format") != "KEY_VALUE":
+        return []
+    body = json.loads(section["body"])
+    return [(key, body[key]) for key in ("not_scored", "severity", "cve") if key in body]
 
 
 def main(argv: list[str] | None = None) -> None:

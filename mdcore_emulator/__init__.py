@@ -44,6 +44,7 @@ from .verdicts import (
     EICAR,
     ENCRYPTED,
     FAILED,
+    HEUR,
     MARKERS_HELP,
     MIXED,
     NONAME,
@@ -53,6 +54,7 @@ from .verdicts import (
     SUSPICIOUS,
     UNKNOWN_CODE,
     UNSUPPORTED,
+    VULNERABLE,
     scan_marker,
 )
 
@@ -68,6 +70,7 @@ __all__ = [
     "ENCRYPTED",
     "FAILED",
     "FAULTS",
+    "HEUR",
     "MIXED",
     "NONAME",
     "NOT_SCANNED",
@@ -76,6 +79,7 @@ __all__ = [
     "SUSPICIOUS",
     "UNKNOWN_CODE",
     "UNSUPPORTED",
+    "VULNERABLE",
     "Emulator",
     "Node",
     "NodeStats",

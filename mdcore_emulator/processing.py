@@ -17,6 +17,7 @@ from .verdicts import (
     CDR,
     CDR_FAIL,
     RESULT_TEXT,
+    VULNERABLE,
     Markers,
     MarkerScanner,
     Verdict,
@@ -30,6 +31,8 @@ POST_PROCESSING_SHARE = 0.2  # Deep CDR takes this share of the scan time after 
 STUCK_FRACTION = 0.99  # how far a never-completing scan gets
 BLOCKING_CODES = frozenset({1, 2, 4, 22})
 DEFAULT_RULE = "File scan"
+# The product a MDEMU:VULNERABLE file is recognised as, with OpenAPI's example CVEs.
+VULNERABLE_CVES = ("CVE-2015-8459", "CVE-2015-8460", "CVE-2015-8636", "CVE-2015-8645")
 
 
 class Clock:
@@ -323,6 +326,8 @@ def build_report(job: Job, now: float, md_version: int, clock: Clock, flavour: s
             report["extracted_files"] = {"files_in_archive": _archive_members(job, state)}
     if md_version == 4:
         report["process_info"] = _process_info(job, state, now)
+    if md_version == 4 and VULNERABLE in job.markers.names and state.phase in ("post", "done"):
+        report["vulnerability_info"] = _vulnerability_info(job)
     return as_core_4_3(report) if flavour == "4.3" else report
 
 
@@ -403,6 +408,22 @@ def _engine_result(job: Job, index: int, md_version: int) -> dict:
         "scan_time": _ms(job.scan_seconds * (index + 1) / len(job.engines)),
         "wait_time": 1 + index % 4,
     }
+
+
+def _vulnerability_info(job: Job) -> dict:
+    """vulnerability_info as the OpenAPI spec shapes it (including its spelling `vulnerabilites`)."""
+    vulnerabilities = [{"description": f"Flash Player memory corruption ({cve})", "severity": "CRITICAL",
+                        "severity_index": 5, "static_id": int(cve[4:].replace("-", "")),
+                        "details": {"cve": cve, "cwe": "CWE-119", "cvss": {"score": "10.0"}}}
+                       for cve in VULNERABLE_CVES]
+    return {"result": {
+        "code": 0, "hash": job.file.sha1.upper(), "method": 50700, "timing": 48,
+        "detected_product": {
+            "has_vulnerability": True, "is_current": False, "severity": "critical",
+            "product": {"id": 104, "name": "Adobe Flash Player"}, "vendor": {"id": 91, "name": "Adobe Systems Inc."},
+            "version": "20.0.0.235", "version_data": {"count_behind": 65, "version": "25.0.0.149"},
+            "remediation_link": "http://get.adobe.com/flashplayer/"},
+        "vulnerabilites": vulnerabilities}}
 
 
 def _process_info(job: Job, state: _State, now: float) -> dict:

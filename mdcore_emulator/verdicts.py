@@ -25,6 +25,8 @@ MIXED = "MDEMU:MIXED"
 CDR = "MDEMU:CDR"
 CDR_FAIL = "MDEMU:CDR-FAIL"
 ARCHIVE = "MDEMU:ARCHIVE"
+HEUR = "MDEMU:HEUR"
+VULNERABLE = "MDEMU:VULNERABLE"
 SCAN_PREFIX = "MDEMU:SCAN="
 ARCHIVE_PASSWORD = "infected"  # the archivepwd that opens an ENCRYPTED file
 
@@ -43,6 +45,8 @@ MARKERS = (
     CDR,
     CDR_FAIL,
     ARCHIVE,
+    HEUR,
+    VULNERABLE,
 )
 
 RESULT_TEXT = {
@@ -182,6 +186,12 @@ _TARGETED = {
     CLEANED: {"Emsisoft": Verdict(4, "Trojan.GenericKD.4711 (B)")},
     NONAME: {"NANOAV": Verdict(1)},
     UNKNOWN_CODE: {"Vir.IT eXplorer": Verdict(42)},
+    HEUR: {
+        "ClamAV": Verdict(1, "Win.Trojan.Agent-6330621-0"),
+        "Ikarus": Verdict(1, "HEUR:Trojan.Win32.Generic"),
+        "Bitdefender": Verdict(1, "Gen:Heur.Mint.Zard.1"),
+        "K7": Verdict(2, "Suspicious ( 0055e3ef1 )"),
+    },
 }
 
 
@@ -252,6 +262,9 @@ Markers (anywhere in a file's content, upper case, whole tokens) decide the verd
   MDEMU:CDR-FAIL      Deep CDR fails: post_processing.actions_failed is "Sanitized"
   MDEMU:ARCHIVE       the file is an archive: extracted_files.files_in_archive lists a clean
                       member and one every engine flags (bin/dropper.exe); overall 1 Infected
+  MDEMU:HEUR          ClamAV 1 "Win.Trojan.Agent-6330621-0", Ikarus 1 "HEUR:Trojan.Win32.Generic",
+                      Bitdefender 1 "Gen:Heur.Mint.Zard.1", K7 2 "Suspicious ( 0055e3ef1 )"
+  MDEMU:VULNERABLE    vulnerability_info: the file is Adobe Flash Player 20.0.0.235 (critical), 4 CVEs
   MDEMU:SCAN=<s>      this file's scan time in seconds instead of --scan-seconds, e.g. MDEMU:SCAN=1.3
   no marker           every engine 0 No Threat Detected
 ENCRYPTED, UNSUPPORTED and NOT-SCANNED (in that order) set every engine; otherwise EICAR sets

@@ -23,6 +23,8 @@ MAX_REQUEST_TIMEOUT = 3600.0
 MAX_SCORE = 1_000_000
 # Larger than any file Assemblyline keeps as a supplementary file.
 MAX_SANITIZED_MB = 100 * 1024.0
+# More engines than any Core runs: a larger min_engines_to_score could never be reached.
+MAX_MIN_ENGINES = 1000
 
 
 class ConfigError(ValueError):
@@ -31,15 +33,26 @@ class ConfigError(ValueError):
 
 @dataclass(frozen=True)
 class AvConfig:
-    """The `av_config` variable: engines to ignore and score revisions."""
+    """The `av_config` variable: engines to ignore, score revisions, heuristic names and the engine threshold."""
 
     blocklist: frozenset[str] = frozenset(name.lower().replace(" ", "") for name in DEFAULT_BLOCKLIST)
     kw_score_revision_map: dict[str, int] = field(default_factory=lambda: dict(DEFAULT_KW_SCORES))
     sig_score_revision_map: dict[str, int] = field(default_factory=lambda: dict(DEFAULT_SIG_SCORES))
+    heuristic_name_keys: tuple[str, ...] = ()
+    min_engines_to_score: int = 1
 
     def is_blocked(self, engine_name: str) -> bool:
         """True when results of the engine (as Core names it) must be ignored; case and spaces do not count."""
         return engine_name.lower().replace(" ", "") in self.blocklist
+
+    def is_heuristic_name(self, virus: str) -> bool:
+        """True when the virus name contains one of `heuristic_name_keys`, ignoring case (e.g. `HEUR:`)."""
+        lowered = virus.lower()
+        return any(key.lower() in lowered for key in self.heuristic_name_keys)
+
+    def enough_engines(self, scoring_hits: int) -> bool:
+        """True when `scoring_hits` engines may score the file: at least `min_engines_to_score` (1: always)."""
+        return self.min_engines_to_score <= 1 or scoring_hits >= self.min_engines_to_score
 
 
 @dataclass(frozen=True)
@@ -216,7 +229,8 @@ def _md_version(value) -> int:
 
 def _av_config(value) -> AvConfig:
     if not isinstance(value, dict):
-        raise ConfigError("av_config must be a mapping with blocklist, kw_score_revision_map, sig_score_revision_map")
+        raise ConfigError("av_config must be a mapping with blocklist, kw_score_revision_map, sig_score_revision_map, "
+                          "heuristic_name_keys, min_engines_to_score")
     blocklist = value.get("blocklist", list(DEFAULT_BLOCKLIST))
     if not isinstance(blocklist, list) or not all(isinstance(name, str) for name in blocklist):
         raise ConfigError("av_config.blocklist must be a list of engine names")
@@ -224,7 +238,26 @@ def _av_config(value) -> AvConfig:
         blocklist=frozenset(name.lower().replace(" ", "") for name in blocklist),
         kw_score_revision_map=_score_map(value, "kw_score_revision_map", DEFAULT_KW_SCORES),
         sig_score_revision_map=_score_map(value, "sig_score_revision_map", DEFAULT_SIG_SCORES),
+        heuristic_name_keys=_heuristic_name_keys(value.get("heuristic_name_keys", [])),
+        min_engines_to_score=_min_engines(value.get("min_engines_to_score", 1)),
     )
+
+
+def _heuristic_name_keys(value) -> tuple[str, ...]:
+    """`av_config.heuristic_name_keys`: non-empty texts; a virus name containing one makes the hit suspicious."""
+    if not isinstance(value, list) or not all(isinstance(key, str) and key.strip() for key in value):
+        raise ConfigError("av_config.heuristic_name_keys must be a list of non-empty texts, e.g. ['HEUR:', 'Heur.']")
+    return tuple(value)
+
+
+def _min_engines(value) -> int:
+    """`av_config.min_engines_to_score`: a whole number of engines from 1 to MAX_MIN_ENGINES (2.0 is read as 2)."""
+    if isinstance(value, float) and value.is_integer():
+        value = int(value)
+    if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= MAX_MIN_ENGINES:
+        raise ConfigError(f"av_config.min_engines_to_score must be a whole number of engines from 1 to "
+                          f"{MAX_MIN_ENGINES}, not {_shown(value)}")
+    return value
 
 
 def _score_map(av_config: dict, key: str, default: dict[str, int]) -> dict[str, int]:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
@@ -63,6 +64,12 @@ TITLE_CDR_DONE = "CDR Successfully Executed"
 TITLE_STALE = "Outdated Antivirus Definitions"
 TITLE_ARCHIVE = "Archive Members Flagged by AV Engines"
 TITLE_NOT_SHOWN = "Engines Not Shown"
+TITLE_VULNERABILITIES = "Known Vulnerabilities in Detected Software"
+# Bounds for the vulnerability part of a report: what an analyst can read, whatever a Core sends.
+MAX_PRODUCTS = 10
+MAX_CVES = 100
+MAX_FIELD_CHARS = 200
+CVE_ID = re.compile(r"CVE-\d{4}-\d{4,12}", re.IGNORECASE)
 
 
 @dataclass(frozen=True)
@@ -182,9 +189,13 @@ def signature_score(signature: str, virus: str, av_config: AvConfig, safelist: f
 
 
 class AvHitSection(ResultKeyValueSection):
-    """One engine that found the file infected or suspicious."""
+    """One engine that found the file infected or suspicious.
 
-    def __init__(self, outcome: EngineOutcome, score: int | None):
+    A virus name with one of `heuristic_name_keys` makes the hit suspicious (heuristic 2) and is also tagged
+    `av.heuristic`. `zeroize_on_tag_safe` lets Assemblyline's own tag safelist zero the hit's score.
+    """
+
+    def __init__(self, outcome: EngineOutcome, score: int | None, heuristic_name: bool):
         heur_id, scan_result, _ = HIT_CODES[outcome.code]
         title = (f"{outcome.name} identified the file as {outcome.virus}" if outcome.virus
                  else f"{outcome.name} flagged the file as {scan_result}")
@@ -194,11 +205,14 @@ class AvHitSection(ResultKeyValueSection):
             "scan_result": scan_result,
             "engine_version": outcome.version or UNKNOWN,
             "engine_definition_time": outcome.def_time_text,
-        })
+        }, zeroize_on_tag_safe=True)
         score_map = {outcome.signature: score} if score is not None else None
+        heur_id = HEUR_SUSPICIOUS if heuristic_name else heur_id
         self.set_heuristic(Heuristic(heur_id, signature=outcome.signature, score_map=score_map))
         if is_taggable(outcome.virus):
             self.add_tag("av.virus_name", outcome.virus)
+            if heuristic_name:
+                self.add_tag("av.heuristic", outcome.virus)
 
 
 def is_taggable(virus: str) -> bool:
@@ -224,9 +238,9 @@ class AvErrorSection(ResultTextSection):
 
 
 class EngineSummarySection(ResultKeyValueSection):
-    """How many of the engines that gave a verdict flagged the file."""
+    """How many of the engines that gave a verdict flagged the file; why the hits score 0 when too few count."""
 
-    def __init__(self, outcomes: list[EngineOutcome]):
+    def __init__(self, outcomes: list[EngineOutcome], av_config: AvConfig, scoring_hits: int):
         flagged = sum(1 for o in outcomes if o.is_hit)
         with_verdict = sum(1 for o in outcomes if o.is_hit or o.is_clean)
         super().__init__(f"{flagged}/{with_verdict} engines flagged the file", body={
@@ -234,6 +248,10 @@ class EngineSummarySection(ResultKeyValueSection):
             "engines_with_verdict": with_verdict,
             "engines_failed": len(outcomes) - with_verdict,
         })
+        if not av_config.enough_engines(scoring_hits):
+            self.set_item("not_scored", f"every hit scores 0: {scoring_hits} engine(s) flagged the file with a "
+                                        f"score above 0, fewer than the {av_config.min_engines_to_score} required "
+                                        "(av_config.min_engines_to_score)")
 
 
 class NoVerdictSection(ResultTextSection):
@@ -274,12 +292,7 @@ def av_sections(outcomes: list[EngineOutcome], av_config: AvConfig, safelist: fr
     clean = [o.name for o in shown if o.is_clean]
     if not hits:
         return not_shown if clean else [NoVerdictSection(shown), *not_shown]
-    hit_section = ResultSection(TITLE_HITS)
-    for outcome in hits:
-        score = signature_score(outcome.signature, outcome.virus, av_config, safelist)
-        hit_section.add_subsection(AvHitSection(outcome, score))
-    hit_section.add_subsection(EngineSummarySection(outcomes))
-    sections = [hit_section]
+    sections = [hits_section(hits, outcomes, av_config, safelist)]
     if failures or clean:
         fail_section = ResultSection(TITLE_FAILS)
         for outcome in failures:
@@ -323,6 +336,24 @@ def _member_line(member: dict) -> str:
     if scanned is None:
         return f"{path}: {verdict}, flagged by {detected} engine{'' if detected == 1 else 's'}"
     return f"{path}: {verdict}, flagged by {detected} of {scanned} engines"
+
+
+def hits_section(hits: list[EngineOutcome], outcomes: list[EngineOutcome], av_config: AvConfig,
+                 safelist: frozenset[str]) -> ResultSection:
+    """`AV Detections as Infected or Suspicious`: one subsection per hit, then the engine summary.
+
+    Only hits whose revised score is above 0 count toward `min_engines_to_score` (a safelisted name never pushes
+    the file over it); below it every hit is kept but scores 0.
+    """
+    scores = [signature_score(o.signature, o.virus, av_config, safelist) for o in hits]
+    scoring_hits = sum(1 for score in scores if score is None or score > 0)
+    if not av_config.enough_engines(scoring_hits):
+        scores = [0] * len(hits)
+    section = ResultSection(TITLE_HITS)
+    for outcome, score in zip(hits, scores, strict=True):
+        section.add_subsection(AvHitSection(outcome, score, av_config.is_heuristic_name(outcome.virus)))
+    section.add_subsection(EngineSummarySection(outcomes, av_config, scoring_hits))
+    return section
 
 
 def cdr_section(report: dict) -> ResultSection | None:
@@ -378,7 +409,7 @@ def build_result(report: dict, engines: EngineMap | None, options: ResultOptions
         sections.insert(1, archive)  # right after the hits (or the no-verdict warning), first when there is neither
     cdr = cdr_section(report)
     stale = stale_section(engines, options)
-    sections += [section for section in (cdr, stale) if section]
+    sections += [section for section in (cdr, vulnerability_section(report), stale) if section]
     return ReportResult(sections, antivirus_parts(shown_outcomes(outcomes)), cdr)
 
 
@@ -395,6 +426,64 @@ def stale_section(engines: EngineMap | None, options: ResultOptions) -> ResultSe
     section.add_line(f"These engines' definitions are older than {days:g} days, so they may miss recent threats:")
     section.add_lines([f"{e.name}: {e.def_time_text}" for e in stale])
     return section
+
+
+def vulnerability_section(report: dict) -> ResultSection | None:
+    """Informational (no score): each product Core's vulnerability engine found with its CVEs, CVE ids tagged.
+
+    `vulnerability_info.result` is one object in the OpenAPI spec; a list of them, or the correctly spelled
+    `vulnerabilities`, is read the same. Only products with at least one listed vulnerability are shown.
+    """
+    products = [p for p in map(_vulnerable_product, _vulnerability_results(report)) if p][:MAX_PRODUCTS]
+    if not products:
+        return None
+    section = ResultTextSection(TITLE_VULNERABILITIES)
+    section.add_line("MetaDefender Core's vulnerability engine recognised this file as a product version with "
+                     "known vulnerabilities.")
+    for title, body, cves in products:
+        product = ResultKeyValueSection(title, body=body, parent=section)
+        for cve in cves:
+            product.add_tag("attribution.exploit", cve)
+    return section
+
+
+def _vulnerability_results(report: dict) -> list[dict]:
+    """The result objects of `vulnerability_info`, however a Core nests them (one object or a list)."""
+    info = report.get("vulnerability_info") if isinstance(report, dict) else None
+    results = info.get("result", info) if isinstance(info, dict) else info
+    results = results if isinstance(results, list) else [results]
+    return [r for r in results[:MAX_PRODUCTS] if isinstance(r, dict)]
+
+
+def _vulnerable_product(result: dict) -> tuple[str, dict, list[str]] | None:
+    """(title, KEY_VALUE body, CVE ids to tag) of one vulnerability result, None when it lists no vulnerability."""
+    listed = result.get("vulnerabilites", result.get("vulnerabilities"))
+    entries = [entry for entry in listed if isinstance(entry, dict)] if isinstance(listed, list) else []
+    if not entries:
+        return None
+    detected = _part(result, "detected_product")
+    name = _field(_part(detected, "product").get("name")) or _field(detected.get("sig_name")) or UNKNOWN
+    version = _field(detected.get("version")) or UNKNOWN
+    ids = list(dict.fromkeys(cve for cve in map(_cve_of, entries[:MAX_CVES * 10]) if cve))
+    body = {"product": name, "vendor": _field(_part(detected, "vendor").get("name")) or UNKNOWN,
+            "version": version, "severity": _field(detected.get("severity")) or UNKNOWN,
+            "vulnerabilities": len(entries), "cve": ids[:MAX_CVES]}
+    tagged = [cve for cve in ids[:MAX_CVES] if CVE_ID.fullmatch(cve)]
+    return f"{name} {version}", body, tagged
+
+
+def _cve_of(entry: dict) -> str:
+    """The CVE id of one listed vulnerability (`details.cve`, or `cve` beside it), upper-cased when it is one."""
+    value = _field(_part(entry, "details").get("cve")) or _field(entry.get("cve"))
+    return value.upper() if CVE_ID.fullmatch(value) else value
+
+
+def _field(value) -> str:
+    """A text field of the vulnerability part as safe, bounded text; numbers (a version) become text."""
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        value = str(value)
+    text = "".join(ch for ch in " ".join(clean_text(value).split()) if ch.isprintable())
+    return text if len(text) <= MAX_FIELD_CHARS else text[:MAX_FIELD_CHARS] + "..."
 
 
 def antivirus_parts(outcomes: list[EngineOutcome]) -> list[dict]:

@@ -140,6 +140,25 @@ def test_blocklist_that_is_not_a_list_of_names_is_an_error_naming_blocklist(bloc
     assert_error_names(av_config(blocklist=blocklist), "blocklist")
 
 
+def test_heuristic_name_keys_are_kept_and_match_ignoring_case():
+    parsed = parse_config(av_config(heuristic_name_keys=["HEUR:", "not-a-virus"])).av_config
+    assert parsed.heuristic_name_keys == ("HEUR:", "not-a-virus")
+    assert parsed.is_heuristic_name("heur:Trojan.Win32.Generic")
+    assert parsed.is_heuristic_name("Adware.Toolbar (Not-A-Virus)")
+    assert not parsed.is_heuristic_name("Trojan.Win32.Heuristic")
+
+
+def test_no_heuristic_name_keys_by_default():
+    assert not parse_config(config()).av_config.is_heuristic_name("HEUR:Trojan.Win32.Generic")
+
+
+@pytest.mark.parametrize(("minimum", "hits", "enough"), [(1, 0, True), (1, 1, True), (3, 2, False), (3, 3, True),
+                                                          (3, 4, True), (2.0, 1, False)])
+def test_min_engines_to_score(minimum, hits, enough):
+    parsed = parse_config(av_config(min_engines_to_score=minimum)).av_config
+    assert parsed.enough_engines(hits) is enough
+
+
 def test_av_config_that_is_not_a_mapping_is_an_error_naming_av_config():
     assert_error_names(config(av_config=["Antiy-AVL"]), "av_config")
 

@@ -10,7 +10,7 @@ import math
 
 import pytest
 
-from mdservice.config import MAX_REQUEST_TIMEOUT, MAX_SCORE
+from mdservice.config import MAX_MIN_ENGINES, MAX_REQUEST_TIMEOUT, MAX_SCORE
 from metadefender import MetaDefender, ServiceStartError
 
 CORE = "http://core-1:8008/"
@@ -40,6 +40,9 @@ BAD_AV_CONFIG = {
                               {"adware": True}, {"adware": None}, {"adware": MAX_SCORE + 1}, {"adware": -MAX_SCORE - 1},
                               {"adware": 10**30}],
     "sig_score_revision_map": [None, "", [], {"": 5}, {"X.Y": "high"}, {"X.Y": 2.0}, {"X.Y": 2**63}],
+    "heuristic_name_keys": [None, "", "HEUR:", 5, [5], ["HEUR:", None], [""], ["  "], {"HEUR:": True}, [["HEUR:"]]],
+    "min_engines_to_score": [None, "", "2", 0, -1, 1.5, True, [2], {"n": 2}, math.nan, math.inf,
+                             MAX_MIN_ENGINES + 1, 10**30, HUGE],
 }
 CASES = [(key, {key: value}) for key, values in BAD_VALUES.items() for value in values]
 CASES += [(key, {"av_config": {key: value}}) for key, values in BAD_AV_CONFIG.items() for value in values]
@@ -99,6 +102,8 @@ def test_empty_api_key_sends_no_header(core, api_key):
     {"av_config": {}}, {"av_config": {"blocklist": []}},
     {"av_config": {"kw_score_revision_map": {}, "sig_score_revision_map": {"X.Y": -MAX_SCORE}}},
     {"av_config": {"kw_score_revision_map": {"adware": MAX_SCORE}}, "unknown_sub_key": 1},
+    {"av_config": {"heuristic_name_keys": [], "min_engines_to_score": MAX_MIN_ENGINES}},
+    {"av_config": {"heuristic_name_keys": ["HEUR:", "not-a-virus"], "min_engines_to_score": 3.0}},
     {"rule": None}, {"rule": "  multiscan only  "}, {"min_node_time": 60, "max_node_time": "anything"},
     {"base_url": [" http://core-1:8008 "]}, {"verify_certificate": False},
 ])

@@ -23,15 +23,20 @@ from hypothesis import strategies as st
 from mdservice.config import AvConfig
 from mdservice.engines import EngineMap, clean_text, tool_version
 from mdservice.report import (
+    CVE_ID,
+    MAX_CVES,
+    MAX_PRODUCTS,
     MAX_TAG_CHARS,
     TITLE_HITS,
     TITLE_NO_VERDICT,
+    TITLE_VULNERABILITIES,
     ResultOptions,
     build_result,
     cdr_section,
     engine_outcomes,
     is_finished,
     progress_of,
+    vulnerability_section,
 )
 
 SETTINGS = settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -275,3 +280,58 @@ def test_engine_listed_without_a_version_keeps_its_ontology_part():
     report = {"scan_results": {"scan_details": {"ClamAV": {"scan_result_i": 0}}}}
     parts = build_result(report, engines, OPTIONS).antivirus
     assert [p.engine_name for p in validate_antivirus_parts(parts)] == ["ClamAV"]
+
+
+cve_texts = st.one_of(st.from_regex(r"(?i)CVE-\d{4}-\d{4,7}", fullmatch=True), names)
+vulnerability_entries = st.one_of(
+    optional_dict({}, {"details": st.one_of(optional_dict({}, {"cve": maybe(cve_texts), "cvss": json_values}),
+                                            json_values),
+                       "cve": maybe(cve_texts), "severity": maybe(names), "description": maybe(names)}),
+    json_values,
+)
+vulnerability_lists = st.one_of(st.lists(vulnerability_entries, max_size=8), json_values)
+detected_products = st.one_of(
+    optional_dict({}, {"product": st.one_of(optional_dict({}, {"name": maybe(names)}), json_values),
+                       "vendor": st.one_of(optional_dict({}, {"name": maybe(names)}), json_values),
+                       "version": maybe(names | st.integers() | st.floats()), "severity": maybe(names),
+                       "sig_name": maybe(names)}),
+    json_values,
+)
+vulnerability_results = optional_dict({}, {"detected_product": detected_products,
+                                           "vulnerabilites": vulnerability_lists,
+                                           "vulnerabilities": vulnerability_lists, "code": json_values})
+vulnerability_infos = st.one_of(
+    optional_dict({}, {"result": st.one_of(vulnerability_results, st.lists(vulnerability_results, max_size=4),
+                                           json_values)}),
+    st.lists(vulnerability_results, max_size=3),
+    json_values,
+)
+
+
+@settings(SETTINGS, max_examples=60)
+@given(info=vulnerability_infos)
+@example(info={"result": {"detected_product": {"product": {"name": "\ud800<b>x</b>\x00"}, "version": float("nan")},
+                          "vulnerabilites": [{"details": {"cve": "cve-2021-44228\n"}}, {"cve": ["CVE-2021-1"]}]}})
+@example(info={"result": [{"vulnerabilites": [{"details": {"cve": f"CVE-2020-{i:05}"}} for i in range(2000)]}]
+               * (MAX_PRODUCTS + 2)})
+def test_any_vulnerability_info_gives_a_bounded_informational_section(info):
+    report = {"scan_results": {"progress_percentage": 100, "scan_details": {"ClamAV": {"scan_result_i": 1}}},
+              "vulnerability_info": info}
+    started = time.monotonic()
+    sections = build_result(report, None, OPTIONS).sections
+    assert time.monotonic() - started < 5
+    check_result_is_storable(sections)
+    check_tags_are_accepted(sections)
+    section = vulnerability_section(report)
+    if section is None:
+        assert TITLE_VULNERABILITIES not in [s.title_text for s in sections]
+        return
+    assert section.heuristic is None and len(section.subsections) <= MAX_PRODUCTS
+    for product in section.subsections:
+        assert product.heuristic is None
+        body = json.loads(product.body)
+        assert isinstance(body["vulnerabilities"], int) and body["vulnerabilities"] >= 1
+        assert len(body["cve"]) <= MAX_CVES and all(isinstance(cve, str) for cve in body["cve"])
+        exploits = product.tags.get("attribution.exploit", [])
+        assert all(CVE_ID.fullmatch(cve) and cve == cve.upper() for cve in exploits)
+        assert set(exploits) <= set(body["cve"])

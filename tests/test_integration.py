@@ -18,6 +18,7 @@ from mdcore_emulator import (
     EICAR,
     ENCRYPTED,
     FAILED,
+    HEUR,
     MIXED,
     NONAME,
     NOT_SCANNED,
@@ -25,6 +26,7 @@ from mdcore_emulator import (
     SUSPICIOUS,
     UNKNOWN_CODE,
     UNSUPPORTED,
+    VULNERABLE,
     Emulator,
 )
 from metadefender import MetaDefender, ServiceStartError
@@ -243,11 +245,12 @@ def test_one_keep_alive_connection_per_core_across_tasks(emulator, service, tmp_
 
 def test_every_optional_feature_on_still_validates(tmp_path):
     config = {"rule": "Multiscan & CDR", "fetch_sanitized_file": True, "stale_definition_days": 7,
-              "engine_refresh_seconds": 0.2}
+              "engine_refresh_seconds": 0.2,
+              "av_config": {"heuristic_name_keys": HEURISTIC_KEYS, "min_engines_to_score": len(EICAR_ENGINES)}}
     with Emulator(scan_seconds=0.1) as emu:
         service = MetaDefender({"base_url": emu.urls[0], **config})
         service.start()
-        result, doc = scan(service, tmp_path, EICAR + " " + CDR + " " + ENCRYPTED,
+        result, doc = scan(service, tmp_path, " ".join([EICAR, CDR, ENCRYPTED, HEUR, VULNERABLE]),
                            params={"archive_password": "infected"})
         record = list(emu.nodes[0].stats.scans.values())[-1]
     assert (record.rule, record.archive_password) == ("Multiscan & CDR", "infected")
@@ -257,6 +260,46 @@ def test_every_optional_feature_on_still_validates(tmp_path):
     assert "Vir.IT eXplorer" in stale.body
     assert [f["name"] for f in doc["response"]["supplementary"] if f["name"].endswith(".sanitized")] == [
         "sample.bin.sanitized"]
+    assert {name for name, s in hits(result).items() if s.heuristic.heur_id == "2"} == {"Bitdefender", "Ikarus", "K7"}
+    assert VULNERABILITIES in titles
+    assert result.result.score > 0
+
+
+HEURISTIC_KEYS = ["HEUR:", "Heur.", "Suspicious"]
+VULNERABILITIES = "Known Vulnerabilities in Detected Software"
+
+
+def heuristic_service(emulator, min_engines: int = 1) -> MetaDefender:
+    av_config = {"heuristic_name_keys": HEURISTIC_KEYS, "min_engines_to_score": min_engines}
+    service = MetaDefender({"base_url": emulator.urls[0], "av_config": av_config})
+    service.start()
+    return service
+
+
+def test_heuristic_virus_names_are_suspicious_and_tagged(emulator, tmp_path):
+    result, _ = scan(heuristic_service(emulator), tmp_path, HEUR)
+    found = hits(result)
+    assert {name: s.heuristic.heur_id for name, s in found.items()} == {
+        "ClamAV": "1", "Ikarus": "2", "Bitdefender": "2", "K7": "2"}
+    assert found["Ikarus"].tags.av.heuristic == ["HEUR:Trojan.Win32.Generic"]
+    assert not found["ClamAV"].tags.av.heuristic
+    assert result.result.score == 1000 + 3 * 500
+
+
+def test_too_few_engines_keep_their_hits_but_score_nothing(emulator, tmp_path):
+    result, _ = scan(heuristic_service(emulator, min_engines=5), tmp_path, HEUR)
+    assert len(hits(result)) == 4 and result.result.score == 0
+    summary = next(s for s in result.result.sections if s.title_text == "4/11 engines flagged the file")
+    assert "5 required" in json.loads(summary.body)["not_scored"]
+
+
+def test_vulnerable_product_from_the_emulator(service, tmp_path):
+    result, _ = scan(service, tmp_path, VULNERABLE)
+    assert tree(result) == [(0, VULNERABILITIES), (1, "Adobe Flash Player 20.0.0.235")]
+    product = result.result.sections[1]
+    assert json.loads(product.body)["severity"] == "critical"
+    assert product.tags.attribution.exploit == json.loads(product.body)["cve"]
+    assert len(product.tags.attribution.exploit) == 4 and result.result.score == 0
 
 
 def test_new_definitions_change_the_tool_version_without_restart(tmp_path):

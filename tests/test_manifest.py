@@ -120,15 +120,30 @@ def test_config_has_the_contract_keys_and_the_documented_extras_only(manifest):
     assert set(manifest["config"]) == set(CONTRACT_CONFIG) | set(EXTRA_CONFIG) | set(EXTRA_NUMERIC_KEYS)
 
 
+# av_config keys beyond the contract's three, with the defaults that keep every result as it is.
+EXTRA_AV_CONFIG = {
+    "heuristic_name_keys": [],
+    "min_engines_to_score": 1,
+}
+
+
 @pytest.mark.parametrize("key", sorted(CONTRACT_CONFIG))
 def test_config_default_matches_the_contract(manifest, key):
     value = manifest["config"][key]
+    if key == "av_config":
+        value = {k: v for k, v in value.items() if k not in EXTRA_AV_CONFIG}
     assert value == CONTRACT_CONFIG[key]
     assert type(value) is type(CONTRACT_CONFIG[key])
 
 
-def test_av_config_has_exactly_its_three_maps(manifest):
-    assert set(manifest["config"]["av_config"]) == {"blocklist", "kw_score_revision_map", "sig_score_revision_map"}
+def test_av_config_has_the_contract_maps_and_the_documented_extras_only(manifest):
+    assert set(manifest["config"]["av_config"]) == set(CONTRACT_CONFIG["av_config"]) | set(EXTRA_AV_CONFIG)
+
+
+@pytest.mark.parametrize("key", sorted(EXTRA_AV_CONFIG))
+def test_extra_av_config_default_keeps_every_result(manifest, key):
+    assert manifest["config"]["av_config"][key] == EXTRA_AV_CONFIG[key]
+    assert type(manifest["config"]["av_config"][key]) is type(EXTRA_AV_CONFIG[key])
 
 
 @pytest.mark.parametrize("key", sorted(EXTRA_CONFIG))
@@ -155,6 +170,8 @@ def test_parse_config_on_the_manifest_config_gives_the_contract_defaults(manifes
     assert config.rule == ""
     assert config.fetch_sanitized_file is False
     av = config.av_config
+    assert av.heuristic_name_keys == ()
+    assert av.min_engines_to_score == 1
     assert av.kw_score_revision_map == {"adware": 100}
     assert av.sig_score_revision_map == {"TACHYON.Suspicious/XOX.Obfus.Gen.2": 100}
     for engine in ("Antiy-AVL", "APEX", "Jiangmin"):
@@ -172,3 +189,11 @@ def test_submission_param_archive_password(manifest):
     assert params["archive_password"]["type"] == "str"
     assert params["archive_password"]["default"] == ""
     assert params["archive_password"]["value"] == ""
+
+
+def test_readme_configuration_table_names_every_manifest_key(manifest):
+    readme = (MANIFEST_PATH.parent / "README.md").read_text()
+    table = {line.split("|")[1].strip().strip("`") for line in readme.splitlines() if line.startswith("| `")}
+    keys = {f"av_config.{key}" for key in manifest["config"]["av_config"]}
+    keys |= {key for key in manifest["config"] if key != "av_config"}
+    assert keys - table == set()
