@@ -27,7 +27,7 @@ PROBE_TIMEOUT = 3.0
 # The most a task waits for its candidates' queue readings (asked in parallel).
 QUEUE_WAIT = 0.5
 # A Core's last scan time is trusted this long; after that the Core is judged like any other again.
-SPEED_MEMORY = 60.0
+SPEED_MEMORY = 300.0
 SLOW_RATIO = 2.0
 # Engine refreshes and probes are not started with less time than this left in their budget.
 MIN_REQUEST_SECONDS = 0.05
@@ -209,12 +209,17 @@ class NodePool:
         self._ask_next_candidates()
 
     def _ask_next_candidates(self) -> None:
-        """Start reading the queues of the Cores the next attempt_order will compare, so it need not wait."""
+        """Start reading the queues of the Cores the next attempt_order will compare, so it need not wait.
+
+        The Core just used keeps its reading from when it was chosen while that is fresh: our own file
+        was not in it, and has just left it. So a task usually costs one `stat/nodes` request.
+        """
         count = len(self.nodes)
         ready = [n for n in (self.nodes[(self.cursor + i) % count] for i in range(count))
                  if not n.failed and n.skip_turns == 0]
         if len(ready) > 1:
-            self.gauge.ask([n for n in self._candidates(ready) if n.reports_queue])
+            self.gauge.ask([n for n in self._candidates(ready) if n.reports_queue
+                            and (n is not self.partner or not self.gauge.is_fresh(n))])
 
     def record_success(self, node: CoreNode) -> None:
         if node.failures:

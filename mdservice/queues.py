@@ -54,11 +54,19 @@ class QueueGauge:
                     self._asking[node] = threading.Event()
                     threading.Thread(target=self._read, args=(node,), daemon=True, name="md-stat-nodes").start()
 
+    def is_fresh(self, node: CoreNode) -> bool:
+        """Whether the latest answer of `node` is recent enough to go by."""
+        with self._lock:
+            return self._fresh(node, self._clock())
+
+    def _fresh(self, node: CoreNode, now: float) -> bool:
+        return node in self._latest and now - self._latest[node].at <= FRESH_SECONDS
+
     def readings(self, nodes: list[CoreNode], wait: float) -> dict[CoreNode, Reading]:
         """Fresh readings of `nodes`; errors are handed out once. Waits at most `wait` s for answers still out."""
         now = self._clock()
         with self._lock:
-            stale = [n for n in nodes if n not in self._latest or now - self._latest[n].at > FRESH_SECONDS]
+            stale = [n for n in nodes if not self._fresh(n, now)]
         self.ask(stale)
         with self._lock:
             pending = [self._asking[n] for n in nodes if n in self._asking]
@@ -67,8 +75,7 @@ class QueueGauge:
             if not event.wait(max(0.0, until - time.monotonic())):
                 break
         with self._lock:
-            found = {n: self._latest[n] for n in nodes if n in self._latest and n not in self._asking
-                     and self._clock() - self._latest[n].at <= FRESH_SECONDS}
+            found = {n: self._latest[n] for n in nodes if n not in self._asking and self._fresh(n, self._clock())}
             for node, reading in found.items():
                 if reading.error:
                     del self._latest[node]
