@@ -261,3 +261,23 @@ def test_core_that_cannot_report_its_queue_is_not_asked_again_and_keeps_its_turn
     used = run_tasks(pool, clock, 10)
     assert used == {"core0": 5, "core1": 5}
     assert len(calls) == 1
+
+
+
+def test_refresh_probes_and_queue_checks_of_many_slow_cores_keep_the_task_within_its_deadline():
+    clock = FakeClock()
+    pool, clients = make_pool(clock, [0.5] * 12)
+    for index, client in enumerate(clients):
+        client.delay = 0.95 if index else 0.0  # eleven Cores answer everything after 0.95 s
+        if index % 2:
+            pool.record_failure(pool.nodes[index], CoreError("refused"))
+    clock.t += BACKOFF_MAX + 600  # every probe and every engine refresh is due
+    start = clock.now()
+    deadline = start + 9  # a service timeout of 10 s
+    pool.refresh_engines(600, start + 1.8)
+    assert clock.now() <= start + 1.8
+    try:
+        scan_file(pool, JOB, deadline, Clock(clock.now, clock.sleep))
+    except RecoverableError:
+        pass
+    assert clock.now() <= deadline
