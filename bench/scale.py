@@ -19,7 +19,7 @@ import statistics
 import sys
 import time
 
-from bench.common import EmulatorProcess, Row, make_task, print_table, stage_file, started_service, tasking_dir
+from bench.common import EmulatorProcess, Row, new_sample_task, print_table, started_service, tasking_dir
 from bench.throughput import run
 
 NETWORK_DELAY = 0.02
@@ -64,11 +64,7 @@ def measure(cores: int, workdir: str) -> tuple[list[float], float, float]:
         control = count_control_requests(service)
         times, cpu = [], 0.0
         for index in range(FILES_PER_COUNT + 1):
-            path = f"{workdir}/scale-{cores}-{index}-{time.time_ns()}.bin"
-            with open(path, "wb") as handle:
-                handle.write(f"scale benchmark {cores} {index} {time.time_ns()}".encode())
-            task = make_task(path)
-            stage_file(path, task, workdir)
+            task = new_sample_task(workdir, f"scale-{cores}-{index}")
             if index == 1:
                 control[0] = 0  # the first task warms up connections and imports
             started, cpu_started = time.perf_counter(), time.process_time()
