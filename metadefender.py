@@ -27,6 +27,9 @@ from mdservice.scan import ScanJob, scan_file
 # Part of the service timeout kept free for Assemblyline's own work after the scan.
 DEADLINE_MARGIN = 0.1
 MIN_DEADLINE_MARGIN = 1.0
+# Engine-list refreshes and probes of failed Cores get at most this part of a task's time, and this many seconds.
+MAINTENANCE_SHARE = 0.2
+MAINTENANCE_SECONDS = 2.0
 
 
 def _archive_password(request: ServiceRequest) -> str:
@@ -55,6 +58,7 @@ class MetaDefender(ServiceBase):
         self.safelist: frozenset[str] = frozenset()
         self._safelist_read_at = 0.0
         self._safelist_reread: threading.Thread | None = None
+        self.task_started: float | None = None
 
     def start(self) -> None:
         """Check the config, read every Core's engines and fetch the safelisted virus names."""
@@ -71,19 +75,35 @@ class MetaDefender(ServiceBase):
         self.safelist = self._fetch_safelist() or frozenset()
 
     def stop(self) -> None:
-        for node in self.pool.nodes if self.pool else []:
-            node.client.close()
+        if self.pool:
+            self.pool.close()
+
+    def handle_task(self, task) -> None:
+        """Assemblyline's task handling, noting when the task started: its deadline counts from then.
+
+        The framework asks get_tool_version() before execute(), so the engine refresh and probes done
+        there are part of the task's time.
+        """
+        self.task_started = time.monotonic()
+        try:
+            super().handle_task(task)
+        finally:
+            self.task_started = None
 
     def get_tool_version(self) -> str | None:
-        """MD5 of every Core's engine list; re-read on schedule so new definitions change it without a restart."""
+        """MD5 of every Core's engine list; re-read on schedule so new definitions change it without a restart.
+
+        The re-reading and the probes of failed Cores fit in a small budget at the start of the task.
+        """
         if self.pool is None:
             return None
-        self.pool.refresh_engines(self.settings.engine_refresh_seconds)
+        start = self._task_start()
+        budget = min(MAINTENANCE_SECONDS, MAINTENANCE_SHARE * (self._deadline() - start))
+        self.pool.refresh_engines(self.settings.engine_refresh_seconds, start + budget)
         return tool_version(self.pool.fingerprints())
 
     def execute(self, request: ServiceRequest) -> None:
         settings, deadline = self.settings, self._deadline()
-        self.pool.refresh_engines(settings.engine_refresh_seconds)
         self.refresh_safelist(time.monotonic())
         job = ScanJob(request.file_path, request.file_name or request.sha256, settings.rule,
                       _archive_password(request), request.sha256)
@@ -147,10 +167,14 @@ class MetaDefender(ServiceBase):
                              f"read before: {exc}")
             return None
 
+    def _task_start(self) -> float:
+        """When the current task started (now, outside a task)."""
+        return time.monotonic() if self.task_started is None else self.task_started
+
     def _deadline(self) -> float:
-        """The monotonic time by which the scan must be over, leaving a margin of the service timeout."""
+        """The monotonic time by which the scan must be over: the service timeout from the task start, less a margin."""
         timeout = float(self.service_attributes.timeout)
-        return time.monotonic() + timeout - max(MIN_DEADLINE_MARGIN, DEADLINE_MARGIN * timeout)
+        return self._task_start() + timeout - max(MIN_DEADLINE_MARGIN, DEADLINE_MARGIN * timeout)
 
     def _attach_sanitized(self, request: ServiceRequest, node: CoreNode, data_id: str, cdr: ResultSection,
                           deadline: float) -> None:

@@ -1,11 +1,12 @@
-"""`python -m bench [all|overhead|memory|throughput]`: run benchmarks, exit 1 when a target is missed."""
+"""`python -m bench [all|overhead|memory|throughput|scale]`: run benchmarks, exit 1 when a target is missed."""
 
 import argparse
 import sys
 
-from bench import memory, overhead, throughput
+from bench import memory, overhead, scale, throughput
 
-BENCHMARKS = {"overhead": overhead.main, "memory": memory.main, "throughput": throughput.main}
+BENCHMARKS = {"overhead": overhead.main, "memory": memory.main, "throughput": throughput.main,
+              "scale": scale.main}
 
 
 def main() -> int:

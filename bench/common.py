@@ -137,6 +137,16 @@ def stage_file(path: str, task, directory: str) -> None:
         os.link(path, target)
 
 
+def new_sample_task(workdir: str, name: str):
+    """A task for a new small file of unique content (so no cache answers it), staged where the framework looks."""
+    path = os.path.join(workdir, f"{name}-{time.time_ns()}.bin")
+    with open(path, "wb") as handle:
+        handle.write(f"benchmark file {name} {time.time_ns()}".encode())
+    task = make_task(path)
+    stage_file(path, task, workdir)
+    return task
+
+
 def print_table(title: str, rows: list[Row]) -> bool:
     """Print the figures; True when every target is met."""
     width = max(len(r.figure) for r in rows)

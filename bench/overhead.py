@@ -15,7 +15,7 @@ from collections import Counter
 
 import requests
 
-from bench.common import EmulatorProcess, Row, make_task, print_table, stage_file, started_service, tasking_dir
+from bench.common import EmulatorProcess, Row, new_sample_task, print_table, started_service, tasking_dir
 
 SCAN_TIMES = (0.2, 1.3, 2.0, 3.1)
 FILES_PER_TIME = 5
@@ -49,11 +49,7 @@ def measure(scan_seconds: float, workdir: str) -> tuple[list[float], list[float]
         service = started_service({"base_url": emulator.urls[0]})
         polls = count_polls(service)
         for index in range(FILES_PER_TIME + 1):
-            path = f"{workdir}/sample-{scan_seconds}-{index}.bin"
-            with open(path, "wb") as handle:
-                handle.write(f"benchmark file {scan_seconds} {index} {time.time()}".encode())
-            task = make_task(path)
-            stage_file(path, task, workdir)
+            task = new_sample_task(workdir, f"sample-{scan_seconds}-{index}")
             seen = set(polls)
             started = time.perf_counter()
             service.handle_task(task)

@@ -27,6 +27,9 @@ Processing: each Core scans `concurrency` files at a time, the others wait in FI
 canceled job keeps its slot booked. Scans accepted while `never_complete` is on stay
 below 100 % for ever.
 
+Network: `latency` (or `--latency`) delays every answer, `node_latency` some Cores' only, to
+model Cores on other machines.
+
 Faults (per node, see FAULTS): down, slow, upload_503, result_500, garbage,
 never_complete, lost, drop, bad_key.
 

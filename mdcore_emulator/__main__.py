@@ -68,6 +68,10 @@ def _parser() -> argparse.ArgumentParser:
     add("--report-flavour", choices=REPORT_FLAVOURS, default="current",
         help="current (default), or 4.3: reports with an older Core's field set (\"Clean\", no wait_time, "
              "queue_time or processing_time; while scanning code 0 with no engines yet)")
+    add("--latency", type=_non_negative(float), default=0.0, metavar="SECONDS",
+        help="delay every answer by SECONDS, like a Core on another machine (default 0)")
+    add("--node-latency", action="append", default=[], metavar="NODE:SECONDS",
+        help="delay of node NODE's answers instead of --latency (repeatable), e.g. 0:0.05")
     add("--tls", action="store_true", help="serve HTTPS with a fresh CA (its path is printed at start)")
     add("--cert-dir", default=None, help="where --tls writes its CA and certificate (default ./.emulator-tls/)")
     add("--quiet", action="store_true", help="no log line per request")
@@ -85,16 +89,17 @@ def _faults(parser: argparse.ArgumentParser, args: argparse.Namespace) -> dict[i
     return faults
 
 
-def _node_scan_seconds(parser: argparse.ArgumentParser, args: argparse.Namespace) -> dict[int, float]:
+def _per_node_seconds(parser: argparse.ArgumentParser, args: argparse.Namespace, option: str) -> dict[int, float]:
+    """The NODE:SECONDS values of a repeatable per-node `option` (e.g. --node-scan-seconds)."""
     times: dict[int, float] = {}
-    for spec in args.node_scan_seconds:
+    for spec in getattr(args, option.removeprefix("--").replace("-", "_")):
         index, sep, seconds = spec.partition(":")
         try:
             times[int(index)] = float(seconds)
         except ValueError:
-            parser.error(f"--node-scan-seconds expects NODE:SECONDS, e.g. 2:2.5, not {spec!r}")
+            parser.error(f"{option} expects NODE:SECONDS, e.g. 2:2.5, not {spec!r}")
         if not sep or not 0 <= int(index) < args.nodes or times[int(index)] < 0:
-            parser.error(f"--node-scan-seconds {spec!r}: needs an existing node and a time >= 0")
+            parser.error(f"{option} {spec!r}: needs an existing node and a time >= 0")
     return times
 
 
@@ -122,9 +127,11 @@ def main(argv: list[str] | None = None) -> int:
             faults=_faults(parser, args),
             quiet=args.quiet,
             cert_dir=args.cert_dir or (".emulator-tls" if args.tls else None),
-            node_scan_seconds=_node_scan_seconds(parser, args),
+            node_scan_seconds=_per_node_seconds(parser, args, "--node-scan-seconds"),
+            latency=args.latency,
             engine_list=args.engine_list,
             report_flavour=args.report_flavour,
+            node_latency=_per_node_seconds(parser, args, "--node-latency"),
         ).start()
     except (OSError, ValueError) as error:
         print(f"mdcore_emulator: cannot start: {error}", file=sys.stderr)

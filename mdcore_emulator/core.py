@@ -64,6 +64,7 @@ class Settings:
     quiet: bool = True
     engine_list: str = "tidy"
     report_flavour: str = "current"
+    latency: float = 0.0
 
 
 class Core:
@@ -79,6 +80,8 @@ class Core:
         self.stats = NodeStats()
         # This Core's own scan time per file; None: the emulator-wide settings.scan_seconds.
         self.scan_seconds: float | None = None
+        # This Core's own network delay before every answer; None: the emulator-wide settings.latency.
+        self.latency: float | None = None
         self._faults = {check_fault(name) for name in faults}
         self._book = ScanBook()
         self._scheduler = Scheduler(settings.concurrency, settings.queue_limit)
@@ -123,6 +126,12 @@ class Core:
     def count_request(self) -> None:
         with self._lock:
             self.stats.requests += 1
+
+    @property
+    def answer_delay(self) -> float:
+        """Seconds every answer waits before it is sent: the modelled network delay, plus the slow fault's."""
+        delay = self.settings.latency if self.latency is None else self.latency
+        return delay + (self.settings.slow_seconds if "slow" in self.faults else 0.0)
 
     # ------------------------------------------------------------------ access
 

@@ -153,8 +153,9 @@ class _Handler(BaseHTTPRequestHandler):
     # ------------------------------------------------------------------ response
 
     def _send(self, reply: Reply, node: "Node") -> None:
-        if "slow" in node.faults:
-            time.sleep(node.settings.slow_seconds)
+        delay = node.answer_delay
+        if delay:
+            time.sleep(delay)
         self._discard_body()
         self.send_response(reply.status)
         self.send_header("Content-Type", reply.content_type)
@@ -305,9 +306,10 @@ class Emulator:
     waiting files per Core before uploads get 503; slow_seconds: delay of the `slow` fault;
     port: 0 for free ports, else node i listens on port + i; faults: {node index: [fault]}
     active from the start; node_scan_seconds: {node index: scan time} for Cores slower or
-    faster than scan_seconds; quiet: no per-request log lines on stderr; engine_list: "tidy" (one entry
-    per engine) or "packages" (Linux and Windows packages as real Cores list them); report_flavour:
-    "current" or "4.3" (the field set of an older Core).
+    faster than scan_seconds; latency: seconds every answer is delayed (a network delay),
+    node_latency: {node index: delay} for Cores farther or nearer; quiet: no per-request log
+    lines on stderr; engine_list: "tidy" (one entry per engine) or "packages" (Linux and Windows
+    packages as real Cores list them); report_flavour: "current" or "4.3" (the field set of an older Core).
     """
 
     def __init__(
@@ -328,6 +330,8 @@ class Emulator:
         node_scan_seconds: dict[int, float] | None = None,
         engine_list: str = "tidy",
         report_flavour: str = "current",
+        latency: float = 0.0,
+        node_latency: dict[int, float] | None = None,
     ) -> None:
         _check(nodes >= 1, "nodes must be at least 1")
         _check(md_version in (3, 4), "md_version must be 3 or 4")
@@ -335,19 +339,22 @@ class Emulator:
         _check(scan_seconds >= 0 and slow_seconds >= 0, "scan_seconds and slow_seconds must be >= 0")
         _check(port == 0 or 0 < port <= 65536 - nodes, "port must be 0 or leave room for every node")
         _check(all(0 <= index < nodes for index in faults or {}), "faults names a node that does not exist")
-        _check(all(0 <= index < nodes and seconds >= 0 for index, seconds in (node_scan_seconds or {}).items()),
-               "node_scan_seconds needs existing nodes and times >= 0")
+        for name, per_node in (("node_scan_seconds", node_scan_seconds), ("node_latency", node_latency)):
+            _check(all(0 <= index < nodes and seconds >= 0 for index, seconds in (per_node or {}).items()),
+                   f"{name} needs existing nodes and times >= 0")
+        _check(latency >= 0, "latency must be >= 0")
         _check(engine_list in ENGINE_LISTS, f"engine_list must be one of {', '.join(ENGINE_LISTS)}")
         _check(report_flavour in REPORT_FLAVOURS, f"report_flavour must be one of {', '.join(REPORT_FLAVOURS)}")
         for names in (faults or {}).values():
             for name in names:
                 check_fault(name)
         self.settings = Settings(scan_seconds, apikey, md_version, concurrency, queue_limit, slow_seconds, quiet,
-                                 engine_list, report_flavour)
+                                 engine_list, report_flavour, latency)
         self._count, self._host, self._port = nodes, host, port
         self._tls, self._cert_dir = tls, cert_dir
         self._faults = faults or {}
         self._node_scan_seconds = node_scan_seconds or {}
+        self._node_latency = node_latency or {}
         self._temp_dir: str | None = None
         self.nodes: list[Node] = []
         self.ca_path: str | None = None
@@ -374,6 +381,8 @@ class Emulator:
         ]
         for index, seconds in self._node_scan_seconds.items():
             self.nodes[index].scan_seconds = seconds
+        for index, seconds in self._node_latency.items():
+            self.nodes[index].latency = seconds
         try:
             for node in self.nodes:
                 node.start()

@@ -1,26 +1,36 @@
-"""Which Core gets the next file: round-robin, brief time-outs for slow Cores, back-off for failed ones.
+"""Which Core gets the next file: round-robin, the less busy of two candidates, time-outs for slow and failed Cores.
 
 A `CoreNode` is one Core with its client, its engine map and its health. A `NodePool` hands each
 task the Cores to try, in order, and is told how each attempt went. All time is monotonic
 seconds from an injectable clock, so the policy can be tested without waiting.
+
+Choosing costs at most two `stat/nodes` requests per task whatever the number of Cores, asked in
+parallel, and usually before the task arrives: right after a scan, for the next task's two candidates.
 """
 
 from __future__ import annotations
 
 import logging
+import math
 import random
 import time
 from collections.abc import Callable
 
 from mdservice.client import CoreClient, CoreError
 from mdservice.engines import EngineMap
+from mdservice.queues import QueueGauge, Reading
 
 BACKOFF_START = 5.0
 BACKOFF_MAX = 60.0
 MAX_SKIP_TURNS = 5
 PROBE_TIMEOUT = 3.0
-# A Core that cannot say how busy it is within this time is failing.
-QUEUE_TIMEOUT = 1.0
+# The most a task waits for its candidates' queue readings (asked in parallel).
+QUEUE_WAIT = 0.5
+# A Core's last scan time is trusted this long; after that the Core is judged like any other again.
+SPEED_MEMORY = 300.0
+SLOW_RATIO = 2.0
+# Engine refreshes and probes are not started with less time than this left in their budget.
+MIN_REQUEST_SECONDS = 0.05
 
 
 class CoreNode:
@@ -37,6 +47,8 @@ class CoreNode:
         self.skip_turns = 0
         self.last_error = ""
         self.reports_queue = True
+        self.scan_seconds = 0.0
+        self.timed_at = float("-inf")
 
     @property
     def name(self) -> str:
@@ -69,7 +81,10 @@ class NodePool:
         self.max_scan_time = max_scan_time
         self.log = log
         self.clock = clock
-        self.cursor = (rng or random.Random()).randrange(len(nodes))
+        self.rng = rng or random.Random()
+        self.cursor = self.rng.randrange(len(nodes))
+        self.partner: CoreNode | None = None
+        self.gauge = QueueGauge(clock)
 
     def read_all_engines(self) -> None:
         """Read every Core's engines (at start); Cores that fail sit out and are probed again later."""
@@ -80,15 +95,21 @@ class NodePool:
             except CoreError as exc:
                 self.record_failure(node, exc)
 
-    def refresh_engines(self, max_age: float) -> None:
-        """Re-read the engines of healthy Cores whose map is older than `max_age`; probe failed Cores that are due."""
+    def refresh_engines(self, max_age: float, until: float) -> None:
+        """Re-read engine lists older than `max_age` and probe failed Cores that are due, all by `until`.
+
+        Most overdue first, each request given at most PROBE_TIMEOUT and the time left; the Cores not
+        reached by `until` are left for a later call.
+        """
         now = self.clock()
-        for node in self.nodes:
-            due_probe = node.failed and now >= node.retry_at
-            if not due_probe and (node.failed or now - node.engines_read_at < max_age):
-                continue
+        overdue = {node: now - node.retry_at if node.failed else now - node.engines_read_at - max_age
+                   for node in self.nodes}
+        for node in sorted((n for n in self.nodes if overdue[n] >= 0), key=overdue.get, reverse=True):
+            left = until - self.clock()
+            if left < MIN_REQUEST_SECONDS:
+                return
             try:
-                node.read_engines(now, timeout=PROBE_TIMEOUT if due_probe else None)
+                node.read_engines(self.clock(), timeout=min(PROBE_TIMEOUT, left))
                 self.record_success(node)
             except CoreError as exc:
                 self.record_failure(node, exc)
@@ -96,7 +117,7 @@ class NodePool:
     def attempt_order(self) -> list[CoreNode]:
         """The Cores to try for one task, best first, every Core once.
 
-        The healthy Cores in rotation order, the one with the shortest scan queue first (so that
+        The healthy Cores in rotation order, but the less busy of two candidates first (so that
         several service instances spread over the Cores instead of queueing behind each other);
         then Cores sitting out turns after slow scans; then failed Cores, soonest retry first, so
         that no task gives up without trying every Core.
@@ -107,12 +128,62 @@ class NodePool:
         resting = [n for n in rotation if not n.failed and n.skip_turns > 0]
         self._use_up_turns(rotation, ready[0] if ready else None)
         if len(ready) > 1:
-            queues = {node: self._scan_queue(node) for node in ready}
-            ready = sorted((n for n in ready if not n.failed), key=queues.get)
+            ready = self._least_busy_first(ready)
         failed = sorted((n for n in rotation if n.failed), key=lambda n: n.retry_at)
         first = (ready or resting or failed)[0]
         self.cursor = (self.nodes.index(first) + 1) % count
         return ready + resting + failed
+
+    def _candidates(self, ready: list[CoreNode]) -> list[CoreNode]:
+        """The next Core in rotation and a partner: the last scan's Core (it just freed a slot), else a random one."""
+        if self.partner not in ready[1:]:
+            self.partner = self.rng.choice(ready[1:])
+        return [ready[0], self.partner]
+
+    def _least_busy_first(self, ready: list[CoreNode]) -> list[CoreNode]:
+        """`ready` with the candidate expected to finish a file soonest moved to the front (ties: rotation order)."""
+        candidates = self._candidates(ready)
+        readings = self.gauge.readings([n for n in candidates if n.reports_queue], QUEUE_WAIT)
+        queues = {node: self._queue_of(node, readings.get(node)) for node in candidates}
+        recent = [n.scan_seconds for n in self.nodes if self._timed_recently(n) and n.scan_seconds > 0]
+        fastest = min(recent, default=0.0)
+        healthy = [n for n in candidates if not n.failed]
+        ready = [n for n in ready if not n.failed]
+        if not healthy:
+            return ready
+        best = min(healthy, key=lambda n: (queues[n] + 1) * self._pace(n, fastest))
+        return [best] + [n for n in ready if n is not best]
+
+    def _queue_of(self, node: CoreNode, reading: Reading | None) -> float:
+        """Files `node` has not finished, by its reading; infinite when it did not answer in time.
+
+        A Core that refuses or lacks `stat/nodes` (older versions, keys without the right) is not asked
+        again and counts as idle; one that fails to answer is put aside like any failing Core.
+        """
+        if not node.reports_queue:
+            return 0
+        if reading is None:
+            return math.inf
+        if reading.error is None:
+            return reading.queue
+        if reading.error.permanent or not reading.error.node_fault:
+            node.reports_queue = False
+        else:
+            self.record_failure(node, reading.error)
+        return 0
+
+    def _timed_recently(self, node: CoreNode) -> bool:
+        return self.clock() - node.timed_at < SPEED_MEMORY
+
+    def _pace(self, node: CoreNode, fastest: float) -> float:
+        """How many times longer than the fastest Core `node` took for its recent scan.
+
+        1 unless that scan was slow: over max_md_scan_time and over SLOW_RATIO times the fastest. Scan
+        times vary with the file, so only a clear difference may outweigh a shorter queue.
+        """
+        if not self._timed_recently(node) or node.scan_seconds <= max(self.max_scan_time, SLOW_RATIO * fastest):
+            return 1.0
+        return node.scan_seconds / fastest
 
     @staticmethod
     def _use_up_turns(rotation: list[CoreNode], next_ready: CoreNode | None) -> None:
@@ -123,26 +194,10 @@ class NodePool:
             if node.skip_turns > 0 and not node.failed:
                 node.skip_turns -= 1
 
-    def _scan_queue(self, node: CoreNode) -> int:
-        """Files `node` has not finished, to prefer the least busy Core.
-
-        A Core that refuses or lacks `stat/nodes` (older versions, keys without the right) is not asked
-        again and counts as idle; one that fails to answer is put aside like any failing Core.
-        """
-        if not node.reports_queue:
-            return 0
-        try:
-            return node.client.get_scan_queue(timeout=QUEUE_TIMEOUT)
-        except CoreError as exc:
-            if exc.permanent or not exc.node_fault:
-                node.reports_queue = False
-            else:
-                self.record_failure(node, exc)
-            return 0
-
     def record_scan(self, node: CoreNode, seconds: float) -> None:
-        """A scan finished on `node` after `seconds` (upload to complete)."""
+        """A scan finished on `node` after `seconds` (upload to complete); ask the next task's candidates now."""
         self.record_success(node)
+        node.scan_seconds, node.timed_at, self.partner = seconds, self.clock(), node
         if len(self.nodes) > 1 and seconds > self.max_scan_time:
             node.slow_streak += 1
             node.skip_turns = min(node.slow_streak, MAX_SKIP_TURNS)
@@ -151,6 +206,20 @@ class NodePool:
         elif node.slow_streak:
             node.slow_streak = node.skip_turns = 0
             self.log.info(f"{node.name} scanned in {seconds:.1f} s: back in full rotation")
+        self._ask_next_candidates()
+
+    def _ask_next_candidates(self) -> None:
+        """Start reading the queues of the Cores the next attempt_order will compare, so it need not wait.
+
+        The Core just used keeps its reading from when it was chosen while that is fresh: our own file
+        was not in it, and has just left it. So a task usually costs one `stat/nodes` request.
+        """
+        count = len(self.nodes)
+        ready = [n for n in (self.nodes[(self.cursor + i) % count] for i in range(count))
+                 if not n.failed and n.skip_turns == 0]
+        if len(ready) > 1:
+            self.gauge.ask([n for n in self._candidates(ready) if n.reports_queue
+                            and (n is not self.partner or not self.gauge.is_fresh(n))])
 
     def record_success(self, node: CoreNode) -> None:
         if node.failures:
@@ -166,6 +235,12 @@ class NodePool:
         pause = min(BACKOFF_START * 2 ** (node.failures - 1), BACKOFF_MAX)
         node.retry_at = self.clock() + pause
         self.log.warning(f"{node.name} put aside for {pause:g} s after failure #{node.failures}: {error}")
+
+    def close(self) -> None:
+        """Stop asking Cores anything and close their connections."""
+        self.gauge.close()
+        for node in self.nodes:
+            node.client.close()
 
     def fingerprints(self) -> list[str]:
         return [node.engines.fingerprint() if node.engines else "" for node in self.nodes]

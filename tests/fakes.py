@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from collections import Counter
 
 from mdservice.client import CoreError
 from mdservice.nodes import CoreNode, NodePool
@@ -24,7 +25,11 @@ class FakeClock:
 
 
 class FakeClient:
-    """One Core: each scan takes `scan_seconds`; `error` makes every request fail with that CoreError."""
+    """One Core: each scan takes `scan_seconds`; `error` makes every request fail with that CoreError.
+
+    `delay`: fake seconds every answer takes (a request given less time fails as a timeout);
+    `backlog`: files of other service instances in Core's queue; `requests` counts calls per kind.
+    """
 
     def __init__(self, name: str, clock: FakeClock, scan_seconds: float = 1.0):
         self.name = name
@@ -37,30 +42,38 @@ class FakeClient:
         self.polls = 0
         self.cancelled: list[str] = []
         self.started: dict[str, float] = {}
+        self.delay = 0.0
+        self.backlog = 0
+        self.requests: Counter = Counter()
 
-    def _check(self):
+    def _check(self, kind: str, timeout=None):
+        self.requests[kind] += 1
+        if timeout is not None and self.delay > timeout:
+            self.clock.t += timeout
+            raise CoreError(f"{self.name} did not answer {kind} within {timeout:g} s")
+        self.clock.t += self.delay
         if self.error:
             raise self.error
 
     def get_engines(self, timeout=None):
-        self._check()
+        self._check("stat/engines", timeout)
         return ENGINES
 
     def get_scan_queue(self, timeout=None):
-        self._check()
+        self._check("stat/nodes", timeout)
         now = self.clock.now()
-        return sum(1 for data_id, start in self.started.items() if data_id not in self.cancelled
-                   and (self.never_finishes or now - start < self.scan_seconds))
+        return self.backlog + sum(1 for data_id, start in self.started.items() if data_id not in self.cancelled
+                                  and (self.never_finishes or now - start < self.scan_seconds))
 
     def upload(self, path, filename, rule="", archive_password="", timeout=None):
-        self._check()
+        self._check("upload", timeout)
         self.uploads += 1
         data_id = f"{self.name}-{self.uploads}"
         self.started[data_id] = self.clock.now()
         return data_id
 
     def get_report(self, data_id, timeout=None):
-        self._check()
+        self._check("result", timeout)
         self.polls += 1
         if self.report_error:
             raise self.report_error

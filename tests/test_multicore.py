@@ -157,3 +157,21 @@ def test_slow_node_gets_clearly_fewer_files(tmp_path):
             assert kind == "result"
         counts = uploads(emu)
     assert counts[2] <= 5 and counts[0] + counts[1] >= 25, counts
+
+
+def test_slow_cores_cannot_push_a_ten_second_task_past_its_deadline(tmp_path):
+    with Emulator(nodes=3, scan_seconds=SCAN, slow_seconds=4) as emu:
+        service = MetaDefender({"base_url": emu.urls, "engine_refresh_seconds": 0.5})
+        service.service_attributes.timeout = 10
+        service.start()
+        for node in emu.nodes[:2]:
+            node.set_fault("slow")
+        time.sleep(0.6)  # every engine list is due for a refresh
+        path = tmp_path / "f.bin"
+        path.write_text(EICAR)
+        started = time.monotonic()
+        outcome = run_task(service, str(path), str(tmp_path / "tasking"))
+        elapsed = time.monotonic() - started
+    assert elapsed <= 10 + 1, f"the task took {elapsed:.1f} s"
+    assert_detected(outcome)
+    assert [node.stats.uploads for node in emu.nodes] == [0, 0, 1]

@@ -8,7 +8,7 @@ from assemblyline.common.exceptions import NonRecoverableError, RecoverableError
 from fakes import FakeClock, make_pool
 
 from mdservice.client import CoreError
-from mdservice.nodes import BACKOFF_MAX, BACKOFF_START
+from mdservice.nodes import BACKOFF_MAX, BACKOFF_START, SPEED_MEMORY
 from mdservice.scan import Clock, ScanJob, scan_file
 
 JOB = ScanJob("/dev/null", "sample.bin")
@@ -17,7 +17,7 @@ JOB = ScanJob("/dev/null", "sample.bin")
 def run_tasks(pool, clock, count: int, budget: float = 54.0) -> Counter:
     used = Counter()
     for _ in range(count):
-        pool.refresh_engines(600)
+        pool.refresh_engines(600, clock.now() + 2)
         result = scan_file(pool, JOB, clock.now() + budget, Clock(clock.now, clock.sleep))
         used[result.node.name] += 1
     return used
@@ -38,14 +38,21 @@ def test_start_core_is_random_so_instances_spread():
     assert firsts == {"core0", "core1", "core2"}
 
 
-def test_slow_core_sits_out_growing_turns_and_gets_clearly_fewer_files():
+def test_slow_core_gets_no_more_than_a_file_or_two_while_fast_cores_are_free():
     clock = FakeClock()
     pool, clients = make_pool(clock, [0.5, 0.5, 8.0], max_scan_time=5.0)
     used = run_tasks(pool, clock, 30)
-    assert used["core2"] <= 5
-    assert used["core0"] + used["core1"] >= 25
-    slow = pool.nodes[2]
-    assert slow.slow_streak >= 3
+    assert used["core2"] <= 2 and used["core0"] + used["core1"] >= 28
+
+
+def test_slow_core_sits_out_growing_turns_when_the_fast_cores_are_busy():
+    clock = FakeClock()
+    pool, clients = make_pool(clock, [0.5, 0.5, 8.0], max_scan_time=5.0)
+    for client in clients[:2]:
+        client.backlog = 40
+    used = run_tasks(pool, clock, 30)
+    assert 3 <= used["core2"] <= 8
+    assert pool.nodes[2].slow_streak >= 3
 
 
 def test_slow_core_back_in_full_rotation_after_a_fast_scan():
@@ -53,6 +60,7 @@ def test_slow_core_back_in_full_rotation_after_a_fast_scan():
     pool, clients = make_pool(clock, [0.5, 0.5, 8.0], max_scan_time=5.0)
     run_tasks(pool, clock, 12)
     clients[2].scan_seconds = 0.5
+    clock.t += SPEED_MEMORY
     run_tasks(pool, clock, 15)
     assert pool.nodes[2].slow_streak == 0
     used = run_tasks(pool, clock, 30)
@@ -77,7 +85,7 @@ def test_failed_core_is_skipped_within_the_task_and_backs_off_doubling():
     for _ in range(6):
         clock.t = node.retry_at
         before = node.retry_at
-        pool.refresh_engines(600)
+        pool.refresh_engines(600, clock.now() + 2)
         pauses.append(node.retry_at - before)
     assert pauses[0] == pytest.approx(2 * BACKOFF_START)
     assert pauses[-1] == pytest.approx(BACKOFF_MAX)
@@ -205,11 +213,41 @@ def test_core_with_a_queue_yields_its_turn_to_an_idle_one():
     clock = FakeClock()
     pool, clients = make_pool(clock, [0.5, 0.5, 0.5])
     pool.cursor = 0
-    clients[0].started["other-instance"] = clock.now()
-    clients[0].scan_seconds = 30
+    clients[0].backlog = 3
     order = pool.attempt_order()
-    assert order[0].name == "core1"
-    assert pool.cursor == 2
+    assert order[0].name != "core0"
+    assert pool.cursor == (pool.nodes.index(order[0]) + 1) % 3
+
+
+@pytest.mark.parametrize("cores", [1, 3, 30])
+def test_control_requests_per_task_stay_at_two_whatever_the_number_of_cores(cores):
+    clock = FakeClock()
+    pool, clients = make_pool(clock, [0.5] * cores)
+    for client in clients:
+        client.requests.clear()
+    tasks = 3 * cores
+    run_tasks(pool, clock, tasks)
+    control = sum(c.requests["stat/nodes"] + c.requests["stat/engines"] for c in clients)
+    # +1: the last scan already asks for the task that would come next
+    assert control <= 2 * (tasks + 1) if cores > 1 else control == 0
+
+
+def test_round_robin_from_a_random_start_when_queues_are_equal():
+    starts = set()
+    for seed in range(5):
+        clock = FakeClock()
+        pool, _ = make_pool(clock, [0.5] * 30, seed=seed)
+        starts.add(pool.cursor)
+        assert set(run_tasks(pool, clock, 90).values()) == {3}
+    assert len(starts) > 1
+
+
+def test_core_that_does_not_answer_stat_nodes_gets_fewer_files():
+    clock = FakeClock()
+    pool, clients = make_pool(clock, [0.5, 0.5, 0.5])
+    clients[1].get_scan_queue = lambda timeout=None: (_ for _ in ()).throw(CoreError("stat/nodes timed out"))
+    used = run_tasks(pool, clock, 30)
+    assert used["core1"] < used["core0"] and used["core1"] < used["core2"]
 
 
 def test_core_that_cannot_report_its_queue_is_not_asked_again_and_keeps_its_turns():
@@ -251,3 +289,22 @@ def test_a_report_with_this_files_sha256_in_other_case_is_accepted():
     clients[0].get_report = lambda data_id, timeout=None: {**honest(data_id, timeout), "file_info": file_info}
     job = ScanJob("/dev/null", "sample.bin", sha256="AB" * 32)
     assert scan_file(pool, job, clock.now() + 54, Clock(clock.now, clock.sleep)).node is pool.nodes[0]
+
+
+def test_refresh_probes_and_queue_checks_of_many_slow_cores_keep_the_task_within_its_deadline():
+    clock = FakeClock()
+    pool, clients = make_pool(clock, [0.5] * 12)
+    for index, client in enumerate(clients):
+        client.delay = 0.95 if index else 0.0  # eleven Cores answer everything after 0.95 s
+        if index % 2:
+            pool.record_failure(pool.nodes[index], CoreError("refused"))
+    clock.t += BACKOFF_MAX + 600  # every probe and every engine refresh is due
+    start = clock.now()
+    deadline = start + 9  # a service timeout of 10 s
+    pool.refresh_engines(600, start + 1.8)
+    assert clock.now() <= start + 1.8
+    try:
+        scan_file(pool, JOB, deadline, Clock(clock.now, clock.sleep))
+    except RecoverableError:
+        pass
+    assert clock.now() <= deadline

@@ -27,6 +27,9 @@ OPTIONS = [
     "--fault",
     "--engine-list",
     "--report-flavour",
+    "--node-scan-seconds",
+    "--latency",
+    "--node-latency",
     "--tls",
     "--cert-dir",
     "--quiet",
@@ -117,7 +120,9 @@ def test_tls_quiet_and_sigint(tmp_path):
 
 
 @pytest.mark.parametrize(
-    "args", [["--fault", "3:down"], ["--fault", "0:melting"], ["--md-version", "5"], ["--nodes", "0"]]
+    "args",
+    [["--fault", "3:down"], ["--fault", "0:melting"], ["--md-version", "5"], ["--nodes", "0"],
+     ["--latency", "-1"], ["--node-latency", "1:0.1"], ["--node-latency", "0:x"]],
 )
 def test_bad_arguments_exit_2(args):
     result = subprocess.run(

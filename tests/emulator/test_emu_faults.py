@@ -76,6 +76,21 @@ def test_garbage_answers_html_everywhere(setup):
     assert core.get("version").json()["product_id"] == "MSCL"
 
 
+def _answer_seconds(core, path: str = "version") -> float:
+    begun = time.monotonic()
+    assert core.get(path).ok
+    return time.monotonic() - begun
+
+
+def test_latency_delays_every_answer_per_core_or_for_all(start_emulator, client):
+    emulator = start_emulator(nodes=2, latency=0.15, node_latency={1: 0.0})
+    near, far = client(emulator.urls[1]), client(emulator.urls[0])
+    assert _answer_seconds(far) >= 0.15 and _answer_seconds(far, "stat/nodes") >= 0.15
+    assert _answer_seconds(near) < 0.1
+    emulator.nodes[1].set_fault("slow")
+    assert _answer_seconds(near) >= emulator.settings.slow_seconds
+
+
 def test_slow_delays_every_response(setup):
     node, core = setup
     node.set_fault("slow")

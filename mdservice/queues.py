@@ -1,0 +1,99 @@
+"""How busy Cores are (`GET stat/nodes`), asked in parallel and, where possible, before a task needs it.
+
+`QueueGauge.ask(nodes)` starts reading those Cores' scan queues on daemon threads and returns at once;
+`readings(nodes, wait)` returns the fresh readings, asking for the missing ones and waiting at most
+`wait` seconds for answers still out. The threads only call the Core and keep its answer (a number or
+the CoreError); what an answer means for the Core's health is decided by the caller, on its own thread.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from mdservice.client import CoreError
+
+if TYPE_CHECKING:
+    from mdservice.nodes import CoreNode
+
+# A Core that cannot say how busy it is within this time is failing.
+QUEUE_TIMEOUT = 1.0
+# A reading older than this says little about the Core's queue now, so it is asked again.
+FRESH_SECONDS = 1.0
+
+
+@dataclass(frozen=True)
+class Reading:
+    """One answer to `stat/nodes`: when it came, and the files Core had not finished, or why there is no number."""
+
+    at: float
+    queue: int | None = None
+    error: CoreError | None = None
+
+
+class QueueGauge:
+    """The latest scan-queue reading of each Core, refreshed on demand by background requests."""
+
+    def __init__(self, clock: Callable[[], float]):
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._asking: dict[CoreNode, threading.Event] = {}
+        self._latest: dict[CoreNode, Reading] = {}
+        self._closed = False
+
+    def ask(self, nodes: list[CoreNode]) -> None:
+        """Start asking each of `nodes` (unless already being asked) for its queue, without waiting."""
+        with self._lock:
+            if self._closed:
+                return
+            for node in nodes:
+                if node not in self._asking:
+                    self._asking[node] = threading.Event()
+                    threading.Thread(target=self._read, args=(node,), daemon=True, name="md-stat-nodes").start()
+
+    def is_fresh(self, node: CoreNode) -> bool:
+        """Whether the latest answer of `node` is recent enough to go by."""
+        with self._lock:
+            return self._fresh(node, self._clock())
+
+    def _fresh(self, node: CoreNode, now: float) -> bool:
+        return node in self._latest and now - self._latest[node].at <= FRESH_SECONDS
+
+    def readings(self, nodes: list[CoreNode], wait: float) -> dict[CoreNode, Reading]:
+        """Fresh readings of `nodes`; errors are handed out once. Waits at most `wait` s for answers still out."""
+        now = self._clock()
+        with self._lock:
+            stale = [n for n in nodes if not self._fresh(n, now)]
+        self.ask(stale)
+        with self._lock:
+            pending = [self._asking[n] for n in nodes if n in self._asking]
+        until = time.monotonic() + wait
+        for event in pending:
+            if not event.wait(max(0.0, until - time.monotonic())):
+                break
+        with self._lock:
+            found = {n: self._latest[n] for n in nodes if n not in self._asking and self._fresh(n, self._clock())}
+            for node, reading in found.items():
+                if reading.error:
+                    del self._latest[node]
+        return found
+
+    def close(self) -> None:
+        """Ask nothing more; requests still out end on their own within QUEUE_TIMEOUT (daemon threads)."""
+        with self._lock:
+            self._closed = True
+
+    def _read(self, node: CoreNode) -> None:
+        try:
+            reading = Reading(self._clock(), queue=node.client.get_scan_queue(timeout=QUEUE_TIMEOUT))
+        except CoreError as exc:
+            reading = Reading(self._clock(), error=exc)
+        except Exception as exc:  # a thread must not die silently: an unexpected failure stops the asking
+            reading = Reading(self._clock(), error=CoreError(f"{node.name}: stat/nodes failed ({exc!r})",
+                                                             node_fault=False))
+        with self._lock:
+            self._latest[node] = reading
+            self._asking.pop(node).set()
