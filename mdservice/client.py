@@ -192,7 +192,9 @@ class CoreClient:
             with guard, self.session.request(method, self.base_url + path, timeout=per_read, stream=True,
                                              allow_redirects=False, **kwargs) as response:
                 return read(response)
-        except CoreError:
+        except CoreError as exc:
+            if guard.expired:  # what was read before the cut is not the answer Core meant
+                raise self._failure(exc, method, path, budget, expired=True) from None
             raise
         except Exception as exc:  # urllib3 and http.client raise many types for what a broken peer sends
             raise self._failure(exc, method, path, budget, guard.expired) from None

@@ -15,7 +15,7 @@ from assemblyline.common.exceptions import NonRecoverableError, RecoverableError
 
 from mdservice.client import CoreError
 from mdservice.nodes import PROBE_TIMEOUT, CoreNode, NodePool
-from mdservice.polling import PollSchedule
+from mdservice.polling import STALLED_INTERVAL, PollSchedule
 from mdservice.report import foreign_report, is_finished, progress_of
 
 # Of the time a Core is given, this share (at most CANCEL_TIMEOUT s) is kept for canceling a scan given up on.
@@ -98,7 +98,8 @@ def scan_on_node(node: CoreNode, job: ScanJob, deadline: float, clock: Clock) ->
     delay = schedule.first_delay()
     while True:
         wait = min(delay, polls_end - last_poll - clock.now())
-        if wait <= 0:
+        # A last poll brought forward to fit the time left is worth it only where polls come quickly anyway.
+        if wait <= 0 or (wait < delay and delay >= STALLED_INTERVAL):
             _cancel_quietly(node, data_id, deadline - clock.now())
             raise CoreError(f"{node.name} did not finish scanning within {deadline - schedule.uploaded_at:.1f} s "
                             f"of the upload (data id {data_id})")

@@ -23,15 +23,18 @@ BAD_VALUES = {
     "api_key": [12345, ["key"], {"k": "v"}, True, "key with spaces", "key\nX-Injected: 1", "clé-non-ascii", "\x00k"],
     "base_url": [None, "", "   ", [], [""], [None], 8008, {"url": CORE}, True, "core-1:8008", "ftp://core-1/",
                  "http://", "http://core-1:99999/", "http://core-1:port/", "http://[::1/", "http://core 1:8008/",
-                 "http://core-1:8008/a\nb", [CORE, CORE], [CORE, 5], HUGE],
+                 "http://core-1:8008/a\nb", [CORE, CORE], [CORE, 5], HUGE, "http://core..example:8008/",
+                 "http://" + "a" * 64 + ".example:8008/", "http://.core-1:8008/"],
     "verify_certificate": [None, "", "   ", 1, 0, "/no/such/ca.pem", ["/etc/ssl"], HUGE],
     "md_version": [None, "", "4", 2, 5, 3.5, True, [4], math.nan, HUGE],
-    "md_timeout": [None, "", "40", 0, -1, math.nan, math.inf, True, [40], MAX_REQUEST_TIMEOUT + 1, 1e300, HUGE],
-    "max_md_scan_time": [None, "", "5", 0, -5, math.nan, math.inf, False, {"s": 5}],
-    "rule": [5, ["multiscan"], {"name": "x"}, True],
+    "md_timeout": [None, "", "40", 0, -1, math.nan, math.inf, True, [40], MAX_REQUEST_TIMEOUT + 1, 1e300, HUGE,
+                   10**400, 10**5000],
+    "max_md_scan_time": [None, "", "5", 0, -5, math.nan, math.inf, False, {"s": 5}, 10**400],
+    "rule": [5, ["multiscan"], {"name": "x"}, True, "multiscan\udc80", "\ud800"],
     "fetch_sanitized_file": [None, "", "true", 1, 0, [True]],
-    "engine_refresh_seconds": [None, "", "600", 0, -1, math.nan, math.inf, True],
-    "stale_definition_days": [None, "", "7", -1, -0.5, math.nan, math.inf, True],
+    "sanitized_file_max_mb": [None, "", "256", 0, -1, math.nan, math.inf, True, 10**400, 200 * 1024],
+    "engine_refresh_seconds": [None, "", "600", 0, -1, math.nan, math.inf, True, 10**400],
+    "stale_definition_days": [None, "", "7", -1, -0.5, math.nan, math.inf, True, -(10**400)],
     "av_config": [None, "", [], "blocklist", 5],
 }
 BAD_AV_CONFIG = {
@@ -49,7 +52,10 @@ CASES += [(key, {"av_config": {key: value}}) for key, values in BAD_AV_CONFIG.it
 
 
 def case_id(case) -> str:
-    return f"{case[0]}={next(iter(case[1].values()))!r}"[:60]
+    value = next(iter(case[1].values()))
+    huge = isinstance(value, int) and value.bit_length() > 64  # too long to read (or even to print)
+    shown = f"an int of {value.bit_length()} bits" if huge else repr(value)
+    return f"{case[0]}={shown}"[:60]
 
 
 @pytest.mark.parametrize("key, config", CASES, ids=[case_id(c) for c in CASES])
