@@ -118,7 +118,9 @@ def make_task(path: str):
         "sid": uuid.uuid4().hex[:22], "metadata": {}, "min_classification": "TLP:C",
         "fileinfo": {"magic": "data", "md5": md5, "sha1": sha1, "sha256": sha256,
                      "size": os.path.getsize(path), "type": "unknown"},
-        "filename": os.path.basename(path), "service_name": "MetaDefender", "service_config": {},
+        "filename": os.path.basename(path), "service_name": "MetaDefender",
+        # As Assemblyline's dispatcher sends it: every submission parameter, at its default unless the user set it.
+        "service_config": {"archive_password": ""},
         "max_files": 50, "ttl": 1,
     })
 

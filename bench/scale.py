@@ -25,10 +25,12 @@ from bench.throughput import run
 NETWORK_DELAY = 0.02
 SCAN_SECONDS = 0.3
 CORE_COUNTS = (1, 10, 30)
-FILES_PER_COUNT = 15
+FILES_PER_COUNT = 30
 MAX_CONTROL_PER_FILE = 2.0
-# CPU per task may grow this much with more Cores over the 1-Core figure (which the Core count cannot affect).
+# CPU per task must not grow with the number of Cores: 30 Cores may cost at most this much over 10 Cores, which
+# ask the same one stat/nodes per file (1 Core asks none, so its figure is only reported).
 MAX_CPU_GROWTH = 1.25
+CPU_BASE_CORES = 10
 
 SPREAD_INSTANCES, SPREAD_CORES, SPREAD_FILES = 8, 10, 960
 SPREAD_SCAN, SPREAD_SLOTS, SLOW_FACTOR = 0.5, 4, 5
@@ -81,17 +83,26 @@ def latency_rows(workdir: str) -> list[Row]:
     for cores in CORE_COUNTS:
         times, control, cpu = measure(cores, workdir)
         median = statistics.median(times)
-        base, base_cpu = (median, cpu) if base is None else (base, base_cpu)
-        limit, cpu_limit = base + NETWORK_DELAY, MAX_CPU_GROWTH * base_cpu
+        base = median if base is None else base
+        limit = base + NETWORK_DELAY
         rows += [
             Row(f"{cores} Cores: task time median (p99 {p99(times) * 1000:.0f} ms)", f"{median * 1000:.0f} ms",
                 "(baseline)" if cores == 1 else f"<= {limit * 1000:.0f} ms", median <= limit),
             Row(f"{cores} Cores: control requests per file", f"{control:.2f}", f"<= {MAX_CONTROL_PER_FILE:g}",
                 control <= MAX_CONTROL_PER_FILE),
-            Row(f"{cores} Cores: service CPU per task", f"{cpu * 1000:.1f} ms",
-                "(baseline)" if cores == 1 else f"<= {cpu_limit * 1000:.1f} ms", cpu <= cpu_limit),
+            cpu_row(cores, cpu, base_cpu),
         ]
+        base_cpu = cpu if cores == CPU_BASE_CORES else base_cpu
     return rows
+
+
+def cpu_row(cores: int, cpu: float, base_cpu: float | None) -> Row:
+    """The CPU figure, against MAX_CPU_GROWTH times the CPU_BASE_CORES figure once that is known."""
+    figure, measured = f"{cores} Cores: service CPU per task", f"{cpu * 1000:.1f} ms"
+    if base_cpu is None:
+        return Row(figure, measured, "(reported)" if cores != CPU_BASE_CORES else "(baseline)", True)
+    limit = MAX_CPU_GROWTH * base_cpu
+    return Row(figure, measured, f"<= {limit * 1000:.1f} ms", cpu <= limit)
 
 
 def spread_rows(workdir: str) -> list[Row]:

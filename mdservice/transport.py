@@ -3,7 +3,7 @@
 `requests`' timeout bounds each socket operation, not the exchange: a Core or proxy that sends one
 byte per second never trips it. Here every exchange runs under an `ExchangeGuard`; the sockets it
 uses (a new connection from its first byte, or a reused keep-alive one) are registered with it, and
-when its time is up a timer shuts them down, so whatever was blocked on them fails at once.
+when its time is up a watchdog thread shuts them down, so whatever was blocked on them fails at once.
 
 The same connection classes skip interim `1xx` answers (`103 Early Hints`, `102 Processing`) the way
 `http.client` already skips `100 Continue`, so only a final answer is ever taken for Core's.
@@ -11,9 +11,12 @@ The same connection classes skip interim `1xx` answers (`103 Early Hints`, `102 
 
 from __future__ import annotations
 
+import heapq
 import http.client
+import itertools
 import socket
 import threading
+import time
 
 from requests.adapters import HTTPAdapter
 from urllib3.connection import HTTPConnection, HTTPSConnection
@@ -30,23 +33,22 @@ class ExchangeGuard:
     """
 
     def __init__(self, seconds: float):
-        self.seconds = seconds
+        self.deadline = time.monotonic() + max(seconds, 0.0)
         self.expired = False
+        self.finished = False
         self._sockets: list[socket.socket] = []
         self._owned: list[socket.socket] = []
         self._lock = threading.Lock()
-        self._timer = threading.Timer(max(seconds, 0.0), self._expire)
-        self._timer.daemon = True
 
     def __enter__(self) -> ExchangeGuard:
         _current.guard = self
-        self._timer.start()
+        _WATCHDOG.watch(self)
         return self
 
     def __exit__(self, *exc_info) -> None:
-        self._timer.cancel()
         _current.guard = None
         with self._lock:
+            self.finished = True
             owned, self._owned, self._sockets = self._owned, [], []
         for sock in owned:
             sock.close()
@@ -61,12 +63,55 @@ class ExchangeGuard:
         if expired:
             _shut(sock)
 
-    def _expire(self) -> None:
+    def expire(self) -> None:
+        """The time is up: cut every socket of the exchange, unless it is already over."""
         with self._lock:
+            if self.finished:
+                return
             self.expired = True
             sockets = list(self._sockets)
         for sock in sockets:
             _shut(sock)
+
+
+class _Watchdog:
+    """One daemon thread that expires guards at their deadlines (a thread per exchange would cost far more)."""
+
+    def __init__(self):
+        self._due: list[tuple[float, int, ExchangeGuard]] = []
+        self._order = itertools.count()
+        self._wake = threading.Condition()
+        self._thread: threading.Thread | None = None
+
+    def watch(self, guard: ExchangeGuard) -> None:
+        with self._wake:
+            heapq.heappush(self._due, (guard.deadline, next(self._order), guard))
+            if self._thread is None:
+                self._thread = threading.Thread(target=self._run, name="md-exchange-watchdog", daemon=True)
+                self._thread.start()
+            if self._due[0][2] is guard:  # a new earliest deadline: the thread must wake sooner
+                self._wake.notify()
+
+    def _run(self) -> None:
+        while True:
+            self._next_due().expire()
+
+    def _next_due(self) -> ExchangeGuard:
+        """Wait for the earliest deadline of a guard whose exchange is still going on, and return that guard."""
+        with self._wake:
+            while True:
+                while self._due and self._due[0][2].finished:
+                    heapq.heappop(self._due)
+                if not self._due:
+                    self._wake.wait()
+                    continue
+                wait = self._due[0][0] - time.monotonic()
+                if wait <= 0:
+                    return heapq.heappop(self._due)[2]
+                self._wake.wait(wait)
+
+
+_WATCHDOG = _Watchdog()
 
 
 def _shut(sock: socket.socket) -> None:

@@ -108,17 +108,35 @@ class HostileCore:
             threading.Thread(target=self._serve, args=(conn,), daemon=True).start()
 
     def _serve(self, conn: socket.socket) -> None:
-        if self.tls is not None:
-            if self.cut_handshakes:
-                conn.recv(512)  # the start of the client's hello, then the connection is gone
-                conn.close()
-                return
-            plain, conn = conn, self.tls.wrap_socket(conn, server_side=True)
-            with self._lock:
-                self._connections.discard(plain)
-                self._connections.add(conn)
-        reader = conn.makefile("rb")
         try:
+            conn = self._secure(conn)
+            if conn is not None:
+                self._serve_requests(conn)
+        except OSError:  # the client went away, or a test cut the connection on purpose
+            pass
+        finally:
+            with self._lock:
+                self._connections.discard(conn)
+            if conn is not None:
+                conn.close()
+
+    def _secure(self, conn: socket.socket) -> socket.socket | None:
+        """The connection as the client speaks to it: TLS when the Core has a context; None once cut."""
+        if self.tls is None:
+            return conn
+        with self._lock:
+            self._connections.discard(conn)
+        if self.cut_handshakes:
+            conn.recv(512)  # the start of the client's hello, then the connection is gone
+            conn.close()
+            return None
+        conn = self.tls.wrap_socket(conn, server_side=True)
+        with self._lock:
+            self._connections.add(conn)
+        return conn
+
+    def _serve_requests(self, conn: socket.socket) -> None:
+        with conn.makefile("rb") as reader:
             while not self.stopped.is_set():
                 request = _read_request(reader)
                 if request is None:
@@ -126,13 +144,6 @@ class HostileCore:
                 self.requests.append(request)
                 if not self._answer(conn, request):
                     return
-        except OSError:
-            return
-        finally:
-            with self._lock:
-                self._connections.discard(conn)
-            reader.close()
-            conn.close()
 
     def _answer(self, conn: socket.socket, request: Request) -> bool:
         for pattern, (method, act) in self.routes.items():
