@@ -1,8 +1,9 @@
 """Assemblyline service for OPSWAT MetaDefender Core: every antivirus engine's verdict on every file.
 
 The thin `ServiceBase` glue. The work lives in `mdservice`: `config` (service variables),
-`client` (HTTP to one Core), `engines` (engine map, tool version), `nodes` (which Core next),
-`polling` (when to ask again), `scan` (one task, with failover) and `report` (Core report to sections).
+`client` and `transport` (HTTP to one Core, every exchange within its deadline), `engines` (engine map,
+tool version), `nodes` and `queues` (which Core next), `polling` (when to ask again), `scan` (one task,
+with failover) and `report` (Core report to sections).
 """
 
 from __future__ import annotations
@@ -147,9 +148,14 @@ class MetaDefender(ServiceBase):
         if running or now - self._safelist_read_at < self.settings.engine_refresh_seconds:
             return None
         self._safelist_read_at = now
-        self._safelist_reread = threading.Thread(target=self._reread_safelist, name="safelist-reread", daemon=True)
-        self._safelist_reread.start()
-        return self._safelist_reread
+        reread = threading.Thread(target=self._reread_safelist, name="safelist-reread", daemon=True)
+        try:
+            reread.start()
+        except RuntimeError as exc:  # "can't start new thread": the names read last stay until the next schedule
+            self.log.warning(f"Could not re-read the safelisted virus names: {exc}")
+            return None
+        self._safelist_reread = reread
+        return reread
 
     def _reread_safelist(self) -> None:
         names = self._fetch_safelist()

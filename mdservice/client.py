@@ -191,7 +191,11 @@ class CoreClient:
         try:
             with guard, self.session.request(method, self.base_url + path, timeout=per_read, stream=True,
                                              allow_redirects=False, **kwargs) as response:
-                return read(response)
+                answer = read(response)
+                # A body that ends where the guard cut the connection looks complete, but is not.
+                if guard.finish():
+                    raise self._failure(None, method, path, budget, expired=True)
+                return answer
         except CoreError as exc:
             if guard.expired:  # what was read before the cut is not the answer Core meant
                 raise self._failure(exc, method, path, budget, expired=True) from None
@@ -199,7 +203,7 @@ class CoreClient:
         except Exception as exc:  # urllib3 and http.client raise many types for what a broken peer sends
             raise self._failure(exc, method, path, budget, guard.expired) from None
 
-    def _failure(self, exc: Exception, method: str, path: str, budget: float, expired: bool) -> CoreError:
+    def _failure(self, exc: Exception | None, method: str, path: str, budget: float, expired: bool) -> CoreError:
         """The CoreError for an exchange that failed in transport; only a refused certificate is permanent."""
         if expired or isinstance(exc, requests.exceptions.Timeout):
             return CoreError(f"{self.name} did not answer {method} {path} within {budget:g} s")
@@ -217,7 +221,7 @@ class CoreClient:
         encoding = response.headers.get("Content-Encoding", "identity").strip().lower()
         if encoding not in ("", "identity"):
             raise CoreError(f"{self.name} sent a compressed answer to {path} (Content-Encoding "
-                            f"{_shown(encoding)}) although none was asked for")
+                            f"{_shown(self._scrub(encoding))}) although none was asked for")
         received = 0
         for chunk in response.raw.stream(CHUNK, decode_content=False):
             received += len(chunk)

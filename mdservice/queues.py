@@ -51,8 +51,15 @@ class QueueGauge:
                 return
             for node in nodes:
                 if node not in self._asking:
-                    self._asking[node] = threading.Event()
-                    threading.Thread(target=self._read, args=(node,), daemon=True, name="md-stat-nodes").start()
+                    self._start_reading(node)
+
+    def _start_reading(self, node: CoreNode) -> None:
+        """Ask `node` on a daemon thread; with no thread to be had, it is not asked (its queue counts as unknown)."""
+        try:
+            threading.Thread(target=self._read, args=(node,), daemon=True, name="md-stat-nodes").start()
+        except RuntimeError:  # "can't start new thread"
+            return
+        self._asking[node] = threading.Event()
 
     def is_fresh(self, node: CoreNode) -> bool:
         """Whether the latest answer of `node` is recent enough to go by."""

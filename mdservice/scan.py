@@ -85,31 +85,40 @@ def scan_file(pool: NodePool, job: ScanJob, deadline: float, clock: Clock | None
 def scan_on_node(node: CoreNode, job: ScanJob, deadline: float, clock: Clock) -> tuple[str, dict]:
     """Upload to one Core and poll until its report is finished: (data id, report), or a CoreError by `deadline`.
 
-    Everything, the cancel of a scan given up on included, is over by `deadline`.
+    A scan given up on (too slow, or its Core failed to answer a poll) is canceled, and that too is over by
+    `deadline`.
     """
     budget = deadline - clock.now()
     polls_end = deadline - min(CANCEL_TIMEOUT, CANCEL_SHARE * budget)
-    last_poll = min(LAST_POLL_TIME, LAST_POLL_SHARE * budget)
     if node.engines is None:
         node.read_engines(clock.now(), timeout=min(PROBE_TIMEOUT, polls_end - clock.now()))
     data_id = node.client.upload(job.path, job.filename, job.rule, job.archive_password,
                                  timeout=polls_end - clock.now())
+    try:
+        report = _poll_until_finished(node, data_id, polls_end, min(LAST_POLL_TIME, LAST_POLL_SHARE * budget), clock)
+        foreign = foreign_report(report, data_id, job.sha256)
+        if foreign:
+            raise CoreError(f"{node.name} answered with another file's report: {foreign}")
+    except CoreError:
+        _cancel_quietly(node, data_id, deadline - clock.now())
+        raise
+    return data_id, report
+
+
+def _poll_until_finished(node: CoreNode, data_id: str, polls_end: float, last_poll: float, clock: Clock) -> dict:
+    """Poll `data_id` until its report is finished; the last poll leaves `last_poll` s for its answer by `polls_end`."""
     schedule = PollSchedule(clock.now())
     delay = schedule.first_delay()
     while True:
         wait = min(delay, polls_end - last_poll - clock.now())
         # A last poll brought forward to fit the time left is worth it only where polls come quickly anyway.
         if wait <= 0 or (wait < delay and delay >= STALLED_INTERVAL):
-            _cancel_quietly(node, data_id, deadline - clock.now())
-            raise CoreError(f"{node.name} did not finish scanning within {deadline - schedule.uploaded_at:.1f} s "
+            raise CoreError(f"{node.name} did not finish scanning within {clock.now() - schedule.uploaded_at:.1f} s "
                             f"of the upload (data id {data_id})")
         clock.sleep(wait)
         report = node.client.get_report(data_id, timeout=polls_end - clock.now())
         if is_finished(report):
-            foreign = foreign_report(report, data_id, job.sha256)
-            if foreign:
-                raise CoreError(f"{node.name} answered with another file's report: {foreign}")
-            return data_id, report
+            return report
         delay = schedule.next_delay(clock.now(), progress_of(report))
 
 

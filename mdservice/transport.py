@@ -47,11 +47,18 @@ class ExchangeGuard:
 
     def __exit__(self, *exc_info) -> None:
         _current.guard = None
+        self.finish()
         with self._lock:
-            self.finished = True
-            owned, self._owned, self._sockets = self._owned, [], []
+            owned, self._owned = self._owned, []
         for sock in owned:
             sock.close()
+
+    def finish(self) -> bool:
+        """End the watch (before the connection goes back to the pool); True when the time had run out first."""
+        with self._lock:
+            self.finished = True
+            self._sockets = []
+            return self.expired
 
     def watch(self, sock: socket.socket, own: bool = False) -> None:
         """Cut `sock` when the time is up (at once if it already is); `own`: close it when the exchange ends."""
@@ -94,7 +101,11 @@ class _Watchdog:
 
     def _run(self) -> None:
         while True:
-            self._next_due().expire()
+            guard = self._next_due()
+            try:
+                guard.expire()
+            except Exception:  # this one thread keeps every deadline: it must outlive any failure
+                pass
 
     def _next_due(self) -> ExchangeGuard:
         """Wait for the earliest deadline of a guard whose exchange is still going on, and return that guard."""
@@ -118,8 +129,8 @@ def _shut(sock: socket.socket) -> None:
     """Shut a socket down from another thread: the plain-socket call, which leaves a TLS socket's state alone."""
     try:
         socket.socket.shutdown(sock, socket.SHUT_RDWR)
-    except OSError:
-        pass  # already closed
+    except (OSError, TypeError):
+        pass  # already closed, or not a socket this can cut
 
 
 def _watch(sock: socket.socket | None, own: bool = False) -> None:

@@ -190,6 +190,12 @@ def test_a_certificate_that_fails_verification_is_still_permanent(tls_context):
 
 # --- items 5: the sanitized file ------------------------------------------------------------------------------
 
+def slow_pieces():
+    while True:
+        time.sleep(0.1)
+        yield b"0123456789"
+
+
 CDR_REPORT = {"report": lambda data_id: finished_report(data_id, actions_ran="Sanitized")}
 SANITIZED_FAILURES = {
     "endless stream": (endless(b"HTTP/1.1 200 OK\r\nContent-Type: application/octet-stream\r\n"
@@ -201,6 +207,9 @@ SANITIZED_FAILURES = {
     "stream broken off": (cut(b"HTTP/1.1 200 OK\r\nContent-Length: 900000\r\n\r\n" + b"\0" * 70000), "broke off"),
     "trickle": (trickle(http_answer(200, b"x" * 5000, {"Content-Type": "application/octet-stream"}), 0.2),
                 "did not answer GET file/converted/"),
+    # Without a length the body ends where the connection does: the cut at the deadline must not pass for the end.
+    "trickle without a length": (endless(b"HTTP/1.1 200 OK\r\nConnection: close\r\n\r\n", slow_pieces),
+                                 "did not answer GET file/converted/"),
 }
 
 

@@ -308,3 +308,15 @@ def test_refresh_probes_and_queue_checks_of_many_slow_cores_keep_the_task_within
     except RecoverableError:
         pass
     assert clock.now() <= deadline
+
+
+def test_a_scan_whose_core_fails_a_poll_is_canceled_before_failing_over():
+    clock = FakeClock()
+    pool, clients = make_pool(clock, [0.5, 0.5])
+    pool.cursor = 0
+    first = pool.attempt_order()[0]
+    pool.cursor = pool.nodes.index(first)
+    first.client.report_error = CoreError("answered file/x with HTTP 500")
+    result = scan_file(pool, JOB, clock.now() + 54, Clock(clock.now, clock.sleep))
+    assert result.node is not first
+    assert first.client.cancelled == [f"{first.client.name}-1"], "the abandoned scan was left running on its Core"
