@@ -113,7 +113,10 @@ def test_a_broken_core_fails_over_to_the_healthy_one_within_the_deadline(good, s
         (kind, result, _), elapsed = timed_task(service, sample, tmp_path)
         service.stop()
     assert elapsed <= TIMEOUT + 1, f"the task took {elapsed:.1f} s, past its {TIMEOUT} s deadline"
-    assert bad.paths("POST") == ["file"], "the broken Core was not tried first"
+    upload, *after = bad.paths("POST")
+    assert upload == "file", "the broken Core was not tried first"
+    assert [path.endswith("/cancel") for path in after] == ([True] if route == REPORT else []), \
+        "a scan abandoned on the broken Core was not canceled there"
     assert kind == "result" and good.uploads == 1
     assert result.result.sections[0].title_text == TITLE_HITS
     assert service.pool.nodes[0].failed, "the broken Core was not put aside"
