@@ -208,18 +208,31 @@ class NodePool:
             self.log.info(f"{node.name} scanned in {seconds:.1f} s: back in full rotation")
         self._ask_next_candidates()
 
+    def prepare_next(self, node: CoreNode) -> None:
+        """A file goes to `node`: start reading the next Core in rotation's queue now, so the reading is in when
+        the next task compares that Core with `node` (whose reading from this choice is still fresh by then)."""
+        ready = self._ready_in_rotation()
+        if len(ready) > 1 and ready[0] is not node:
+            self._ask_unless_fresh([ready[0]])
+
     def _ask_next_candidates(self) -> None:
         """Start reading the queues of the Cores the next attempt_order will compare, so it need not wait.
 
-        The Core just used keeps its reading from when it was chosen while that is fresh: our own file
-        was not in it, and has just left it. So a task usually costs one `stat/nodes` request.
+        Readings still fresh are kept: the next Core's, asked when this scan began, and the Core just used,
+        from when it was chosen (our own file was not in it, and has just left it). So a task usually costs
+        one `stat/nodes` request, answered before the next task needs it.
         """
-        count = len(self.nodes)
-        ready = [n for n in (self.nodes[(self.cursor + i) % count] for i in range(count))
-                 if not n.failed and n.skip_turns == 0]
+        ready = self._ready_in_rotation()
         if len(ready) > 1:
-            self.gauge.ask([n for n in self._candidates(ready) if n.reports_queue
-                            and (n is not self.partner or not self.gauge.is_fresh(n))])
+            self._ask_unless_fresh(self._candidates(ready))
+
+    def _ready_in_rotation(self) -> list[CoreNode]:
+        count = len(self.nodes)
+        return [n for n in (self.nodes[(self.cursor + i) % count] for i in range(count))
+                if not n.failed and n.skip_turns == 0]
+
+    def _ask_unless_fresh(self, nodes: list[CoreNode]) -> None:
+        self.gauge.ask([n for n in nodes if n.reports_queue and not self.gauge.is_fresh(n)])
 
     def record_success(self, node: CoreNode) -> None:
         if node.failures:

@@ -70,6 +70,7 @@ def scan_file(pool: NodePool, job: ScanJob, deadline: float, clock: Clock | None
         budget = remaining / 2 if position < len(order) - 1 else remaining
         started = clock.now()
         try:
+            pool.prepare_next(node)
             data_id, report = scan_on_node(node, job, started + budget, clock)
         except CoreError as exc:
             pool.record_failure(node, exc)
