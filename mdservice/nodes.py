@@ -18,7 +18,7 @@ from collections.abc import Callable
 
 from mdservice.client import CoreClient, CoreError
 from mdservice.engines import EngineMap
-from mdservice.queues import QueueGauge, Reading
+from mdservice.queues import FRESH_SECONDS, QueueGauge, Reading
 
 BACKOFF_START = 5.0
 BACKOFF_MAX = 60.0
@@ -29,6 +29,8 @@ QUEUE_WAIT = 0.5
 # A Core's last scan time is trusted this long; after that the Core is judged like any other again.
 SPEED_MEMORY = 300.0
 SLOW_RATIO = 2.0
+# After a scan, the next Core's queue is read again unless a reading this recent is in.
+REASK_SECONDS = 0.25
 # Engine refreshes and probes are not started with less time than this left in their budget.
 MIN_REQUEST_SECONDS = 0.05
 
@@ -209,30 +211,32 @@ class NodePool:
         self._ask_next_candidates()
 
     def prepare_next(self, node: CoreNode) -> None:
-        """A file goes to `node`: start reading the next Core in rotation's queue now, so the reading is in when
-        the next task compares that Core with `node` (whose reading from this choice is still fresh by then)."""
+        """The scan on `node` is nearly done: start reading the next Core in rotation's queue, so that a reading
+        is in when the next task compares that Core with `node`, however far the Core is."""
         ready = self._ready_in_rotation()
         if len(ready) > 1 and ready[0] is not node:
             self._ask_unless_fresh([ready[0]])
 
     def _ask_next_candidates(self) -> None:
-        """Start reading the queues of the Cores the next attempt_order will compare, so it need not wait.
+        """Start reading the queues of the Cores the next attempt_order will compare, as fresh as can be.
 
-        Readings still fresh are kept: the next Core's, asked when this scan began, and the Core just used,
-        from when it was chosen (our own file was not in it, and has just left it). So a task usually costs
-        one `stat/nodes` request, answered before the next task needs it.
+        The next Core in rotation is asked again unless `prepare_next` read it moments ago (that reading serves
+        while a newer answer is out, so a far Core costs no wait); the Core just used keeps its reading from when
+        it was chosen while that is fresh (our own file was not in it, and has just left it).
         """
         ready = self._ready_in_rotation()
         if len(ready) > 1:
-            self._ask_unless_fresh(self._candidates(ready))
+            first, partner = self._candidates(ready)
+            self._ask_unless_fresh([first], REASK_SECONDS)
+            self._ask_unless_fresh([partner])
 
     def _ready_in_rotation(self) -> list[CoreNode]:
         count = len(self.nodes)
         return [n for n in (self.nodes[(self.cursor + i) % count] for i in range(count))
                 if not n.failed and n.skip_turns == 0]
 
-    def _ask_unless_fresh(self, nodes: list[CoreNode]) -> None:
-        self.gauge.ask([n for n in nodes if n.reports_queue and not self.gauge.is_fresh(n)])
+    def _ask_unless_fresh(self, nodes: list[CoreNode], within: float = FRESH_SECONDS) -> None:
+        self.gauge.ask([n for n in nodes if n.reports_queue and not self.gauge.is_fresh(n, within)])
 
     def record_success(self, node: CoreNode) -> None:
         if node.failures:

@@ -29,6 +29,8 @@ class PollSchedule:
         self.not_started_at = uploaded_at
         self.first_sample: tuple[float, float] | None = None
         self.last_progress: float | None = None
+        # True when the next poll is timed to find the scan finished (the expected end comes before it).
+        self.expects_finish = False
         self.changed_at = uploaded_at
 
     def first_delay(self) -> float:
@@ -55,6 +57,7 @@ class PollSchedule:
         if self.first_sample is None:
             self.first_sample = (now, progress)
         doubling = max(FLOOR, now - self.not_started_at)
+        self.expects_finish = max(FLOOR, remaining) <= min(doubling, CEILING)
         return min(max(FLOOR, remaining), doubling, CEILING)
 
     def _remaining(self, now: float, progress: float) -> float:

@@ -61,28 +61,32 @@ class QueueGauge:
             return
         self._asking[node] = threading.Event()
 
-    def is_fresh(self, node: CoreNode) -> bool:
-        """Whether the latest answer of `node` is recent enough to go by."""
+    def is_fresh(self, node: CoreNode, within: float = FRESH_SECONDS) -> bool:
+        """Whether the latest answer of `node` is at most `within` seconds old (by default: recent enough to go by)."""
         with self._lock:
-            return self._fresh(node, self._clock())
+            return self._fresh(node, self._clock(), within)
 
-    def _fresh(self, node: CoreNode, now: float) -> bool:
-        return node in self._latest and now - self._latest[node].at <= FRESH_SECONDS
+    def _fresh(self, node: CoreNode, now: float, within: float = FRESH_SECONDS) -> bool:
+        return node in self._latest and now - self._latest[node].at <= within
 
     def readings(self, nodes: list[CoreNode], wait: float) -> dict[CoreNode, Reading]:
-        """Fresh readings of `nodes`; errors are handed out once. Waits at most `wait` s for answers still out."""
+        """Fresh readings of `nodes`; errors are handed out once.
+
+        A fresh reading is used even while a newer one is being asked for; for the others this waits at most
+        `wait` s for the answers still out.
+        """
         now = self._clock()
         with self._lock:
             stale = [n for n in nodes if not self._fresh(n, now)]
         self.ask(stale)
         with self._lock:
-            pending = [self._asking[n] for n in nodes if n in self._asking]
+            pending = [self._asking[n] for n in stale if n in self._asking]
         until = time.monotonic() + wait
         for event in pending:
             if not event.wait(max(0.0, until - time.monotonic())):
                 break
         with self._lock:
-            found = {n: self._latest[n] for n in nodes if n not in self._asking and self._fresh(n, self._clock())}
+            found = {n: self._latest[n] for n in nodes if self._fresh(n, self._clock())}
             for node, reading in found.items():
                 if reading.error:
                     del self._latest[node]

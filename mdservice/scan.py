@@ -10,6 +10,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 
 from assemblyline.common.exceptions import NonRecoverableError, RecoverableError
 
@@ -70,8 +71,7 @@ def scan_file(pool: NodePool, job: ScanJob, deadline: float, clock: Clock | None
         budget = remaining / 2 if position < len(order) - 1 else remaining
         started = clock.now()
         try:
-            pool.prepare_next(node)
-            data_id, report = scan_on_node(node, job, started + budget, clock)
+            data_id, report = scan_on_node(node, job, started + budget, clock, partial(pool.prepare_next, node))
         except CoreError as exc:
             pool.record_failure(node, exc)
             errors.append((node, exc))
@@ -83,8 +83,11 @@ def scan_file(pool: NodePool, job: ScanJob, deadline: float, clock: Clock | None
     raise _final_error(order, errors)
 
 
-def scan_on_node(node: CoreNode, job: ScanJob, deadline: float, clock: Clock) -> tuple[str, dict]:
+def scan_on_node(node: CoreNode, job: ScanJob, deadline: float, clock: Clock,
+                 nearly_done: Callable[[], None] = lambda: None) -> tuple[str, dict]:
     """Upload to one Core and poll until its report is finished: (data id, report), or a CoreError by `deadline`.
+
+    `nearly_done` is called once, when the next poll is timed to find the scan finished.
 
     A scan given up on (too slow, or its Core failed to answer a poll) is canceled, and that too is over by
     `deadline`.
@@ -96,7 +99,8 @@ def scan_on_node(node: CoreNode, job: ScanJob, deadline: float, clock: Clock) ->
     data_id = node.client.upload(job.path, job.filename, job.rule, job.archive_password,
                                  timeout=polls_end - clock.now())
     try:
-        report = _poll_until_finished(node, data_id, polls_end, min(LAST_POLL_TIME, LAST_POLL_SHARE * budget), clock)
+        last_poll = min(LAST_POLL_TIME, LAST_POLL_SHARE * budget)
+        report = _poll_until_finished(node, data_id, (polls_end, last_poll), clock, nearly_done)
         foreign = foreign_report(report, data_id, job.sha256)
         if foreign:
             raise CoreError(f"{node.name} answered with another file's report: {foreign}")
@@ -106,8 +110,10 @@ def scan_on_node(node: CoreNode, job: ScanJob, deadline: float, clock: Clock) ->
     return data_id, report
 
 
-def _poll_until_finished(node: CoreNode, data_id: str, polls_end: float, last_poll: float, clock: Clock) -> dict:
-    """Poll `data_id` until its report is finished; the last poll leaves `last_poll` s for its answer by `polls_end`."""
+def _poll_until_finished(node: CoreNode, data_id: str, end: tuple[float, float], clock: Clock,
+                         nearly_done: Callable[[], None]) -> dict:
+    """Poll `data_id` until its report is finished; `end` = (when polling ends, the time kept for the last poll)."""
+    polls_end, last_poll = end
     schedule = PollSchedule(clock.now())
     delay = schedule.first_delay()
     while True:
@@ -121,6 +127,13 @@ def _poll_until_finished(node: CoreNode, data_id: str, polls_end: float, last_po
         if is_finished(report):
             return report
         delay = schedule.next_delay(clock.now(), progress_of(report))
+        if schedule.expects_finish:
+            nearly_done()
+            nearly_done = _nothing
+
+
+def _nothing() -> None:
+    pass
 
 
 def _cancel_quietly(node: CoreNode, data_id: str, timeout: float) -> None:
