@@ -122,16 +122,8 @@ def _is_http_url(url: str) -> bool:
         return False
     if parts.scheme not in ("http", "https") or not parts.hostname or not url.isprintable() or " " in url:
         return False
-    return ":" in parts.hostname or _is_host_name(parts.hostname)
-
-
-def _is_host_name(host: str) -> bool:
-    """True for a DNS name the resolver accepts: no empty label, none longer than 63 characters."""
-    try:
-        host.encode("idna")
-    except UnicodeError:
-        return False
-    return True
+    # A DNS name must encode as IDNA: no empty label, none longer than 63 characters (IPv6 literals hold ":").
+    return ":" in parts.hostname or _encodes(parts.hostname, "idna")
 
 
 def _shown(value, limit: int = 80) -> str:
@@ -178,9 +170,13 @@ def _text(raw: dict, key: str) -> str:
 
 def is_valid_text(text: str) -> bool:
     """True when `text` can be encoded as UTF-8 (JSON allows lone surrogates such as "\\udc80"; UTF-8 does not)."""
+    return _encodes(text, "utf-8")
+
+
+def _encodes(text: str, codec: str) -> bool:
     try:
-        text.encode("utf-8")
-    except UnicodeEncodeError:
+        text.encode(codec)
+    except UnicodeError:
         return False
     return True
 

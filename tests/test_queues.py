@@ -1,0 +1,77 @@
+"""Reading Cores' scan queues in the background (`QueueGauge`): what a task waits for, and what it does not."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+from mdservice.client import CoreError
+from mdservice.queues import FRESH_SECONDS, QueueGauge
+
+
+class SlowQueueClient:
+    """A Core whose `stat/nodes` answers `queue` once `release` is set (at once while it is set)."""
+
+    def __init__(self, queue: int):
+        self.queue = queue
+        self.release = threading.Event()
+        self.release.set()
+        self.asked = 0
+
+    def get_scan_queue(self, timeout=None) -> int:
+        self.asked += 1
+        if not self.release.wait(5):
+            raise CoreError("did not answer stat/nodes")
+        return self.queue
+
+
+class Core:
+    """What the gauge uses of a CoreNode: its name and client."""
+
+    def __init__(self, queue: int):
+        self.name, self.client = f"core-{queue}", SlowQueueClient(queue)
+
+
+
+def wait_for_answer(gauge: QueueGauge, node) -> None:
+    for _ in range(200):
+        if gauge.is_fresh(node):
+            return
+        time.sleep(0.01)
+    raise AssertionError("the reading never came in")
+
+
+def test_a_fresh_reading_serves_while_a_newer_answer_is_out():
+    gauge, node = QueueGauge(time.monotonic), Core(3)
+    gauge.ask([node])
+    wait_for_answer(gauge, node)
+    node.client.release.clear()
+    node.client.queue = 7
+    gauge.ask([node])  # a far Core: this answer takes long
+    began = time.monotonic()
+    readings = gauge.readings([node], wait=2.0)
+    assert time.monotonic() - began < 0.5, "the task waited for an answer it did not need"
+    assert readings[node].queue == 3 and node.client.asked == 2
+    node.client.release.set()
+
+
+def test_without_a_fresh_reading_the_answer_is_waited_for_but_only_so_long():
+    gauge, node = QueueGauge(time.monotonic), Core(4)
+    node.client.release.clear()
+    began = time.monotonic()
+    assert gauge.readings([node], wait=0.3) == {}
+    assert 0.25 <= time.monotonic() - began < 1.0
+    node.client.release.set()
+    wait_for_answer(gauge, node)
+    assert gauge.readings([node], wait=0.3)[node].queue == 4
+
+
+def test_a_reading_older_than_fresh_seconds_is_asked_again():
+    now = [100.0]
+    gauge, node = QueueGauge(lambda: now[0]), Core(2)
+    gauge.ask([node])
+    wait_for_answer(gauge, node)
+    now[0] += FRESH_SECONDS + 0.1
+    assert not gauge.is_fresh(node)
+    assert gauge.readings([node], wait=1.0)[node].queue == 2
+    assert node.client.asked == 2
