@@ -128,13 +128,13 @@ class MetaDefender(ServiceBase):
         return NodePool(nodes, settings.max_md_scan_time, self.log)
 
     def _check_engines(self) -> None:
-        """Refuse to start when no Core answered, or none has an active engine."""
+        """Refuse to start when no Core answered, or none has an active antivirus engine."""
         answered = [node for node in self.pool.nodes if node.engines is not None]
         if not answered:
             problems = "; ".join(node.last_error for node in self.pool.nodes)
             raise ServiceStartError(f"No MetaDefender Core could be reached: {problems}")
         if not any(node.engines.active_av_count for node in answered):
-            raise ServiceStartError("No reachable MetaDefender Core has an active engine: check Core's "
+            raise ServiceStartError("No reachable MetaDefender Core has an active antivirus engine: check Core's "
                                     "Inventory > Technologies (licence and engine updates)")
 
     def refresh_safelist(self, now: float) -> threading.Thread | None:

@@ -95,11 +95,6 @@ class EngineMap:
         return self.engines.get(engine_key(report_engine_name, self.md_version))
 
     @property
-    def active_count(self) -> int:
-        """Distinct active engines of any type."""
-        return sum(1 for engine in self.engines.values() if engine.active)
-
-    @property
     def active_av_count(self) -> int:
         """Distinct active antivirus engines: the ones that can give a verdict."""
         return len(self._active_av())

@@ -93,7 +93,7 @@ class NodePool:
         for node in self.nodes:
             try:
                 node.read_engines(self.clock())
-                self.log.info(f"{node.name}: {node.engines.active_count} active engines")
+                self.log.info(f"{node.name}: {node.engines.active_av_count} active antivirus engines")
             except CoreError as exc:
                 self.record_failure(node, exc)
 

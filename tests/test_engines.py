@@ -115,38 +115,42 @@ def test_engine_with_empty_definition_time_is_kept_in_the_map():
 
 # --- active engines -------------------------------------------------------------------------------------------------
 
+def active_engines(engines: EngineMap) -> int:
+    return sum(1 for engine in engines.engines.values() if engine.active)
+
+
 def test_all_active_engines_are_counted():
-    assert EngineMap.from_engine_list(v4_list(), 4).active_count == 5
+    assert active_engines(EngineMap.from_engine_list(v4_list(), 4)) == 5
 
 
 def test_inactive_engine_is_not_counted():
     engines = v4_list()
     engines[1]["active"] = False
-    assert EngineMap.from_engine_list(engines, 4).active_count == 4
+    assert active_engines(EngineMap.from_engine_list(engines, 4)) == 4
 
 
 @pytest.mark.parametrize("state", FAILED_STATES)
 def test_engine_in_a_failed_state_is_not_counted(state):
     engines = v4_list()
     engines[0]["state"] = state
-    assert EngineMap.from_engine_list(engines, 4).active_count == 4
+    assert active_engines(EngineMap.from_engine_list(engines, 4)) == 4
 
 
 @pytest.mark.parametrize("state", ["downloading", "downloaded", "staging", "production"])
 def test_engine_in_a_working_state_is_counted(state):
     engines = v4_list()
     engines[0]["state"] = state
-    assert EngineMap.from_engine_list(engines, 4).active_count == 5
+    assert active_engines(EngineMap.from_engine_list(engines, 4)) == 5
 
 
 def test_no_active_engine_counts_zero():
     engines = [v4_engine("ClamAV", active=False), v4_engine("Avira", state="removed")]
-    assert EngineMap.from_engine_list(engines, 4).active_count == 0
+    assert active_engines(EngineMap.from_engine_list(engines, 4)) == 0
 
 
 def test_v3_inactive_engine_is_not_counted():
     engines = [v3_engine("ClamAV scan engine"), v3_engine("Avira", active=False)]
-    assert EngineMap.from_engine_list(engines, 3).active_count == 1
+    assert active_engines(EngineMap.from_engine_list(engines, 3)) == 1
 
 
 # --- definition range and service context -------------------------------------------------------------------------
@@ -241,7 +245,7 @@ def test_the_active_package_of_an_engine_is_the_engine(active_first):
     engines = EngineMap.from_engine_list(linux_and_windows(active_first) + [v4_engine("Avira")], 4)
     clamav = engines.lookup("ClamAV")
     assert (clamav.version, clamav.def_time_text, clamav.active) == ("0.103.2", "2024-03-11 11:08:00", True)
-    assert engines.active_count == 2
+    assert active_engines(engines) == 2
     assert engines.active_av_count == 2
 
 
@@ -269,14 +273,14 @@ def test_an_engine_with_only_inactive_packages_is_the_copy_with_a_version_and_co
                v4_engine("K7", "16.0", "", active=False, state="downloaded")][::order]
     engines = EngineMap.from_engine_list(payload + [v4_engine("Avira")], 4)
     assert engines.lookup("K7").version == "16.0"
-    assert engines.active_count == 1
+    assert active_engines(engines) == 1
 
 
 def test_counts_range_and_stale_check_see_each_engine_once_and_active_copies_only():
     old_inactive = v4_engine("Avira", "7.0", "2020-01-01T00:00:00.000Z", active=False, state="downloaded")
     new_inactive = v4_engine("File type analysis", "8", "2030-01-01T00:00:00.000Z", "filetype", active=False)
     engines = EngineMap.from_engine_list(linux_and_windows(False) + v4_list() + [old_inactive, new_inactive], 4)
-    assert engines.active_count == len(v4_list())
+    assert active_engines(engines) == len(v4_list())
     assert engines.active_av_count == 3
     assert engines.service_context() == "Definition Time Range: 2024-03-10 22:15:30 - 2024-03-12 09:00:00"
     now = parse_def_time("2024-03-12T00:00:00Z", 4)
@@ -287,7 +291,7 @@ def test_only_utility_engines_active_means_no_active_antivirus_engine():
     payload = [v4_engine("ClamAV", active=False, state="disabled"),
                v4_engine("Archive", "6", "", engine_type="archive"), v4_engine("Utility", "1", "", engine_type="util")]
     engines = EngineMap.from_engine_list(payload, 4)
-    assert (engines.active_count, engines.active_av_count) == (2, 0)
+    assert (active_engines(engines), engines.active_av_count) == (2, 0)
 
 
 def test_tool_version_ignores_an_inactive_package_being_downloaded():

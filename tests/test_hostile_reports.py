@@ -221,7 +221,7 @@ def test_any_engine_list_gives_a_map_or_the_services_own_error(payload, md_versi
         return
     assert re.fullmatch(r"Definition Time Range: (\S+ \S+|unknown) - (\S+ \S+|unknown)", engines.service_context())
     assert len(tool_version([engines.fingerprint()])) == 32
-    assert 0 <= engines.active_count <= len(engines.engines)
+    assert 0 <= engines.active_av_count <= len(engines.engines)
     for info in engines.engines.values():
         info.name.encode("utf-8"), info.version.encode("utf-8")
         assert info.version != "None"

@@ -187,7 +187,7 @@ def test_no_core_reachable_stops_the_service(requests_mock):
 
 def test_no_active_engine_stops_the_service(requests_mock):
     requests_mock.get(CORE + "stat/engines", json=[dict(e, state="permanently failed") for e in ENGINES_V4])
-    with pytest.raises(ServiceStartError, match="active engine"):
+    with pytest.raises(ServiceStartError, match="active antivirus engine"):
         started()
 
 
@@ -201,7 +201,7 @@ def test_service_starts_when_its_only_antivirus_engine_is_also_listed_as_an_inac
 def test_only_utility_engines_active_stops_the_service(requests_mock):
     listed = [dict(e, active=False, state="disabled") if e["engine_type"] == "av" else e for e in ENGINES_V4]
     requests_mock.get(CORE + "stat/engines", json=listed)
-    with pytest.raises(ServiceStartError, match="active engine"):
+    with pytest.raises(ServiceStartError, match="active antivirus engine"):
         started()
 
 
