@@ -308,7 +308,7 @@ def _open_output(path: str):
     try:
         return open(path, "wb", buffering=0)  # unbuffered: a full disk shows in write(), not in close()
     except OSError as exc:
-        raise CoreError(f"the sanitized file could not be written: {exc.strerror}", node_fault=False) from None
+        raise _unwritable(exc) from None
 
 
 def _write(out, chunk: bytes) -> None:
@@ -317,7 +317,12 @@ def _write(out, chunk: bytes) -> None:
         while view:
             view = view[out.write(view):]
     except OSError as exc:
-        raise CoreError(f"the sanitized file could not be written: {exc.strerror}", node_fault=False) from None
+        raise _unwritable(exc) from None
+
+
+def _unwritable(exc: OSError) -> CoreError:
+    """A local disk problem, not the Core's."""
+    return CoreError(f"the sanitized file could not be written: {exc.strerror}", node_fault=False)
 
 
 def _remove(path: str) -> None:

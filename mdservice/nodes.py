@@ -5,7 +5,8 @@ task the Cores to try, in order, and is told how each attempt went. All time is 
 seconds from an injectable clock, so the policy can be tested without waiting.
 
 Choosing costs at most two `stat/nodes` requests per task whatever the number of Cores, asked in
-parallel, and usually before the task arrives: right after a scan, for the next task's two candidates.
+parallel, and usually before the task arrives: while the previous scan finishes, for the next task's
+two candidates.
 """
 
 from __future__ import annotations
@@ -125,8 +126,8 @@ class NodePool:
         that no task gives up without trying every Core.
         """
         count = len(self.nodes)
-        rotation = [self.nodes[(self.cursor + i) % count] for i in range(count)]
-        ready = [n for n in rotation if not n.failed and n.skip_turns == 0]
+        rotation = self._rotation()
+        ready = [n for n in rotation if _is_ready(n)]
         resting = [n for n in rotation if not n.failed and n.skip_turns > 0]
         self._use_up_turns(rotation, ready[0] if ready else None)
         if len(ready) > 1:
@@ -230,10 +231,13 @@ class NodePool:
             self._ask_unless_fresh([first], REASK_SECONDS)
             self._ask_unless_fresh([partner])
 
-    def _ready_in_rotation(self) -> list[CoreNode]:
+    def _rotation(self) -> list[CoreNode]:
+        """Every Core, in rotation order from the cursor."""
         count = len(self.nodes)
-        return [n for n in (self.nodes[(self.cursor + i) % count] for i in range(count))
-                if not n.failed and n.skip_turns == 0]
+        return [self.nodes[(self.cursor + i) % count] for i in range(count)]
+
+    def _ready_in_rotation(self) -> list[CoreNode]:
+        return [n for n in self._rotation() if _is_ready(n)]
 
     def _ask_unless_fresh(self, nodes: list[CoreNode], within: float = FRESH_SECONDS) -> None:
         self.gauge.ask([n for n in nodes if n.reports_queue and not self.gauge.is_fresh(n, within)])
@@ -261,3 +265,8 @@ class NodePool:
 
     def fingerprints(self) -> list[str]:
         return [node.engines.fingerprint() if node.engines else "" for node in self.nodes]
+
+
+def _is_ready(node: CoreNode) -> bool:
+    """In full rotation: neither failed nor sitting out turns after slow scans."""
+    return not node.failed and node.skip_turns == 0

@@ -279,13 +279,13 @@ class NotShownSection(ResultTextSection):
                       f"in Core's report are shown.")
 
 
-def av_sections(outcomes: list[EngineOutcome], av_config: AvConfig, safelist: frozenset[str]) -> list[ResultSection]:
+def av_sections(outcomes: list[EngineOutcome], shown: list[EngineOutcome], av_config: AvConfig,
+                safelist: frozenset[str]) -> list[ResultSection]:
     """The AV part of the result: hits (with failures and clean engines beside them), or a no-verdict warning.
 
     At most MAX_ENGINES_SHOWN engines are listed (hits first), the rest summed up in one line; the engine
     summary counts them all.
     """
-    shown = shown_outcomes(outcomes)
     not_shown = [NotShownSection(outcomes, shown)] if len(shown) < len(outcomes) else []
     hits = [o for o in shown if o.is_hit]
     failures = [o for o in shown if not o.is_hit and not o.is_clean]
@@ -403,14 +403,15 @@ class ReportResult:
 def build_result(report: dict, engines: EngineMap | None, options: ResultOptions) -> ReportResult:
     """The whole result of a finished report: AV hits, failures / clean, CDR, outdated definitions."""
     outcomes = engine_outcomes(report, engines, options.av_config)
-    sections = av_sections(outcomes, options.av_config, options.safelist)
+    shown = shown_outcomes(outcomes)
+    sections = av_sections(outcomes, shown, options.av_config, options.safelist)
     archive = archive_section(report)
     if archive:
         sections.insert(1, archive)  # right after the hits (or the no-verdict warning), first when there is neither
     cdr = cdr_section(report)
     stale = stale_section(engines, options)
     sections += [section for section in (cdr, vulnerability_section(report), stale) if section]
-    return ReportResult(sections, antivirus_parts(shown_outcomes(outcomes)), cdr)
+    return ReportResult(sections, antivirus_parts(shown), cdr)
 
 
 def stale_section(engines: EngineMap | None, options: ResultOptions) -> ResultSection | None:

@@ -27,6 +27,10 @@ LAST_POLL_SHARE = 0.05
 LAST_POLL_TIME = 0.5
 
 
+def _nothing() -> None:
+    pass
+
+
 @dataclass(frozen=True)
 class ScanJob:
     """What to send: the file, the name Core shows, the optional rule and archive password, and the file's SHA-256
@@ -84,7 +88,7 @@ def scan_file(pool: NodePool, job: ScanJob, deadline: float, clock: Clock | None
 
 
 def scan_on_node(node: CoreNode, job: ScanJob, deadline: float, clock: Clock,
-                 nearly_done: Callable[[], None] = lambda: None) -> tuple[str, dict]:
+                 nearly_done: Callable[[], None] = _nothing) -> tuple[str, dict]:
     """Upload to one Core and poll until its report is finished: (data id, report), or a CoreError by `deadline`.
 
     `nearly_done` is called once, when the next poll is timed to find the scan finished.
@@ -130,10 +134,6 @@ def _poll_until_finished(node: CoreNode, data_id: str, end: tuple[float, float],
         if schedule.expects_finish:
             nearly_done()
             nearly_done = _nothing
-
-
-def _nothing() -> None:
-    pass
 
 
 def _cancel_quietly(node: CoreNode, data_id: str, timeout: float) -> None:
