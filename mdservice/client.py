@@ -12,6 +12,7 @@ import os
 import re
 import ssl
 from collections.abc import Callable
+from typing import NamedTuple
 from urllib.parse import quote
 
 import requests
@@ -35,6 +36,14 @@ DATA_ID = re.compile(r"[A-Za-z0-9_-]{1,64}")
 # The shortest piece of the API key that is masked wherever a Core or proxy echoes it.
 KEY_PIECE = 8
 CHUNK = 64 * 1024
+
+
+class CoreLoad(NamedTuple):
+    """A Core's `stat/nodes`: the files it has not finished, and the files it scans at once (its CPU cores, at
+    least 1 per node)."""
+
+    queue: int
+    slots: int
 
 
 class CoreError(Exception):
@@ -110,16 +119,17 @@ class CoreClient:
         """The decoded `GET stat/engines` answer."""
         return self._json("GET", "stat/engines", timeout, STATUS_MAX_BYTES)
 
-    def get_scan_queue(self, timeout: float | None = None) -> int:
-        """Files Core has not finished yet (`GET stat/nodes`: `scan_queue` summed over Core's nodes)."""
+    def get_load(self, timeout: float | None = None) -> CoreLoad:
+        """How busy Core is (`GET stat/nodes`): `scan_queue` and `cpu_cores` summed over Core's nodes."""
         answer = self._json("GET", "stat/nodes", timeout, STATUS_MAX_BYTES)
         statuses = [status for item in (answer if isinstance(answer, list) else [])
                     if isinstance(item, dict) and isinstance(item.get("statuses"), list)
                     for status in item["statuses"] if isinstance(status, dict)]
         queues = [status.get("scan_queue") for status in statuses]
-        if not queues or not all(isinstance(q, int) and not isinstance(q, bool) and q >= 0 for q in queues):
+        if not queues or not all(_is_count(q) for q in queues):
             raise CoreError(f"{self.name} sent no readable scan_queue in stat/nodes", node_fault=False)
-        return sum(queues)
+        cpus = [status.get("cpu_cores") for status in statuses]
+        return CoreLoad(sum(queues), sum(c if _is_count(c) and c > 0 else 1 for c in cpus))
 
     def upload(self, path: str, filename: str, rule: str = "", archive_password: str = "",
                timeout: float | None = None) -> str:
@@ -348,3 +358,7 @@ def _reason(exc: Exception) -> str:
         if marker.lower() in text.lower():
             return marker.lower()
     return type(exc).__name__
+
+
+def _is_count(value) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value >= 0

@@ -5,8 +5,9 @@ task the Cores to try, in order, and is told how each attempt went. All time is 
 seconds from an injectable clock, so the policy can be tested without waiting.
 
 Choosing costs at most two `stat/nodes` requests per task whatever the number of Cores, asked in
-parallel, and usually before the task arrives: while the previous scan finishes, for the next task's
-two candidates.
+parallel, and usually before the task arrives: just before the previous scan finishes, for the next
+task's two candidates (one while no other instance sends files to the Core just used). A candidate with
+a free scan slot beats one without; between equals, the one expected to finish the file first wins.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from collections.abc import Callable
 
 from mdservice.client import CoreClient, CoreError
 from mdservice.engines import EngineMap
-from mdservice.queues import FRESH_SECONDS, QueueGauge, Reading
+from mdservice.queues import QueueGauge, Reading
 
 BACKOFF_START = 5.0
 BACKOFF_MAX = 60.0
@@ -52,6 +53,8 @@ class CoreNode:
         self.reports_queue = True
         self.scan_seconds = 0.0
         self.timed_at = float("-inf")
+        # When our latest scan on this Core began and ended: a queue reading taken in between counts our file.
+        self.own_scan = (float("inf"), float("-inf"))
 
     @property
     def name(self) -> str:
@@ -87,6 +90,7 @@ class NodePool:
         self.rng = rng or random.Random()
         self.cursor = self.rng.randrange(len(nodes))
         self.partner: CoreNode | None = None
+        self.stand_in: CoreNode | None = None
         self.gauge = QueueGauge(clock)
 
     def read_all_engines(self) -> None:
@@ -125,61 +129,73 @@ class NodePool:
         then Cores sitting out turns after slow scans; then failed Cores, soonest retry first, so
         that no task gives up without trying every Core.
         """
-        count = len(self.nodes)
         rotation = self._rotation()
         ready = [n for n in rotation if _is_ready(n)]
         resting = [n for n in rotation if not n.failed and n.skip_turns > 0]
-        self._use_up_turns(rotation, ready[0] if ready else None)
+        turn = ready[0] if ready else None
+        self._use_up_turns(rotation, turn)
         if len(ready) > 1:
             ready = self._least_busy_first(ready)
         failed = sorted((n for n in rotation if n.failed), key=lambda n: n.retry_at)
-        first = (ready or resting or failed)[0]
-        self.cursor = (self.nodes.index(first) + 1) % count
+        # The rotation moves past the Core whose turn it was even when the partner gets the file, so that
+        # the next task compares another Core: a slow or busy Core cannot hold the rotation in place.
+        self.cursor = (self.nodes.index(turn or (resting or failed)[0]) + 1) % len(self.nodes)
         return ready + resting + failed
 
     def _candidates(self, ready: list[CoreNode]) -> list[CoreNode]:
-        """The next Core in rotation and a partner: the last scan's Core (it just freed a slot), else a random one."""
-        if self.partner not in ready[1:]:
-            self.partner = self.rng.choice(ready[1:])
-        return [ready[0], self.partner]
+        """The next Core in rotation and a partner: the last scan's Core (it just freed a slot), else a stand-in
+        drawn at random, the same one until a task has compared it (so that it is the one asked in advance)."""
+        if self.partner in ready[1:]:
+            return [ready[0], self.partner]
+        if self.stand_in not in ready[1:]:
+            self.stand_in = self.rng.choice(ready[1:])
+        return [ready[0], self.stand_in]
 
     def _least_busy_first(self, ready: list[CoreNode]) -> list[CoreNode]:
-        """`ready` with the candidate expected to finish a file soonest moved to the front (ties: rotation order)."""
+        """`ready` with the best candidate moved to the front: one with a free scan slot if there is one, and of
+        those the one expected to finish a file soonest (ties: rotation order).
+
+        A free slot comes first because a file queued on a Core that is fully busy adds nothing to what the Cores
+        get done, while a slower Core with room does; a slow Core gets files only while the faster one has none.
+        """
         candidates = self._candidates(ready)
+        self.stand_in = None
         readings = self.gauge.readings([n for n in candidates if n.reports_queue], QUEUE_WAIT)
-        queues = {node: self._queue_of(node, readings.get(node)) for node in candidates}
+        loads = {node: self._load_of(node, readings.get(node)) for node in candidates}
         recent = [n.scan_seconds for n in self.nodes if self._timed_recently(n) and n.scan_seconds > 0]
         fastest = min(recent, default=0.0)
         healthy = [n for n in candidates if not n.failed]
         ready = [n for n in ready if not n.failed]
         if not healthy:
             return ready
-        best = min(healthy, key=lambda n: (queues[n] + 1) * self._pace(n, fastest))
+        best = min(healthy, key=lambda n: _preference(*loads[n], self._pace(n, fastest)))
         return [best] + [n for n in ready if n is not best]
 
-    def _queue_of(self, node: CoreNode, reading: Reading | None) -> float:
-        """Files `node` has not finished, by its reading; infinite when it did not answer in time.
+    def _load_of(self, node: CoreNode, reading: Reading | None) -> tuple[float, int]:
+        """(files of others `node` has not finished, files it scans at once) by its reading; an infinite queue when
+        it did not answer in time.
 
         A Core that refuses or lacks `stat/nodes` (older versions, keys without the right) is not asked
         again and counts as idle; one that fails to answer is put aside like any failing Core.
         """
         if not node.reports_queue:
-            return 0
+            return 0, 1
         if reading is None:
-            return math.inf
+            return math.inf, 1
         if reading.error is None:
-            return reading.queue
+            return _others_in(node, reading), reading.slots
         if reading.error.permanent or not reading.error.node_fault:
             node.reports_queue = False
         else:
             self.record_failure(node, reading.error)
-        return 0
+        return 0, 1
 
     def _timed_recently(self, node: CoreNode) -> bool:
         return self.clock() - node.timed_at < SPEED_MEMORY
 
     def _pace(self, node: CoreNode, fastest: float) -> float:
-        """How many times longer than the fastest Core `node` took for its recent scan.
+        """How many times longer than the fastest Core `node` took for its recent scan (not counting the time the
+        file waited in Core's queue).
 
         1 unless that scan was slow: over max_md_scan_time and over SLOW_RATIO times the fastest. Scan
         times vary with the file, so only a clear difference may outweigh a shorter queue.
@@ -197,10 +213,15 @@ class NodePool:
             if node.skip_turns > 0 and not node.failed:
                 node.skip_turns -= 1
 
-    def record_scan(self, node: CoreNode, seconds: float) -> None:
-        """A scan finished on `node` after `seconds` (upload to complete); ask the next task's candidates now."""
+    def record_scan(self, node: CoreNode, seconds: float, queued: float = 0.0) -> None:
+        """A scan finished on `node` after `seconds` (upload to complete), `queued` of them waiting in Core's queue.
+
+        Time in the queue says how busy the Core was, which its queue readings tell; its pace is judged by the rest.
+        """
         self.record_success(node)
-        node.scan_seconds, node.timed_at, self.partner = seconds, self.clock(), node
+        now = self.clock()
+        node.scan_seconds, node.timed_at, self.partner = seconds - min(queued, seconds), now, node
+        node.own_scan = (now - seconds, now)
         if len(self.nodes) > 1 and seconds > self.max_scan_time:
             node.slow_streak += 1
             node.skip_turns = min(node.slow_streak, MAX_SKIP_TURNS)
@@ -212,24 +233,29 @@ class NodePool:
         self._ask_next_candidates()
 
     def prepare_next(self, node: CoreNode) -> None:
-        """The scan on `node` is nearly done: start reading the next Core in rotation's queue, so that a reading
-        is in when the next task compares that Core with `node`, however far the Core is."""
-        ready = self._ready_in_rotation()
-        if len(ready) > 1 and ready[0] is not node:
-            self._ask_unless_fresh([ready[0]])
+        """The scan on `node` is nearly done: start reading the queues of the Cores the next task compares, the next
+        in rotation and `node`, so that the readings are in when that task arrives, however far the Cores are."""
+        self.partner = node
+        self._ask_next_candidates()
 
     def _ask_next_candidates(self) -> None:
-        """Start reading the queues of the Cores the next attempt_order will compare, as fresh as can be.
+        """Start reading the queues of the two Cores the next attempt_order will compare, unless just read.
 
-        The next Core in rotation is asked again unless `prepare_next` read it moments ago (that reading serves
-        while a newer answer is out, so a far Core costs no wait); the Core just used keeps its reading from when
-        it was chosen while that is fresh (our own file was not in it, and has just left it).
+        The Core just used is not asked again while its fresh reading showed no file but ours: no one else was
+        sending it files, so it is most likely idle now (and a single instance asks one Core per task).
         """
         ready = self._ready_in_rotation()
-        if len(ready) > 1:
-            first, partner = self._candidates(ready)
-            self._ask_unless_fresh([first], REASK_SECONDS)
-            self._ask_unless_fresh([partner])
+        if len(ready) < 2:
+            return
+        first, partner = self._candidates(ready)
+        asked = [first] if not self.gauge.is_fresh(first, REASK_SECONDS) else []
+        if not self.gauge.is_fresh(partner, REASK_SECONDS) and not self._ours_alone(partner):
+            asked.append(partner)
+        self.gauge.ask([n for n in asked if n.reports_queue])
+
+    def _ours_alone(self, node: CoreNode) -> bool:
+        reading = self.gauge.latest(node)
+        return reading is not None and reading.error is None and _others_in(node, reading) == 0
 
     def _rotation(self) -> list[CoreNode]:
         """Every Core, in rotation order from the cursor."""
@@ -238,9 +264,6 @@ class NodePool:
 
     def _ready_in_rotation(self) -> list[CoreNode]:
         return [n for n in self._rotation() if _is_ready(n)]
-
-    def _ask_unless_fresh(self, nodes: list[CoreNode], within: float = FRESH_SECONDS) -> None:
-        self.gauge.ask([n for n in nodes if n.reports_queue and not self.gauge.is_fresh(n, within)])
 
     def record_success(self, node: CoreNode) -> None:
         if node.failures:
@@ -270,3 +293,17 @@ class NodePool:
 def _is_ready(node: CoreNode) -> bool:
     """In full rotation: neither failed nor sitting out turns after slow scans."""
     return not node.failed and node.skip_turns == 0
+
+
+def _preference(queue: float, slots: int, pace: float) -> tuple[bool, float]:
+    """Sort key of a candidate: free slot first, then when a file sent now would finish (in fastest scans: the
+    files ahead of it that must leave a slot first, plus its own)."""
+    waiting = max(0.0, queue + 1 - slots)
+    return waiting > 0, pace * (1 + waiting / slots)
+
+
+def _others_in(node: CoreNode, reading: Reading) -> int:
+    """The files of others in a queue reading of `node`: our own file is left out when the reading came while
+    it was on that Core."""
+    began, ended = node.own_scan
+    return max(0, reading.queue - 1) if began < reading.at < ended else reading.queue

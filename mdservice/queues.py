@@ -27,10 +27,12 @@ FRESH_SECONDS = 1.0
 
 @dataclass(frozen=True)
 class Reading:
-    """One answer to `stat/nodes`: when it came, and the files Core had not finished, or why there is no number."""
+    """One answer to `stat/nodes`: when it came, and the files Core had not finished and scans at once, or why there
+    are no numbers."""
 
     at: float
     queue: int | None = None
+    slots: int = 1
     error: CoreError | None = None
 
 
@@ -63,8 +65,12 @@ class QueueGauge:
 
     def is_fresh(self, node: CoreNode, within: float = FRESH_SECONDS) -> bool:
         """Whether the latest answer of `node` is at most `within` seconds old (by default: recent enough to go by)."""
+        return self.latest(node, within) is not None
+
+    def latest(self, node: CoreNode, within: float = FRESH_SECONDS) -> Reading | None:
+        """The latest answer of `node` if it is at most `within` seconds old."""
         with self._lock:
-            return self._fresh(node, self._clock(), within)
+            return self._latest[node] if self._fresh(node, self._clock(), within) else None
 
     def _fresh(self, node: CoreNode, now: float, within: float = FRESH_SECONDS) -> bool:
         return node in self._latest and now - self._latest[node].at <= within
@@ -99,7 +105,8 @@ class QueueGauge:
 
     def _read(self, node: CoreNode) -> None:
         try:
-            reading = Reading(self._clock(), queue=node.client.get_scan_queue(timeout=QUEUE_TIMEOUT))
+            load = node.client.get_load(timeout=QUEUE_TIMEOUT)
+            reading = Reading(self._clock(), queue=load.queue, slots=load.slots)
         except CoreError as exc:
             reading = Reading(self._clock(), error=exc)
         except Exception as exc:  # a thread must not die silently: an unexpected failure stops the asking

@@ -146,6 +146,15 @@ def progress_of(report: dict) -> float | None:
     return None
 
 
+def queue_seconds(report: dict) -> float:
+    """How long the file waited in Core's queue before its scan began (`process_info.queue_time`, ms); 0 when the
+    report does not say (older Cores) or says something unusable."""
+    value = _part(report, "process_info").get("queue_time")
+    if isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value) and value > 0:
+        return value / 1000
+    return 0.0
+
+
 def engine_outcomes(report: dict, engines: EngineMap | None, av_config: AvConfig) -> list[EngineOutcome]:
     """Every engine of `scan_results.scan_details` that is not blocklisted, in engine-name order."""
     details = _part(report, "scan_results").get("scan_details")

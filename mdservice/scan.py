@@ -17,7 +17,7 @@ from assemblyline.common.exceptions import NonRecoverableError, RecoverableError
 from mdservice.client import CoreError
 from mdservice.nodes import PROBE_TIMEOUT, CoreNode, NodePool
 from mdservice.polling import STALLED_INTERVAL, PollSchedule
-from mdservice.report import foreign_report, is_finished, progress_of
+from mdservice.report import foreign_report, is_finished, progress_of, queue_seconds
 
 # Of the time a Core is given, this share (at most CANCEL_TIMEOUT s) is kept for canceling a scan given up on.
 CANCEL_SHARE = 0.1
@@ -25,6 +25,9 @@ CANCEL_TIMEOUT = 1.0
 # The last poll is only sent while this share of the time (at most LAST_POLL_TIME s) is left for its answer.
 LAST_POLL_SHARE = 0.05
 LAST_POLL_TIME = 0.5
+# The next task's candidate Cores are asked this long before the poll expected to find the scan finished: time
+# for the answers of a Core across a network to be in when that task arrives, which is soon after that poll.
+NEARLY_DONE_LEAD = 0.1
 
 
 def _nothing() -> None:
@@ -82,7 +85,7 @@ def scan_file(pool: NodePool, job: ScanJob, deadline: float, clock: Clock | None
             if position < len(order) - 1:
                 pool.log.warning(f"Failing over from {node.name} to {order[position + 1].name}")
             continue
-        pool.record_scan(node, clock.now() - started)
+        pool.record_scan(node, clock.now() - started, queue_seconds(report))
         return ScanResult(node, data_id, report)
     raise _final_error(order, errors)
 
@@ -91,7 +94,7 @@ def scan_on_node(node: CoreNode, job: ScanJob, deadline: float, clock: Clock,
                  nearly_done: Callable[[], None] = _nothing) -> tuple[str, dict]:
     """Upload to one Core and poll until its report is finished: (data id, report), or a CoreError by `deadline`.
 
-    `nearly_done` is called once, when the next poll is timed to find the scan finished.
+    `nearly_done` is called once, NEARLY_DONE_LEAD s before the poll that is timed to find the scan finished.
 
     A scan given up on (too slow, or its Core failed to answer a poll) is canceled, and that too is over by
     `deadline`.
@@ -126,14 +129,15 @@ def _poll_until_finished(node: CoreNode, data_id: str, end: tuple[float, float],
         if wait <= 0 or (wait < delay and delay >= STALLED_INTERVAL):
             raise CoreError(f"{node.name} did not finish scanning within {clock.now() - schedule.uploaded_at:.1f} s "
                             f"of the upload (data id {data_id})")
+        if schedule.expects_finish and nearly_done is not _nothing:
+            clock.sleep(max(0.0, wait - NEARLY_DONE_LEAD))
+            nearly_done()
+            nearly_done, wait = _nothing, min(wait, NEARLY_DONE_LEAD)
         clock.sleep(wait)
         report = node.client.get_report(data_id, timeout=polls_end - clock.now())
         if is_finished(report):
             return report
         delay = schedule.next_delay(clock.now(), progress_of(report))
-        if schedule.expects_finish:
-            nearly_done()
-            nearly_done = _nothing
 
 
 def _cancel_quietly(node: CoreNode, data_id: str, timeout: float) -> None:

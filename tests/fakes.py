@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 from collections import Counter
 
-from mdservice.client import CoreError
+from mdservice.client import CoreError, CoreLoad
 from mdservice.nodes import CoreNode, NodePool
 
 ENGINES = [{"eng_name": "ClamAV", "eng_ver": "1", "engine_type": "av", "def_time": "2026-11-01T00:00:00Z",
@@ -28,7 +28,8 @@ class FakeClient:
     """One Core: each scan takes `scan_seconds`; `error` makes every request fail with that CoreError.
 
     `delay`: fake seconds every answer takes (a request given less time fails as a timeout);
-    `backlog`: files of other service instances in Core's queue; `requests` counts calls per kind.
+    `backlog`: files of other service instances in Core's queue; `slots`: files it scans at once; `wait`: seconds
+    the next uploads wait in Core's queue before their scan starts; `requests` counts calls per kind.
     """
 
     def __init__(self, name: str, clock: FakeClock, scan_seconds: float = 1.0):
@@ -44,6 +45,9 @@ class FakeClient:
         self.started: dict[str, float] = {}
         self.delay = 0.0
         self.backlog = 0
+        self.slots = 1
+        self.wait = 0.0
+        self.waits: dict[str, float] = {}
         self.requests: Counter = Counter()
 
     def _check(self, kind: str, timeout=None):
@@ -59,17 +63,19 @@ class FakeClient:
         self._check("stat/engines", timeout)
         return ENGINES
 
-    def get_scan_queue(self, timeout=None):
+    def get_load(self, timeout=None):
         self._check("stat/nodes", timeout)
         now = self.clock.now()
-        return self.backlog + sum(1 for data_id, start in self.started.items() if data_id not in self.cancelled
-                                  and (self.never_finishes or now - start < self.scan_seconds))
+        ours = sum(1 for data_id, start in self.started.items() if data_id not in self.cancelled
+                   and (self.never_finishes or now - start < self.waits[data_id] + self.scan_seconds))
+        return CoreLoad(self.backlog + ours, self.slots)
 
     def upload(self, path, filename, rule="", archive_password="", timeout=None):
         self._check("upload", timeout)
         self.uploads += 1
         data_id = f"{self.name}-{self.uploads}"
         self.started[data_id] = self.clock.now()
+        self.waits[data_id] = self.wait
         return data_id
 
     def get_report(self, data_id, timeout=None):
@@ -77,12 +83,13 @@ class FakeClient:
         self.polls += 1
         if self.report_error:
             raise self.report_error
-        elapsed = self.clock.now() - self.started[data_id]
-        progress = min(100, int(100 * elapsed / self.scan_seconds))
+        elapsed = self.clock.now() - self.started[data_id] - self.waits[data_id]
+        progress = max(0, min(100, int(100 * elapsed / self.scan_seconds)))
         if self.never_finishes:
             progress = min(progress, 50)
         return {"data_id": data_id, "scan_results": {"progress_percentage": progress, "scan_details": {
-            "ClamAV": {"scan_result_i": 0}}}, "process_info": {"progress_percentage": progress}}
+            "ClamAV": {"scan_result_i": 0}}}, "process_info": {"progress_percentage": progress,
+                                                                "queue_time": int(1000 * self.waits[data_id])}}
 
     def cancel(self, data_id, timeout=None):
         self.cancelled.append(data_id)

@@ -194,9 +194,17 @@ def test_per_request_timeout_never_exceeds_md_timeout(requests_mock):
     assert requests_mock.last_request.timeout == 2
 
 
-def test_scan_queue_sums_core_nodes(requests_mock):
-    requests_mock.get(BASE + "stat/nodes", json=[{"statuses": [{"scan_queue": 3, "load": 50}, {"scan_queue": 2}]}])
-    assert CoreClient(BASE).get_scan_queue() == 5
+def test_load_sums_the_queues_and_cpu_cores_of_core_nodes(requests_mock):
+    requests_mock.get(BASE + "stat/nodes", json=[{"statuses": [{"scan_queue": 3, "load": 50, "cpu_cores": 8},
+                                                               {"scan_queue": 2, "cpu_cores": 4}]}])
+    assert CoreClient(BASE).get_load() == (5, 12)
+
+
+@pytest.mark.parametrize("cpu_cores", [None, 0, -4, "8", True, 2.5, 10**40])
+def test_a_node_without_a_usable_cpu_core_count_scans_one_file_at_a_time(requests_mock, cpu_cores):
+    status = {"scan_queue": 1} if cpu_cores is None else {"scan_queue": 1, "cpu_cores": cpu_cores}
+    requests_mock.get(BASE + "stat/nodes", json=[{"statuses": [status, {"scan_queue": 0, "cpu_cores": 2}]}])
+    assert CoreClient(BASE).get_load() == (1, 3)
 
 
 @pytest.mark.parametrize("body", [[], [{"statuses": [{"load": 5}]}], {"scan_queue": 1},
@@ -204,5 +212,5 @@ def test_scan_queue_sums_core_nodes(requests_mock):
 def test_unreadable_scan_queue_is_an_error_but_not_a_core_fault(requests_mock, body):
     requests_mock.get(BASE + "stat/nodes", json=body)
     with pytest.raises(CoreError, match="scan_queue") as caught:
-        CoreClient(BASE).get_scan_queue()
+        CoreClient(BASE).get_load()
     assert not caught.value.node_fault

@@ -36,6 +36,7 @@ from mdservice.report import (
     engine_outcomes,
     is_finished,
     progress_of,
+    queue_seconds,
     vulnerability_section,
 )
 
@@ -200,6 +201,8 @@ def test_any_report_gives_a_result_assemblyline_accepts(report, engine_list, md_
 @example(report={"process_info": {"progress_percentage": float("nan")}, "scan_results": {"progress_percentage": 50}})
 @example(report={"scan_results": {"progress_percentage": float("inf")}})
 @example(report="Not Found")
+@example(report={"process_info": {"queue_time": float("nan")}})
+@example(report={"process_info": {"queue_time": -5}})
 def test_progress_is_a_bounded_number_and_finished_means_100(report):
     finished = is_finished(report)
     progress = progress_of(report)
@@ -209,6 +212,8 @@ def test_progress_is_a_bounded_number_and_finished_means_100(report):
         assert progress == 100
     if cdr_section(report) is not None:
         assert finished
+    waited = queue_seconds(report)
+    assert math.isfinite(waited) and waited >= 0
 
 
 @SETTINGS

@@ -5,7 +5,7 @@ from __future__ import annotations
 import threading
 import time
 
-from mdservice.client import CoreError
+from mdservice.client import CoreError, CoreLoad
 from mdservice.queues import FRESH_SECONDS, QueueGauge
 
 
@@ -18,11 +18,11 @@ class SlowQueueClient:
         self.release.set()
         self.asked = 0
 
-    def get_scan_queue(self, timeout=None) -> int:
+    def get_load(self, timeout=None) -> CoreLoad:
         self.asked += 1
         if not self.release.wait(5):
             raise CoreError("did not answer stat/nodes")
-        return self.queue
+        return CoreLoad(self.queue, 4)
 
 
 class Core:

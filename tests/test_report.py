@@ -14,7 +14,7 @@ from al_checks import validate_antivirus_parts, validate_sections
 from mdservice import report as md_report
 from mdservice.config import AvConfig
 from mdservice.engines import EngineMap
-from mdservice.report import ResultOptions, build_result, is_finished, progress_of
+from mdservice.report import ResultOptions, build_result, is_finished, progress_of, queue_seconds
 
 TITLE_HITS = "AV Detections as Infected or Suspicious"
 TITLE_FAILS = "Failed to Scan or No Threats Detected"
@@ -503,6 +503,19 @@ def test_v3_is_not_finished_below_100():
 def test_queued_document_without_scan_results_is_not_finished(doc):
     assert not is_finished(doc)
     assert progress_of(doc) is None
+
+
+@pytest.mark.parametrize(("process_info", "seconds"), [
+    ({"queue_time": 321, "processing_time": 4804}, 0.321),
+    ({"queue_time": 0}, 0.0),
+    ({}, 0.0),  # Core 4.3 reports carry no queue_time
+    ({"queue_time": "321"}, 0.0),
+    ({"queue_time": True}, 0.0),
+    ({"queue_time": -40}, 0.0),
+    ({"queue_time": float("inf")}, 0.0),
+])
+def test_time_waited_in_cores_queue_comes_from_queue_time_in_ms(process_info, seconds):
+    assert queue_seconds({"process_info": process_info}) == pytest.approx(seconds)
 
 
 def test_progress_of_a_running_v4_scan_is_the_whole_job_progress():

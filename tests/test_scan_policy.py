@@ -1,6 +1,7 @@
 """Several Cores: round-robin, brief time-outs for slow Cores, failover and bounded tasks (fake Cores, fake time)."""
 
 import random
+import time
 from collections import Counter
 
 import pytest
@@ -9,7 +10,7 @@ from fakes import FakeClock, make_pool
 
 from mdservice.client import CoreError
 from mdservice.nodes import BACKOFF_MAX, BACKOFF_START, SPEED_MEMORY
-from mdservice.scan import Clock, ScanJob, scan_file
+from mdservice.scan import NEARLY_DONE_LEAD, Clock, ScanJob, scan_file
 
 JOB = ScanJob("/dev/null", "sample.bin")
 
@@ -216,20 +217,31 @@ def test_core_with_a_queue_yields_its_turn_to_an_idle_one():
     clients[0].backlog = 3
     order = pool.attempt_order()
     assert order[0].name != "core0"
-    assert pool.cursor == (pool.nodes.index(order[0]) + 1) % 3
+    assert pool.cursor == 1, "the next task compares the Core after the one whose turn it was"
+
+
+def test_fast_cores_share_the_files_while_a_slow_core_is_next_in_rotation():
+    clock = FakeClock()
+    pool, _ = make_pool(clock, [0.5, 0.5, 8.0], max_scan_time=5.0)
+    used = run_tasks(pool, clock, 30)
+    assert used["core2"] <= 2
+    assert min(used["core0"], used["core1"]) >= 8, f"one fast Core took nearly every file: {used}"
 
 
 @pytest.mark.parametrize("cores", [1, 3, 30])
-def test_control_requests_per_task_stay_at_two_whatever_the_number_of_cores(cores):
+@pytest.mark.parametrize(("others", "per_task"), [(0, 1), (1, 2)])
+def test_control_requests_per_task_stay_at_two_whatever_the_number_of_cores(cores, others, per_task):
+    """Two per task at most; one while no other instance sends the Cores files (the Core just used is idle)."""
     clock = FakeClock()
     pool, clients = make_pool(clock, [0.5] * cores)
     for client in clients:
         client.requests.clear()
+        client.backlog, client.slots = others, 4
     tasks = 3 * cores
     run_tasks(pool, clock, tasks)
     control = sum(c.requests["stat/nodes"] + c.requests["stat/engines"] for c in clients)
-    # +1: the last scan already asks for the task that would come next
-    assert control <= 2 * (tasks + 1) if cores > 1 else control == 0
+    # +2: nothing was asked ahead of the first task, and the last scan asks for a task that does not come
+    assert control <= per_task * tasks + 2 if cores > 1 else control == 0, (control, tasks)
 
 
 def test_round_robin_from_a_random_start_when_queues_are_equal():
@@ -245,7 +257,7 @@ def test_round_robin_from_a_random_start_when_queues_are_equal():
 def test_core_that_does_not_answer_stat_nodes_gets_fewer_files():
     clock = FakeClock()
     pool, clients = make_pool(clock, [0.5, 0.5, 0.5])
-    clients[1].get_scan_queue = lambda timeout=None: (_ for _ in ()).throw(CoreError("stat/nodes timed out"))
+    clients[1].get_load = lambda timeout=None: (_ for _ in ()).throw(CoreError("stat/nodes timed out"))
     used = run_tasks(pool, clock, 30)
     assert used["core1"] < used["core0"] and used["core1"] < used["core2"]
 
@@ -259,7 +271,7 @@ def test_core_that_cannot_report_its_queue_is_not_asked_again_and_keeps_its_turn
         calls.append(1)
         raise CoreError("stat/nodes: HTTP 403", permanent=True)
 
-    clients[0].get_scan_queue = refuse
+    clients[0].get_load = refuse
     used = run_tasks(pool, clock, 10)
     assert used == {"core0": 5, "core1": 5}
     assert len(calls) == 1
@@ -320,3 +332,80 @@ def test_a_scan_whose_core_fails_a_poll_is_canceled_before_failing_over():
     result = scan_file(pool, JOB, clock.now() + 54, Clock(clock.now, clock.sleep))
     assert result.node is not first
     assert first.client.cancelled == [f"{first.client.name}-1"], "the abandoned scan was left running on its Core"
+
+
+def test_a_slower_core_with_a_free_slot_takes_files_while_the_faster_one_is_full():
+    clock = FakeClock()
+    pool, clients = make_pool(clock, [0.5, 8.0], max_scan_time=5.0)
+    clients[0].backlog = 1  # another instance's file holds the fast Core's only slot
+    used = run_tasks(pool, clock, 20)
+    assert used["core1"] >= 5, f"the idle slow Core was left idle while the fast one was full: {used}"
+
+
+def test_a_slower_core_gets_no_file_while_the_faster_one_has_room():
+    clock = FakeClock()
+    pool, clients = make_pool(clock, [0.5, 8.0], max_scan_time=5.0)
+    clients[0].backlog, clients[0].slots = 1, 4  # one other file, three slots free
+    used = run_tasks(pool, clock, 20)
+    assert used["core1"] <= 1, used
+
+
+def test_time_a_file_waited_in_cores_queue_does_not_make_the_core_look_slow():
+    clock = FakeClock()
+    pool, clients = make_pool(clock, [0.5, 0.5, 0.5], max_scan_time=5.0)
+    pool.cursor = 0
+    clients[0].wait = 6.0  # other instances' files ahead of ours on core0, this once
+    first = scan_file(pool, JOB, clock.now() + 54, Clock(clock.now, clock.sleep))
+    assert first.node.name == "core0" and pool.nodes[0].skip_turns == 1, "over max_md_scan_time: sits out a turn"
+    clients[0].wait = 0.0
+    used = run_tasks(pool, clock, 30)
+    assert used["core0"] >= 8, f"core0 was judged by the time its file waited for others: {used}"
+
+
+def test_our_own_file_in_a_queue_reading_does_not_make_the_core_look_busy():
+    clock = FakeClock()
+    pool, clients = make_pool(clock, [2.0, 2.0])
+    clients[1].backlog = 1  # core1's one slot is taken by another instance
+    pool.cursor = 0
+    node = pool.attempt_order()[0]
+    assert node.name == "core0"
+    started = clock.now()
+    node.client.upload("/dev/null", "sample.bin")
+    clock.t += 1.9
+    pool.prepare_next(node)  # core0's queue is read while our file is on it
+    assert wait_for_reading(pool, node, clock.now()).queue == 1
+    clock.t += 0.1
+    pool.record_scan(node, clock.now() - started)
+    pool.cursor = 1  # core1's turn: only a free slot on core0 makes core0 the better choice
+    assert pool.attempt_order()[0].name == "core0"
+
+
+def wait_for_reading(pool, node, at: float):
+    """The gauge's reading of `node` taken at fake time `at`, once its background request has answered."""
+    for _ in range(200):
+        reading = pool.gauge.latest(node)
+        if reading is not None and reading.at >= at:
+            return reading
+        time.sleep(0.01)
+    raise AssertionError("the queue reading never came in")
+
+
+def test_the_next_tasks_cores_are_asked_shortly_before_the_poll_that_finds_the_scan_done():
+    clock = FakeClock()
+    pool, clients = make_pool(clock, [2.0, 2.0, 2.0])
+    asked, polled = [], []
+    prepare, get_report = pool.prepare_next, clients[0].get_report
+
+    def record_prepare(node):
+        asked.append(clock.now())
+        prepare(node)
+
+    def record_poll(data_id, timeout=None):
+        polled.append(clock.now())
+        return get_report(data_id, timeout)
+
+    pool.prepare_next, clients[0].get_report, pool.cursor = record_prepare, record_poll, 0
+    assert scan_file(pool, JOB, clock.now() + 54, Clock(clock.now, clock.sleep)).node.name == "core0"
+    assert len(asked) == 1
+    assert polled[-1] - asked[0] == pytest.approx(NEARLY_DONE_LEAD, abs=0.01)
+    assert polled[-1] - clients[0].started["core0-1"] < 2.0 * 1.1, "the finished scan was seen late"
