@@ -6,7 +6,7 @@ seconds from an injectable clock, so the policy can be tested without waiting.
 
 Choosing costs at most two `stat/nodes` requests per task whatever the number of Cores, asked in
 parallel, and usually before the task arrives: just before the previous scan finishes, for the next
-task's two candidates (one while no other instance sends files to the Core just used). A candidate with
+task's two candidates (one while no other instance's files are seen: the Core just used is then idle). A candidate with
 a free scan slot beats one without; between equals, the one expected to finish the file first wins.
 """
 
@@ -33,6 +33,8 @@ SPEED_MEMORY = 300.0
 SLOW_RATIO = 2.0
 # After a scan, the next Core's queue is read again unless a reading this recent is in.
 REASK_SECONDS = 0.25
+# Files of other instances seen on a Core within this time: the Core just used is asked about too.
+OTHERS_MEMORY = 60.0
 # Engine refreshes and probes are not started with less time than this left in their budget.
 MIN_REQUEST_SECONDS = 0.05
 
@@ -53,8 +55,9 @@ class CoreNode:
         self.reports_queue = True
         self.scan_seconds = 0.0
         self.timed_at = float("-inf")
-        # When our latest scan on this Core began and ended: a queue reading taken in between counts our file.
-        self.own_scan = (float("inf"), float("-inf"))
+        # When our latest scan on this Core began and ended (inf while it runs): a queue reading taken in between
+        # counts our file.
+        self.own_scan = (math.inf, -math.inf)
 
     @property
     def name(self) -> str:
@@ -91,6 +94,7 @@ class NodePool:
         self.cursor = self.rng.randrange(len(nodes))
         self.partner: CoreNode | None = None
         self.stand_in: CoreNode | None = None
+        self.others_seen_at = float("-inf")
         self.gauge = QueueGauge(clock)
 
     def read_all_engines(self) -> None:
@@ -160,7 +164,7 @@ class NodePool:
         """
         candidates = self._candidates(ready)
         self.stand_in = None
-        readings = self.gauge.readings([n for n in candidates if n.reports_queue], QUEUE_WAIT)
+        readings = self.gauge.readings([n for n in candidates if self._needs_reading(n)], QUEUE_WAIT)
         loads = {node: self._load_of(node, readings.get(node)) for node in candidates}
         recent = [n.scan_seconds for n in self.nodes if self._timed_recently(n) and n.scan_seconds > 0]
         fastest = min(recent, default=0.0)
@@ -173,17 +177,20 @@ class NodePool:
 
     def _load_of(self, node: CoreNode, reading: Reading | None) -> tuple[float, int]:
         """(files of others `node` has not finished, files it scans at once) by its reading; an infinite queue when
-        it did not answer in time.
+        it did not answer in time. Files of others in it are remembered (see `_needs_reading`).
 
         A Core that refuses or lacks `stat/nodes` (older versions, keys without the right) is not asked
         again and counts as idle; one that fails to answer is put aside like any failing Core.
         """
-        if not node.reports_queue:
+        if not self._needs_reading(node):
             return 0, 1
         if reading is None:
             return math.inf, 1
         if reading.error is None:
-            return _others_in(node, reading), reading.slots
+            others = _others_in(node, reading)
+            if others:
+                self.others_seen_at = max(self.others_seen_at, reading.at)
+            return others, reading.slots
         if reading.error.permanent or not reading.error.node_fault:
             node.reports_queue = False
         else:
@@ -239,23 +246,17 @@ class NodePool:
         self._ask_next_candidates()
 
     def _ask_next_candidates(self) -> None:
-        """Start reading the queues of the two Cores the next attempt_order will compare, unless just read.
-
-        The Core just used is not asked again while its fresh reading showed no file but ours: no one else was
-        sending it files, so it is most likely idle now (and a single instance asks one Core per task).
-        """
+        """Start reading the queues of the two Cores the next attempt_order will compare, unless just read."""
         ready = self._ready_in_rotation()
-        if len(ready) < 2:
-            return
-        first, partner = self._candidates(ready)
-        asked = [first] if not self.gauge.is_fresh(first, REASK_SECONDS) else []
-        if not self.gauge.is_fresh(partner, REASK_SECONDS) and not self._ours_alone(partner):
-            asked.append(partner)
-        self.gauge.ask([n for n in asked if n.reports_queue])
+        if len(ready) > 1:
+            self.gauge.ask([n for n in self._candidates(ready)
+                            if self._needs_reading(n) and not self.gauge.is_fresh(n, REASK_SECONDS)])
 
-    def _ours_alone(self, node: CoreNode) -> bool:
-        reading = self.gauge.latest(node)
-        return reading is not None and reading.error is None and _others_in(node, reading) == 0
+    def _needs_reading(self, node: CoreNode) -> bool:
+        """Whether the choice needs `node`'s queue. Not when it cannot tell it, and not for the Core just used while
+        no other instance's file has been seen on any Core lately: ours was its only file, and it has left."""
+        alone = self.clock() - self.others_seen_at > OTHERS_MEMORY
+        return node.reports_queue and not (alone and node is self.partner)
 
     def _rotation(self) -> list[CoreNode]:
         """Every Core, in rotation order from the cursor."""
@@ -270,8 +271,14 @@ class NodePool:
             self.log.info(f"{node.name} answers again: back in rotation")
         node.failures, node.retry_at, node.last_error = 0, 0.0, ""
 
+    def record_upload(self, node: CoreNode) -> None:
+        """A scan of ours begins on `node`: from now on its queue readings count our file."""
+        node.own_scan = (self.clock(), math.inf)
+
     def record_failure(self, node: CoreNode, error: CoreError) -> None:
         """Put a Core that failed aside, for 5 s doubling per failure in a row up to 60 s."""
+        began, ended = node.own_scan
+        node.own_scan = (began, min(ended, self.clock()))
         node.last_error = str(error)
         if not error.node_fault:
             return
