@@ -4,10 +4,12 @@ A `CoreNode` is one Core with its client, its engine map and its health. A `Node
 task the Cores to try, in order, and is told how each attempt went. All time is monotonic
 seconds from an injectable clock, so the policy can be tested without waiting.
 
-Choosing costs at most two `stat/nodes` requests per task whatever the number of Cores, asked in
-parallel, and usually before the task arrives: just before the previous scan finishes, for the next
-task's two candidates (one while no other instance's files are seen: the Core just used is then idle). A candidate with
-a free scan slot beats one without; between equals, the one expected to finish the file first wins.
+Choosing costs two `stat/nodes` requests per task whatever the number of Cores, asked in parallel
+before the task arrives: just before the previous scan finishes, for the next task's two candidates
+(one while no other instance's files are seen: the Core just used is then idle). A reading that has
+grown older than `queues.FRESH_SECONDS` by the time the task comes (a scan that ended far later than
+its progress promised) is asked for again. A candidate with a free scan slot beats one without;
+between equals, the one expected to finish the file first wins.
 """
 
 from __future__ import annotations
@@ -31,7 +33,7 @@ QUEUE_WAIT = 0.5
 # A Core's last scan time is trusted this long; after that the Core is judged like any other again.
 SPEED_MEMORY = 300.0
 SLOW_RATIO = 2.0
-# After a scan, the next Core's queue is read again unless a reading this recent is in.
+# The next task's candidates are not asked about again while a reading this recent is in.
 REASK_SECONDS = 0.25
 # Files of other instances seen on a Core within this time: the Core just used is asked about too.
 OTHERS_MEMORY = 60.0
@@ -55,8 +57,7 @@ class CoreNode:
         self.reports_queue = True
         self.scan_seconds = 0.0
         self.timed_at = float("-inf")
-        # When our latest scan on this Core began and ended (inf while it runs): a queue reading taken in between
-        # counts our file.
+        # When our latest finished scan on this Core began and ended: a queue reading asked in between counts our file.
         self.own_scan = (math.inf, -math.inf)
 
     @property
@@ -95,6 +96,8 @@ class NodePool:
         self.partner: CoreNode | None = None
         self.stand_in: CoreNode | None = None
         self.others_seen_at = float("-inf")
+        # The next task's candidates were asked for while the scan was ending: not again when it ends.
+        self.asked_ahead = False
         self.gauge = QueueGauge(clock)
 
     def read_all_engines(self) -> None:
@@ -147,8 +150,9 @@ class NodePool:
         return ready + resting + failed
 
     def _candidates(self, ready: list[CoreNode]) -> list[CoreNode]:
-        """The next Core in rotation and a partner: the last scan's Core (it just freed a slot), else a stand-in
-        drawn at random, the same one until a task has compared it (so that it is the one asked in advance)."""
+        """The next Core in rotation and a partner: the Core of our latest scan (the slot our file leaves is free
+        for the next one), else a stand-in drawn at random, the same one until a task has compared it (so that it
+        is the one asked in advance)."""
         if self.partner in ready[1:]:
             return [ready[0], self.partner]
         if self.stand_in not in ready[1:]:
@@ -163,9 +167,10 @@ class NodePool:
         get done, while a slower Core with room does; a slow Core gets files only while the faster one has none.
         """
         candidates = self._candidates(ready)
-        self.stand_in = None
-        readings = self.gauge.readings([n for n in candidates if self._needs_reading(n)], QUEUE_WAIT)
-        loads = {node: self._load_of(node, readings.get(node)) for node in candidates}
+        self.stand_in, self.asked_ahead = None, False
+        needed = [n for n in candidates if self._needs_reading(n)]
+        readings = self.gauge.readings(needed, QUEUE_WAIT)
+        loads = {node: self._load_of(node, readings.get(node)) if node in needed else (0, 1) for node in candidates}
         recent = [n.scan_seconds for n in self.nodes if self._timed_recently(n) and n.scan_seconds > 0]
         fastest = min(recent, default=0.0)
         healthy = [n for n in candidates if not n.failed]
@@ -182,8 +187,6 @@ class NodePool:
         A Core that refuses or lacks `stat/nodes` (older versions, keys without the right) is not asked
         again and counts as idle; one that fails to answer is put aside like any failing Core.
         """
-        if not self._needs_reading(node):
-            return 0, 1
         if reading is None:
             return math.inf, 1
         if reading.error is None:
@@ -224,6 +227,7 @@ class NodePool:
         """A scan finished on `node` after `seconds` (upload to complete), `queued` of them waiting in Core's queue.
 
         Time in the queue says how busy the Core was, which its queue readings tell; its pace is judged by the rest.
+        Sitting out turns goes by the whole time, as `max_md_scan_time` is defined (upload to complete).
         """
         self.record_success(node)
         now = self.clock()
@@ -237,12 +241,13 @@ class NodePool:
         elif node.slow_streak:
             node.slow_streak = node.skip_turns = 0
             self.log.info(f"{node.name} scanned in {seconds:.1f} s: back in full rotation")
-        self._ask_next_candidates()
+        if not self.asked_ahead:
+            self._ask_next_candidates()
 
     def prepare_next(self, node: CoreNode) -> None:
         """The scan on `node` is nearly done: start reading the queues of the Cores the next task compares, the next
         in rotation and `node`, so that the readings are in when that task arrives, however far the Cores are."""
-        self.partner = node
+        self.partner, self.asked_ahead = node, True
         self._ask_next_candidates()
 
     def _ask_next_candidates(self) -> None:
@@ -271,14 +276,8 @@ class NodePool:
             self.log.info(f"{node.name} answers again: back in rotation")
         node.failures, node.retry_at, node.last_error = 0, 0.0, ""
 
-    def record_upload(self, node: CoreNode) -> None:
-        """A scan of ours begins on `node`: from now on its queue readings count our file."""
-        node.own_scan = (self.clock(), math.inf)
-
     def record_failure(self, node: CoreNode, error: CoreError) -> None:
         """Put a Core that failed aside, for 5 s doubling per failure in a row up to 60 s."""
-        began, ended = node.own_scan
-        node.own_scan = (began, min(ended, self.clock()))
         node.last_error = str(error)
         if not error.node_fault:
             return
@@ -310,7 +309,7 @@ def _preference(queue: float, slots: int, pace: float) -> tuple[bool, float]:
 
 
 def _others_in(node: CoreNode, reading: Reading) -> int:
-    """The files of others in a queue reading of `node`: our own file is left out when the reading came while
-    it was on that Core."""
+    """The files of others in a queue reading of `node`: our own file is left out when the reading was asked for
+    while it was on that Core (Core counted it then, whenever the answer came)."""
     began, ended = node.own_scan
-    return max(0, reading.queue - 1) if began < reading.at < ended else reading.queue
+    return max(0, reading.queue - 1) if began <= reading.asked_at < ended else reading.queue

@@ -77,7 +77,6 @@ def scan_file(pool: NodePool, job: ScanJob, deadline: float, clock: Clock | None
             break
         budget = remaining / 2 if position < len(order) - 1 else remaining
         started = clock.now()
-        pool.record_upload(node)
         try:
             data_id, report = scan_on_node(node, job, started + budget, clock, partial(pool.prepare_next, node))
         except CoreError as exc:

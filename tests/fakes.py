@@ -29,7 +29,8 @@ class FakeClient:
 
     `delay`: fake seconds every answer takes (a request given less time fails as a timeout);
     `backlog`: files of other service instances in Core's queue; `slots`: files it scans at once; `wait`: seconds
-    the next uploads wait in Core's queue before their scan starts; `requests` counts calls per kind.
+    the next uploads wait in Core's queue before their scan starts; `late`: seconds a scan stays at 90 % past its
+    `scan_seconds` (its end comes later than its progress promised); `requests` counts calls per kind.
     """
 
     def __init__(self, name: str, clock: FakeClock, scan_seconds: float = 1.0):
@@ -47,6 +48,7 @@ class FakeClient:
         self.backlog = 0
         self.slots = 1
         self.wait = 0.0
+        self.late = 0.0
         self.waits: dict[str, float] = {}
         self.requests: Counter = Counter()
 
@@ -85,6 +87,8 @@ class FakeClient:
             raise self.report_error
         elapsed = self.clock.now() - self.started[data_id] - self.waits[data_id]
         progress = max(0, min(100, int(100 * elapsed / self.scan_seconds)))
+        if progress >= 90 and elapsed < self.scan_seconds + self.late:
+            progress = 90
         if self.never_finishes:
             progress = min(progress, 50)
         return {"data_id": data_id, "scan_results": {"progress_percentage": progress, "scan_details": {
