@@ -31,7 +31,7 @@ class Reading:
     scans at once, or why there are no numbers."""
 
     at: float
-    asked_at: float = float("-inf")
+    asked_at: float
     queue: int | None = None
     slots: int = 1
     error: CoreError | None = None

@@ -140,19 +140,17 @@ def foreign_report(report: dict, data_id: str, sha256: str) -> str | None:
 def progress_of(report: dict) -> float | None:
     """The progress (0-100) the report shows, None for a queued document that has no (readable) progress yet."""
     for part in ("process_info", "scan_results"):
-        value = _part(report, part).get("progress_percentage")
-        if isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value):
-            return min(max(float(value), 0.0), 100.0)
+        value = _finite(_part(report, part).get("progress_percentage"))
+        if value is not None:
+            return min(max(value, 0.0), 100.0)
     return None
 
 
 def queue_seconds(report: dict) -> float:
     """How long the file waited in Core's queue before its scan began (`process_info.queue_time`, ms); 0 when the
     report does not say (older Cores) or says something unusable."""
-    value = _part(report, "process_info").get("queue_time")
-    if isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value) and value > 0:
-        return value / 1000
-    return 0.0
+    value = _finite(_part(report, "process_info").get("queue_time"))
+    return value / 1000 if value is not None and value > 0 else 0.0
 
 
 def engine_outcomes(report: dict, engines: EngineMap | None, av_config: AvConfig) -> list[EngineOutcome]:
@@ -521,6 +519,13 @@ def _engine_in_progress(report: dict) -> bool:
 
 def _is_complete(progress) -> bool:
     return progress == 100 and not isinstance(progress, bool)
+
+
+def _finite(value) -> float | None:
+    """A finite JSON number as a float, else None (booleans are not numbers here)."""
+    if isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value):
+        return float(value)
+    return None
 
 
 def _count(value) -> int | None:
