@@ -96,7 +96,7 @@ class NodePool:
         self.partner: CoreNode | None = None
         self.stand_in: CoreNode | None = None
         self.others_seen_at = float("-inf")
-        # The next task's candidates were asked for while the scan was ending: not again when it ends.
+        # The next task's candidates were asked for while this task's scan was ending: not again when it ends.
         self.asked_ahead = False
         self.gauge = QueueGauge(clock)
 
@@ -136,6 +136,7 @@ class NodePool:
         then Cores sitting out turns after slow scans; then failed Cores, soonest retry first, so
         that no task gives up without trying every Core.
         """
+        self.asked_ahead = False
         rotation = self._rotation()
         ready = [n for n in rotation if _is_ready(n)]
         resting = [n for n in rotation if not n.failed and n.skip_turns > 0]
@@ -167,7 +168,7 @@ class NodePool:
         get done, while a slower Core with room does; a slow Core gets files only while the faster one has none.
         """
         candidates = self._candidates(ready)
-        self.stand_in, self.asked_ahead = None, False
+        self.stand_in = None
         needed = [n for n in candidates if self._needs_reading(n)]
         readings = self.gauge.readings(needed, QUEUE_WAIT)
         loads = {node: self._load_of(node, readings.get(node)) if node in needed else (0, 1) for node in candidates}

@@ -486,3 +486,23 @@ def test_a_scan_ending_later_than_its_progress_promised_asks_no_more_cores():
         client.requests.clear()
     run_tasks(pool, clock, 20)
     assert sum(c.requests["stat/nodes"] for c in clients) <= 2 * 20 + 2
+
+
+def test_a_scan_that_ends_without_a_nearly_done_call_still_asks_for_the_next_task():
+    clock = FakeClock()
+    pool, clients = make_pool(clock, [0.5, 0.5, 0.5], max_scan_time=5.0)
+    for client in clients:
+        client.backlog, client.slots = 1, 4  # other instances are about: the Core just used is read too
+    run_tasks(pool, clock, 3)  # the last of them asked its successors ahead, while ending
+    for node in pool.nodes[1:]:
+        node.skip_turns = 1  # both other Cores sit out: the next task has a single ready Core
+    pool.cursor = 0
+    node = pool.attempt_order()[0]
+    assert node is pool.nodes[0]
+    for other in pool.nodes[1:]:
+        other.skip_turns = 0  # back in rotation by the time the scan ends
+    answered_then_sleep(pool, clock)(1.5)  # every reading so far is stale
+    before = sum(c.requests["stat/nodes"] for c in clients)
+    pool.record_scan(node, 0.2)  # a scan seen finished at its first poll: no nearly-done call
+    answered_then_sleep(pool, clock)(0.0)
+    assert sum(c.requests["stat/nodes"] for c in clients) > before, "the next task's Cores were not asked ahead"
