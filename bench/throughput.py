@@ -2,7 +2,11 @@
 
 Each Core scans one file at a time. Healthy: every Core takes 0.5 s per file, so the ideal is 6 files
 per second. Slow: one Core takes 2.5 s (5x slower), so the ideal is the two healthy Cores' 4 files
-per second plus the 0.4 the slow one can add. Both runs must reach 0.85 of their ideal.
+per second plus the 0.4 the slow one can add. Both must reach 0.85 of their ideal.
+
+A 60-file batch lasts about 14 s, and how the three instances' first choices fall and which Core takes
+the last files moves one run's rate by up to 0.2 of the ideal. So each scenario is run 5 times and the
+median run is what is judged; every run's figure is shown.
 """
 
 from __future__ import annotations
@@ -10,6 +14,7 @@ from __future__ import annotations
 import argparse
 import multiprocessing
 import os
+import statistics
 import sys
 import time
 from collections import Counter
@@ -22,6 +27,11 @@ INSTANCES = 3
 SCAN_SECONDS = 0.5
 SLOW_FACTOR = 5
 TARGET_RATIO = 0.85
+RUNS = 5
+# Contract section 5: a Core whose scan took longer than max_md_scan_time (upload to complete, time in Core's queue
+# included) sits out turns. At 4 healthy scans, a healthy Core with another instance's file ahead of ours (1 s)
+# stays in rotation, and the 5x slower Core (2.5 s) does not.
+MAX_SCAN_TIME = 4 * SCAN_SECONDS
 
 
 def worker(urls: list[str], config: dict, paths, results, ready) -> None:
@@ -86,24 +96,30 @@ def run(urls: list[str], config: dict, workdir: str, instances: int = INSTANCES,
 
 
 def scenario(name: str, scan_times: list[float], config: dict, workdir: str) -> list[Row]:
+    """RUNS batches of FILES files on Cores with these scan times; the median run's rate is judged."""
     ideal = sum(1 / seconds for seconds in scan_times)
     args = ["--scan-seconds", str(SCAN_SECONDS), "--concurrency", "1",
             *[f"--node-scan-seconds={i}:{s}" for i, s in enumerate(scan_times) if s != SCAN_SECONDS]]
     with EmulatorProcess(*args, nodes=len(scan_times)) as emulator:
-        measured = run(emulator.urls, config, workdir)
-        spread = ", ".join(str(measured.uploads.get(url.rstrip("/"), 0)) for url in emulator.urls)
-    rate = FILES / measured.seconds
+        runs = [run(emulator.urls, config, workdir) for _ in range(RUNS)]
+        uploads = sum((measured.uploads for measured in runs), Counter())
+        spread = ", ".join(str(uploads.get(url.rstrip("/"), 0)) for url in emulator.urls)
+    done = sum(measured.done for measured in runs)
+    ratios = sorted(FILES / measured.seconds / ideal for measured in runs)
+    rate = statistics.median(ratios) * ideal
     return [
-        Row(f"{name}: files with a result", f"{measured.done}/{FILES}", f"{FILES}/{FILES}", measured.done == FILES),
-        Row(f"{name}: files/s (uploads per Core {spread})", f"{rate:.2f}/s ({rate / ideal:.2f}x)",
-            f">= {TARGET_RATIO * ideal:.2f}/s", rate >= TARGET_RATIO * ideal),
+        Row(f"{name}: files with a result", f"{done}/{FILES * RUNS}", f"{FILES * RUNS}/{FILES * RUNS}",
+            done == FILES * RUNS),
+        Row(f"{name}: files/s, median of {RUNS} runs ({' '.join(f'{r:.2f}' for r in ratios)}x; uploads per Core "
+            f"{spread})", f"{rate:.2f}/s ({rate / ideal:.2f}x)", f">= {TARGET_RATIO * ideal:.2f}/s",
+            rate >= TARGET_RATIO * ideal),
     ]
 
 
 def main(argv: list[str] | None = None) -> bool:
     argparse.ArgumentParser(prog="python -m bench.throughput", description=__doc__).parse_args(argv)
     workdir = tasking_dir()
-    config = {"max_md_scan_time": 2 * SCAN_SECONDS}
+    config = {"max_md_scan_time": MAX_SCAN_TIME}
     rows = scenario("3 healthy Cores", [SCAN_SECONDS] * 3, config, workdir)
     rows += scenario("one Core 5x slower", [SCAN_SECONDS, SCAN_SECONDS, SCAN_SECONDS * SLOW_FACTOR], config, workdir)
     return print_table(f"Throughput: {INSTANCES} service instances, {FILES} files", rows)
