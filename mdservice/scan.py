@@ -31,7 +31,7 @@ NEARLY_DONE_LEAD = 0.1
 
 
 def _nothing() -> None:
-    pass
+    """What `nearly_done` becomes once it has been called."""
 
 
 @dataclass(frozen=True)
@@ -91,7 +91,7 @@ def scan_file(pool: NodePool, job: ScanJob, deadline: float, clock: Clock | None
 
 
 def scan_on_node(node: CoreNode, job: ScanJob, deadline: float, clock: Clock,
-                 nearly_done: Callable[[], None] = _nothing) -> tuple[str, dict]:
+                 nearly_done: Callable[[], None]) -> tuple[str, dict]:
     """Upload to one Core and poll until its report is finished: (data id, report), or a CoreError by `deadline`.
 
     `nearly_done` is called once, NEARLY_DONE_LEAD s before the poll that is timed to find the scan finished.
