@@ -107,7 +107,7 @@ class MetaDefender(ServiceBase):
         settings, deadline = self.settings, self._deadline()
         self.refresh_safelist(time.monotonic())
         job = ScanJob(request.file_path, request.file_name or request.sha256, settings.rule,
-                      _archive_password(request), request.sha256)
+                      _archive_password(request), request.sha256, 60 * settings.reuse_scan_minutes)
         scan = scan_file(self.pool, job, deadline)
         node, report = scan.node, scan.report
         options = ResultOptions(settings.av_config, self.safelist, settings.stale_definition_days)

@@ -51,12 +51,22 @@ class CoreError(Exception):
 
     permanent: retrying cannot help (wrong API key, file refused, TLS refused): the admin must change something.
     node_fault: the Core itself is unwell or unusable, so it should sit out for a while.
+    lost: Core no longer knows the scan asked about.
     """
 
-    def __init__(self, message: str, permanent: bool = False, node_fault: bool = True):
+    def __init__(self, message: str, permanent: bool = False, node_fault: bool = True, lost: bool = False):
         super().__init__(message)
         self.permanent = permanent
         self.node_fault = node_fault
+        self.lost = lost
+
+
+class CoreBusy(CoreError):
+    """A Core that works but is full: its scan queue refused the file, or our file was still waiting or being scanned
+    when the time given to it ran out. Busy is not broken: the Core is not put aside."""
+
+    def __init__(self, message: str):
+        super().__init__(message, node_fault=False)
 
 
 def redact_url(url: str) -> str:
@@ -152,9 +162,22 @@ class CoreClient:
 
     def get_report(self, data_id: str, timeout: float | None = None) -> dict:
         """The report of `GET file/{data_id}`; a CoreError when Core no longer knows the data id."""
-        report = self._json("GET", f"file/{data_id}", timeout, REPORT_MAX_BYTES, lost_id=data_id)
+        report = self._json("GET", f"file/{data_id}", timeout, REPORT_MAX_BYTES, on_404=lambda: self._lost(data_id))
         if not isinstance(report, dict) or report.get(data_id) == "Not Found":
-            raise CoreError(f"{self.name} lost the scan (data id {data_id} not found)")
+            self._lost(data_id)
+        return report
+
+    def _lost(self, data_id: str):
+        raise CoreError(f"{self.name} lost the scan (data id {data_id} not found)", lost=True)
+
+    def find_scan(self, sha256: str, rule: str = "", timeout: float | None = None) -> dict | None:
+        """Core's newest report of the file with this SHA-256 (`GET hash/{sha256}`, under `rule` when one is set),
+        or None when Core has none."""
+        headers = {"rule": encode_header_value(rule)} if rule else {}
+        path = f"hash/{sha256}"
+        report = self._json("GET", path, timeout, REPORT_MAX_BYTES, on_404=lambda: None, headers=headers)
+        if not isinstance(report, dict) or "Not Found" in report.values():
+            return None
         return report
 
     def cancel(self, data_id: str, timeout: float | None = None) -> None:
@@ -182,11 +205,13 @@ class CoreClient:
             _remove(destination)
             raise
 
-    def _json(self, method: str, path: str, timeout: float | None, max_bytes: int, lost_id: str | None = None,
-              **kwargs):
+    def _json(self, method: str, path: str, timeout: float | None, max_bytes: int,
+              on_404: Callable[[], object] | None = None, **kwargs):
+        """The decoded JSON answer of one exchange; `on_404` gives what a 404 answer means (else it is an error)."""
         def read(response: requests.Response):
-            if response.status_code == 404 and lost_id is not None:
-                raise CoreError(f"{self.name} lost the scan (data id {lost_id} not found)")
+            if response.status_code == 404 and on_404 is not None:
+                b"".join(self._body(response, path, ERROR_MAX_BYTES))  # read out, so the connection can be reused
+                return on_404()
             if response.status_code != 200:
                 raise self._status_error(response, path)
             return self._decode(b"".join(self._body(response, path, max_bytes)), path)
@@ -262,6 +287,8 @@ class CoreClient:
                              "Core's workflow settings", permanent=True, node_fault=False)
         if status in (400, 404, 405, 411, 413, 422):
             return CoreError(f"{where}: check base_url and md_version", permanent=True)
+        if status == 503 and detail:  # Core's own answer; a bare 503 is a proxy whose Core is down
+            return CoreBusy(f"{where}: its scan queue is full")
         return CoreError(where)
 
     def _error_text(self, response: requests.Response) -> str:

@@ -23,6 +23,8 @@ MAX_REQUEST_TIMEOUT = 3600.0
 MAX_SCORE = 1_000_000
 # Larger than any file Assemblyline keeps as a supplementary file.
 MAX_SANITIZED_MB = 100 * 1024.0
+# A week: far longer than Assemblyline keeps retrying a file, short enough to stay a valid time span.
+MAX_REUSE_MINUTES = 7 * 24 * 60.0
 # More engines than any Core runs: a larger min_engines_to_score could never be reached.
 MAX_MIN_ENGINES = 1000
 
@@ -71,6 +73,7 @@ class ServiceConfig:
     sanitized_file_max_mb: float = 256.0
     engine_refresh_seconds: float = 600.0
     stale_definition_days: float = 0.0
+    reuse_scan_minutes: float = 30.0
 
 
 def parse_config(raw: dict) -> ServiceConfig:
@@ -91,6 +94,8 @@ def parse_config(raw: dict) -> ServiceConfig:
                                        "sanitized_file_max_mb", MAX_SANITIZED_MB, "MiB"),
         engine_refresh_seconds=_number(raw, "engine_refresh_seconds", 600.0, positive=True),
         stale_definition_days=_number(raw, "stale_definition_days", 0.0, positive=False),
+        reuse_scan_minutes=_at_most(_number(raw, "reuse_scan_minutes", 30.0, positive=False), "reuse_scan_minutes",
+                                    MAX_REUSE_MINUTES, "minutes"),
     )
 
 

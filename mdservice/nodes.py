@@ -20,7 +20,7 @@ import random
 import time
 from collections.abc import Callable
 
-from mdservice.client import CoreClient, CoreError
+from mdservice.client import CoreBusy, CoreClient, CoreError
 from mdservice.engines import EngineMap
 from mdservice.queues import QueueGauge, Reading
 
@@ -39,6 +39,10 @@ REASK_SECONDS = 0.25
 OTHERS_MEMORY = 60.0
 # Engine refreshes and probes are not started with less time than this left in their budget.
 MIN_REQUEST_SECONDS = 0.05
+# The warning that the Cores are full is logged at most once in this many seconds.
+OVERLOAD_WARNING_SECONDS = 60.0
+# A queue reading this old still tells, in an error message, roughly how full a Core was.
+LOAD_MEMORY = 60.0
 
 
 class CoreNode:
@@ -59,6 +63,10 @@ class CoreNode:
         self.timed_at = float("-inf")
         # When our latest finished scan on this Core began and ended: a queue reading asked in between counts our file.
         self.own_scan = (math.inf, -math.inf)
+        # Whether Core answers look-ups of earlier scans by hash (a key without the right is refused for good).
+        self.finds_scans = True
+        # The rule (profile) Core applied to our uploads sent without one, as its reports named it.
+        self.default_rule: str | None = None
 
     @property
     def name(self) -> str:
@@ -78,6 +86,34 @@ class CoreNode:
             raise CoreError(f"{self.name} sent an unreadable engine list: {exc}") from None
         self.engines, self.engines_read_at = engines, now
         return engines
+
+    def learn_default_rule(self, report: dict) -> None:
+        """Remember the rule Core applied to a file we sent without one (`process_info.profile` of its report)."""
+        process = report.get("process_info")
+        profile = process.get("profile") if isinstance(process, dict) else None
+        if isinstance(profile, str) and profile:
+            self.default_rule = profile
+
+
+class ScanWatch:
+    """What the pool wants to hear while one scan on `node` runs: that it is nearly done (once), and that our file is
+    still waiting in Core's queue (once)."""
+
+    def __init__(self, pool: NodePool, node: CoreNode):
+        self.pool, self.node, self.log = pool, node, pool.log
+        self.told_nearly_done = False
+        self.told_queued = False
+
+    def nearly_done(self) -> None:
+        if not self.told_nearly_done:
+            self.told_nearly_done = True
+            self.pool.prepare_next(self.node)
+
+    def queued(self) -> None:
+        """Start reading the Core's queue, so that a task that cannot finish in time can tell how full it is."""
+        if not self.told_queued and self.node.reports_queue:
+            self.told_queued = True
+            self.pool.gauge.ask([self.node])
 
 
 class NodePool:
@@ -99,6 +135,7 @@ class NodePool:
         # The next task's candidates were asked for while this task's scan was ending: not again when it ends.
         self.asked_ahead = False
         self.gauge = QueueGauge(clock)
+        self.overload_warned_at = float("-inf")
 
     def read_all_engines(self) -> None:
         """Read every Core's engines (at start); Cores that fail sit out and are probed again later."""
@@ -224,16 +261,26 @@ class NodePool:
             if node.skip_turns > 0 and not node.failed:
                 node.skip_turns -= 1
 
-    def record_scan(self, node: CoreNode, seconds: float, queued: float = 0.0) -> None:
+    def record_scan(self, node: CoreNode, seconds: float, queued: float = 0.0, resumed: bool = False) -> None:
         """A scan finished on `node` after `seconds` (upload to complete), `queued` of them waiting in Core's queue.
 
         Time in the queue says how busy the Core was, which its queue readings tell; its pace is judged by the rest.
-        Sitting out turns goes by the whole time, as `max_md_scan_time` is defined (upload to complete).
+        Sitting out turns goes by the whole time, as `max_md_scan_time` is defined (upload to complete). A scan taken
+        over from an earlier attempt (`resumed`) began before this task, so it says nothing of the Core's pace.
         """
         self.record_success(node)
+        if resumed:
+            return
         now = self.clock()
         node.scan_seconds, node.timed_at, self.partner = seconds - min(queued, seconds), now, node
         node.own_scan = (now - seconds, now)
+        self._note_duration(node, seconds)
+        if not self.asked_ahead:
+            self._ask_next_candidates()
+
+    def _note_duration(self, node: CoreNode, seconds: float) -> None:
+        """With several Cores, one whose file took longer than max_md_scan_time sits out turns (more for each such
+        file in a row), and is back in full rotation after a file within it."""
         if len(self.nodes) > 1 and seconds > self.max_scan_time:
             node.slow_streak += 1
             node.skip_turns = min(node.slow_streak, MAX_SKIP_TURNS)
@@ -242,8 +289,6 @@ class NodePool:
         elif node.slow_streak:
             node.slow_streak = node.skip_turns = 0
             self.log.info(f"{node.name} scanned in {seconds:.1f} s: back in full rotation")
-        if not self.asked_ahead:
-            self._ask_next_candidates()
 
     def prepare_next(self, node: CoreNode) -> None:
         """The scan on `node` is nearly done: start reading the queues of the Cores the next task compares, the next
@@ -277,15 +322,45 @@ class NodePool:
             self.log.info(f"{node.name} answers again: back in rotation")
         node.failures, node.retry_at, node.last_error = 0, 0.0, ""
 
-    def record_failure(self, node: CoreNode, error: CoreError) -> None:
-        """Put a Core that failed aside, for 5 s doubling per failure in a row up to 60 s."""
+    def record_failure(self, node: CoreNode, error: CoreError, seconds: float = 0.0) -> None:
+        """Put a Core that failed aside, for 5 s doubling per failure in a row up to 60 s. A Core that is merely full
+        (CoreBusy, after `seconds` with our file) is not: it only sits out turns as a slow Core does."""
         node.last_error = str(error)
+        if isinstance(error, CoreBusy):
+            self._note_duration(node, seconds)
+            return
         if not error.node_fault:
             return
         node.failures += 1
         pause = min(BACKOFF_START * 2 ** (node.failures - 1), BACKOFF_MAX)
         node.retry_at = self.clock() + pause
         self.log.warning(f"{node.name} put aside for {pause:g} s after failure #{node.failures}: {error}")
+
+    def watch(self, node: CoreNode) -> ScanWatch:
+        return ScanWatch(self, node)
+
+    def is_saturated(self, node: CoreNode) -> bool:
+        """Whether `node`'s queue, read now, holds files waiting for a scan slot (False when it cannot tell)."""
+        reading = self.gauge.readings([node], QUEUE_WAIT).get(node) if node.reports_queue else None
+        return reading is not None and reading.error is None and reading.queue > reading.slots
+
+    def load_text(self, node: CoreNode, seconds: float) -> str:
+        """How full `node` was, for a task that gave it `seconds`: its latest queue reading and recent pace."""
+        reading = self.gauge.latest(node, LOAD_MEMORY)
+        if reading is None or reading.error is not None:
+            return f"{node.name} could not finish the file within the {seconds:.1f} s this task had for it"
+        text = f"{node.name} held {reading.queue} files for {reading.slots} scan slots"
+        if self._timed_recently(node) and node.scan_seconds > 0:
+            wait = reading.queue / reading.slots * node.scan_seconds
+            text += f", about {wait:.0f} s of work at {node.scan_seconds:.1f} s a file"
+        return f"{text}, against the {seconds:.1f} s this task had for it"
+
+    def warn_overloaded(self, message: str) -> None:
+        """Log that the Cores are full, at most once per OVERLOAD_WARNING_SECONDS."""
+        now = self.clock()
+        if now - self.overload_warned_at >= OVERLOAD_WARNING_SECONDS:
+            self.overload_warned_at = now
+            self.log.warning(message)
 
     def close(self) -> None:
         """Stop asking Cores anything and close their connections."""

@@ -33,6 +33,11 @@ class PollSchedule:
         self.expects_finish = False
         self.changed_at = uploaded_at
 
+    def is_stuck(self, now: float) -> bool:
+        """True when the scan has begun but its progress has not moved for STALLED seconds (a file still waiting in
+        Core's queue is not stuck: it is waiting its turn)."""
+        return bool(self.last_progress) and now - self.changed_at >= STALLED
+
     def first_delay(self) -> float:
         return FLOOR
 

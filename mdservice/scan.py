@@ -10,14 +10,15 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from functools import partial
+from datetime import UTC, datetime, timedelta
 
 from assemblyline.common.exceptions import NonRecoverableError, RecoverableError
 
-from mdservice.client import CoreError
+from mdservice.client import CoreBusy, CoreError
 from mdservice.nodes import PROBE_TIMEOUT, CoreNode, NodePool
-from mdservice.polling import STALLED_INTERVAL, PollSchedule
+from mdservice.polling import STALLED, PollSchedule
 from mdservice.report import foreign_report, is_finished, progress_of, queue_seconds
+from mdservice.resume import Wanted, reuse_problem
 
 # Of the time a Core is given, this share (at most CANCEL_TIMEOUT s) is kept for canceling a scan given up on.
 CANCEL_SHARE = 0.1
@@ -28,31 +29,46 @@ LAST_POLL_TIME = 0.5
 # The next task's candidate Cores are asked this long before the poll expected to find the scan finished: time
 # for the answers of a Core across a network to be in when that task arrives, which is soon after that poll.
 NEARLY_DONE_LEAD = 0.1
-
-
-def _nothing() -> None:
-    """What `nearly_done` becomes once it has been called."""
+# A file still waiting in Core's queue this long after the upload has the pool read that Core's queue, so that a
+# task that cannot finish in time can say how full the Core is.
+QUEUED_NOTICE = 1.0
+OVERLOAD_ADVICE = ("Files come faster than the Cores can scan them: lower the service's instance limit in "
+                   "Assemblyline (its licence count), add Cores, or raise the service timeout.")
+# The most a look-up of an earlier scan may take: it only saves work, so a slow answer is not waited for.
+LOOKUP_TIMEOUT = 1.0
+# A result held back under overload (see scan_file) is returned this long before the deadline.
+HOLD_MARGIN = 0.2
 
 
 @dataclass(frozen=True)
 class ScanJob:
     """What to send: the file, the name Core shows, the optional rule and archive password, and the file's SHA-256
-    (to recognise a report that is not for this file; empty: not checked)."""
+    (to recognise a report that is not for this file; empty: not checked). `reuse_seconds`: how old a scan Core
+    already has of this file may be to stand for this task (0: every task uploads)."""
 
     path: str
     filename: str
     rule: str = ""
     archive_password: str = ""
     sha256: str = ""
+    reuse_seconds: float = 0.0
+
+    @property
+    def resumable(self) -> bool:
+        """Whether a scan of this file left on a Core can be taken over by a later attempt: not with an archive
+        password (Core's report does not say which password a scan used)."""
+        return bool(self.reuse_seconds and self.sha256 and not self.archive_password)
 
 
 @dataclass(frozen=True)
 class ScanResult:
-    """A finished scan: the Core that did it, Core's data id and the finished report."""
+    """A finished scan: the Core that did it, Core's data id and the finished report; `resumed` when the scan was
+    one an earlier attempt (or another client) had left on Core."""
 
     node: CoreNode
     data_id: str
     report: dict
+    resumed: bool = False
 
 
 @dataclass
@@ -66,78 +82,140 @@ class Clock:
 def scan_file(pool: NodePool, job: ScanJob, deadline: float, clock: Clock | None = None) -> ScanResult:
     """Scan `job` on the pool's Cores in `attempt_order` until one finishes it before `deadline` (monotonic).
 
-    Each Core gets half of the time left while other Cores remain untried, the last one all of it.
+    Each Core gets half of the time left while other Cores remain untried, the last one all of it. A scan still
+    waiting or running on the last Core at the deadline is left there when a later attempt can take it over.
     """
     clock = clock or Clock()
     order = pool.attempt_order()
-    errors: list[tuple[CoreNode, CoreError]] = []
+    errors: list[tuple[CoreNode, CoreError, float]] = []
     for position, node in enumerate(order):
         remaining = deadline - clock.now()
         if remaining <= 0:
             break
-        budget = remaining / 2 if position < len(order) - 1 else remaining
+        last = position == len(order) - 1
         started = clock.now()
+        until = started + (remaining if last else remaining / 2)
         try:
-            data_id, report = scan_on_node(node, job, started + budget, clock, partial(pool.prepare_next, node))
+            result = scan_on_node(node, job, (until, last and job.resumable), clock, pool.watch(node))
         except CoreError as exc:
-            pool.record_failure(node, exc)
-            errors.append((node, exc))
-            if position < len(order) - 1:
-                pool.log.warning(f"Failing over from {node.name} to {order[position + 1].name}")
+            pool.record_failure(node, exc, clock.now() - started)
+            errors.append((node, exc, until - started))
+            if not last:
+                pool.log.warning(f"Failing over from {node.name} to {order[position + 1].name}: {exc}")
             continue
-        pool.record_scan(node, clock.now() - started, queue_seconds(report))
-        return ScanResult(node, data_id, report)
-    raise _final_error(order, errors)
+        pool.record_scan(node, clock.now() - started, queue_seconds(result.report), result.resumed)
+        if result.resumed and pool.is_saturated(node):
+            # Under overload an attempt that ends early only brings Assemblyline's next one sooner, and most find
+            # nothing ready: holding the result to the deadline paces the attempts to what the Cores can do.
+            clock.sleep(max(0.0, deadline - HOLD_MARGIN - clock.now()))
+        return result
+    raise _final_error(pool, order, errors)
 
 
-def scan_on_node(node: CoreNode, job: ScanJob, deadline: float, clock: Clock,
-                 nearly_done: Callable[[], None]) -> tuple[str, dict]:
-    """Upload to one Core and poll until its report is finished: (data id, report), or a CoreError by `deadline`.
+def scan_on_node(node: CoreNode, job: ScanJob, end: tuple[float, bool], clock: Clock, watch) -> ScanResult:
+    """Take over a scan of this file Core already has, else upload it, and poll until Core is done, by `end` =
+    (deadline, whether a scan unfinished then is left on Core for a later attempt). A CoreError when Core could not.
 
-    `nearly_done` is called once, NEARLY_DONE_LEAD s before the poll that is timed to find the scan finished.
-
-    A scan given up on (too slow, or its Core failed to answer a poll) is canceled, and that too is over by
-    `deadline`.
+    `watch.nearly_done()` is called once, NEARLY_DONE_LEAD s before the poll that is timed to find the scan finished;
+    `watch.queued()` once our file has waited in Core's queue for a while. A scan given up on (too slow, or its Core
+    failed to answer a poll) is canceled unless it is left for a later attempt, and that too is over by the deadline.
     """
-    budget = deadline - clock.now()
-    polls_end = deadline - min(CANCEL_TIMEOUT, CANCEL_SHARE * budget)
+    deadline, leave = end
+    polls_end = deadline if leave else deadline - min(CANCEL_TIMEOUT, CANCEL_SHARE * (deadline - clock.now()))
     if node.engines is None:
         node.read_engines(clock.now(), timeout=min(PROBE_TIMEOUT, polls_end - clock.now()))
+    previous = find_previous(node, job, polls_end - clock.now()) if job.resumable and node.finds_scans else None
+    if previous is not None and is_finished(previous.report):
+        return previous
+    if previous is not None:
+        try:
+            return _follow(node, job, previous.data_id, (deadline, polls_end, leave), clock, watch, True)
+        except CoreError as exc:
+            if not exc.lost or polls_end <= clock.now():
+                raise
+            watch.log.info(f"{node.name} lost the scan an earlier attempt left there: uploading the file again")
     data_id = node.client.upload(job.path, job.filename, job.rule, job.archive_password,
                                  timeout=polls_end - clock.now())
+    return _follow(node, job, data_id, (deadline, polls_end, leave), clock, watch, False)
+
+
+def find_previous(node: CoreNode, job: ScanJob, timeout: float) -> ScanResult | None:
+    """The scan of this file Core already has that may stand for the task (see `resume.reuse_problem`), or None.
+
+    The look-up only saves work: a Core that cannot answer it is sent the file as usual (and one that refuses it
+    for good, such as an API key without the right, is not asked again).
+    """
     try:
-        last_poll = min(LAST_POLL_TIME, LAST_POLL_SHARE * budget)
-        report = _poll_until_finished(node, data_id, (polls_end, last_poll), clock, nearly_done)
+        report = node.client.find_scan(job.sha256, job.rule, timeout=min(LOOKUP_TIMEOUT, timeout))
+    except CoreError as exc:
+        node.finds_scans = not exc.permanent
+        return None
+    if report is None:
+        return None
+    wanted = Wanted(job.sha256, job.rule, node.default_rule, timedelta(seconds=job.reuse_seconds))
+    if reuse_problem(report, wanted, datetime.now(UTC)):
+        return None
+    return ScanResult(node, report["data_id"], report, resumed=True)
+
+
+def _follow(node: CoreNode, job: ScanJob, data_id: str, end: tuple[float, float, bool], clock: Clock, watch,
+            resumed: bool) -> ScanResult:
+    """Poll `data_id` until finished; `end` = (deadline, when polls end, leave an unfinished scan on Core)."""
+    deadline, polls_end, leave = end
+    try:
+        last_poll = min(LAST_POLL_TIME, LAST_POLL_SHARE * (deadline - clock.now()))
+        report = _poll_until_finished(node, data_id, (polls_end, last_poll), clock, watch)
         foreign = foreign_report(report, data_id, job.sha256)
         if foreign:
             raise CoreError(f"{node.name} answered with another file's report: {foreign}")
+    except CoreBusy:
+        if not leave:
+            _cancel_quietly(node, data_id, deadline - clock.now())
+        raise
     except CoreError:
         _cancel_quietly(node, data_id, deadline - clock.now())
         raise
-    return data_id, report
+    if not job.rule and not resumed:
+        node.learn_default_rule(report)
+    return ScanResult(node, data_id, report, resumed)
 
 
-def _poll_until_finished(node: CoreNode, data_id: str, end: tuple[float, float], clock: Clock,
-                         nearly_done: Callable[[], None]) -> dict:
-    """Poll `data_id` until its report is finished; `end` = (when polling ends, the time kept for the last poll)."""
+def _poll_until_finished(node: CoreNode, data_id: str, end: tuple[float, float], clock: Clock, watch) -> dict:
+    """Poll `data_id` until its report is finished; `end` = (when polling ends, the time kept for the last poll).
+
+    The last poll is sent as late as its answer can still come in time; a CoreBusy says where our file stood then.
+    """
     polls_end, last_poll = end
     schedule = PollSchedule(clock.now())
-    delay = schedule.first_delay()
+    delay, progress = schedule.first_delay(), None
     while True:
         wait = min(delay, polls_end - last_poll - clock.now())
-        # A last poll brought forward to fit the time left is worth it only where polls come quickly anyway.
-        if wait <= 0 or (wait < delay and delay >= STALLED_INTERVAL):
-            raise CoreError(f"{node.name} did not finish scanning within {clock.now() - schedule.uploaded_at:.1f} s "
-                            f"of the upload (data id {data_id})")
-        if schedule.expects_finish and nearly_done is not _nothing:
+        # A last poll brought forward to fit the time left is not worth it for a scan whose progress is stuck.
+        if wait <= 0 or (wait < delay and schedule.is_stuck(clock.now())):
+            raise _unfinished(node, data_id, clock.now() - schedule.uploaded_at, progress, schedule)
+        if schedule.expects_finish and not watch.told_nearly_done:
             clock.sleep(max(0.0, wait - NEARLY_DONE_LEAD))
-            nearly_done()
-            nearly_done, wait = _nothing, min(wait, NEARLY_DONE_LEAD)
+            watch.nearly_done()
+            wait = min(wait, NEARLY_DONE_LEAD)
         clock.sleep(wait)
         report = node.client.get_report(data_id, timeout=polls_end - clock.now())
         if is_finished(report):
             return report
-        delay = schedule.next_delay(clock.now(), progress_of(report))
+        progress = progress_of(report)
+        if not progress and clock.now() - schedule.uploaded_at >= QUEUED_NOTICE:
+            watch.queued()
+        delay = schedule.next_delay(clock.now(), progress)
+
+
+def _unfinished(node: CoreNode, data_id: str, waited: float, progress: float | None,
+                schedule: PollSchedule) -> CoreError:
+    """Why the scan did not finish in time: a CoreBusy while our file waits or its scan moves on (a later attempt can
+    take it over), a plain CoreError when its progress is stuck (a later attempt should not wait on that scan)."""
+    where = f"being scanned ({progress:.0f} %)" if progress else "waiting in its queue"
+    text = f"{node.name} still had the file {where} {waited:.1f} s after it was sent (data id {data_id})"
+    if schedule.is_stuck(schedule.uploaded_at + waited):
+        return CoreError(f"{text}, its progress stuck for {STALLED:g} s or more")
+    return CoreBusy(text)
 
 
 def _cancel_quietly(node: CoreNode, data_id: str, timeout: float) -> None:
@@ -150,11 +228,19 @@ def _cancel_quietly(node: CoreNode, data_id: str, timeout: float) -> None:
         pass
 
 
-def _final_error(order: list[CoreNode], errors: list[tuple[CoreNode, CoreError]]) -> Exception:
-    tried = {node for node, _ in errors}
-    lines = [f"{node.name}: {error}" for node, error in errors]
+def _final_error(pool: NodePool, order: list[CoreNode], errors: list[tuple[CoreNode, CoreError, float]]) -> Exception:
+    """The task's error: NonRecoverableError when every Core refused the file for good, else RecoverableError; when
+    Cores were merely full, it says how full and what to change (and the pool warns, now and then, in the log)."""
+    tried = {node for node, _, _ in errors}
+    lines = [f"{node.name}: {error}" for node, error, _ in errors]
     lines += [f"{node.name}: not tried, the task ran out of time" for node in order if node not in tried]
     summary = "; ".join(lines)
-    if errors and all(error.permanent for _, error in errors) and len(tried) == len(order):
+    if errors and all(error.permanent for _, error, _ in errors) and len(tried) == len(order):
         return NonRecoverableError(f"MetaDefender Core refused the file: {summary}")
-    return RecoverableError(f"No MetaDefender Core could scan the file in time, Assemblyline will retry: {summary}")
+    busy = [(node, seconds) for node, error, seconds in errors if isinstance(error, CoreBusy)]
+    if not busy:
+        return RecoverableError(f"No MetaDefender Core could scan the file in time, Assemblyline will retry: {summary}")
+    load = "; ".join(pool.load_text(node, seconds) for node, seconds in busy)
+    message = (f"MetaDefender Core is full ({load}), Assemblyline will retry: {summary}. {OVERLOAD_ADVICE}")
+    pool.warn_overloaded(message)
+    return RecoverableError(message)

@@ -95,6 +95,10 @@ class FakeClient:
             "ClamAV": {"scan_result_i": 0}}}, "process_info": {"progress_percentage": progress,
                                                                 "queue_time": int(1000 * self.waits[data_id])}}
 
+    def find_scan(self, sha256, rule="", timeout=None):
+        self._check("hash", timeout)
+        return None
+
     def cancel(self, data_id, timeout=None):
         self.cancelled.append(data_id)
 

@@ -81,7 +81,7 @@ def test_a_path_in_base_url_is_kept(requests_mock):
     (500, {"err": "Failed to request scan. Try again later."}, False, True),
     (500, {"err": "Failed to request scan. File size exceeded the maximum size permitted by your configuration."},
      True, False),
-    (503, {"err": "Server is too busy. Try again later."}, False, True),
+    (503, {"err": "Server is too busy. Try again later."}, False, False),
     (502, None, False, True),
 ])
 def test_upload_errors_map_to_their_class(requests_mock, sample, status, body, permanent, node_fault):

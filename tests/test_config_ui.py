@@ -35,6 +35,7 @@ BAD_VALUES = {
     "sanitized_file_max_mb": [None, "", "256", 0, -1, math.nan, math.inf, True, 10**400, 200 * 1024],
     "engine_refresh_seconds": [None, "", "600", 0, -1, math.nan, math.inf, True, 10**400],
     "stale_definition_days": [None, "", "7", -1, -0.5, math.nan, math.inf, True, -(10**400)],
+    "reuse_scan_minutes": [None, "", "30", -1, math.nan, math.inf, True, 10**400, 8 * 24 * 60],
     "av_config": [None, "", [], "blocklist", 5],
 }
 BAD_AV_CONFIG = {

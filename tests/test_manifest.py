@@ -113,7 +113,8 @@ EXTRA_CONFIG = {
 }
 # Numbers whose default the contract leaves open: seconds between engine-list refreshes (> 0) and the age in days
 # after which definitions are reported as stale (0 may mean "not checked").
-EXTRA_NUMERIC_KEYS = {"engine_refresh_seconds": 0, "stale_definition_days": -1, "sanitized_file_max_mb": 0}
+EXTRA_NUMERIC_KEYS = {"engine_refresh_seconds": 0, "stale_definition_days": -1, "sanitized_file_max_mb": 0,
+                      "reuse_scan_minutes": -1}
 
 
 def test_config_has_the_contract_keys_and_the_documented_extras_only(manifest):

@@ -86,7 +86,8 @@ def test_fault_on_one_node_moves_the_file_to_the_next(emulator, tmp_path, fault)
     first_node(service, 0)
     assert_detected(scan(service, tmp_path))
     assert sum(uploads(emulator)[1:]) == 1
-    assert service.pool.nodes[0].failed
+    # A full queue (503) is busy, not broken: that Core stays in rotation; the other faults put it aside.
+    assert service.pool.nodes[0].failed is (fault != "upload_503")
 
 
 def test_scan_that_never_completes_on_one_node(emulator, tmp_path):
