@@ -23,8 +23,10 @@ only, a utility engine); `node.update_inactive_packages()` gives the inactive on
 Reports: `report_flavour="4.3"` answers with an older Core's field set (see `as_core_4_3`).
 
 Processing: each Core scans `concurrency` files at a time, the others wait in FIFO order
-(at most `queue_limit`, then 503). A job's start and finish are fixed at upload; a
-canceled job keeps its slot booked. Scans accepted while `never_complete` is on stay
+(at most `queue_limit`, then 503). A job's start is planned at upload; canceling a job
+frees its queue position or its slot at once and the jobs behind it move up (their
+reports and ScanRecords follow). GET /stat/nodes `scan_queue` counts the files waiting
+and being scanned. Scans accepted while `never_complete` is on stay
 below 100 % for ever.
 
 Network: `latency` (or `--latency`) delays every answer, `node_latency` some Cores' only, to

@@ -197,20 +197,18 @@ class Core:
         scan_seconds, post_seconds = durations(digest.markers(), default_seconds)
         with self._lock:
             now = self.clock.now()
-            start = self._scheduler.admit(now, scan_seconds + post_seconds)
-            if start is None:
-                return BUSY
             job = make_job(
                 data_id,
                 digest,
                 submission,
                 self.engines,
                 queued_at=now,
-                started_at=start,
                 seconds=(scan_seconds, post_seconds),
                 stuck="never_complete" in self._faults,
                 uploaded_at=self.clock.wall(now),
             )
+            if not self._scheduler.admit(job, now):
+                return BUSY
             self._book.add(job)
             self.stats.uploads += 1
             self.stats.scans[data_id] = ScanRecord(
@@ -218,7 +216,7 @@ class Core:
                 filename=submission.display_name,
                 size=job.file.size,
                 queued_at=now,
-                started_at=start,
+                started_at=job.started_at,
                 finished_at=job.finished_at,
                 rule=submission.rule,
                 archive_password=submission.archive_password,
@@ -248,20 +246,23 @@ class Core:
         return Reply(200, content, "application/octet-stream")
 
     def cancel(self, data_id: str) -> Reply:
-        """POST /file/{data_id}/cancel: an unfinished scan ends as 19 Canceled."""
+        """POST /file/{data_id}/cancel: an unfinished scan ends as 19 Canceled at once; its queue
+        position or slot is free, and the jobs behind it (and their ScanRecords) move up."""
         with self._lock:
-            if self._book.get(data_id) is None:
+            job = self._book.get(data_id)
+            if job is None:
                 return json_reply(404, {data_id: "Not Found"})
-            now = self.clock.now()
-            if self._book.cancel(data_id, now) and data_id in self.stats.scans:
-                self.stats.scans[data_id].finished_at = now
+            for changed in self._scheduler.cancel(job, self.clock.now()):
+                record = self.stats.scans.get(changed.data_id)  # None after reset_stats
+                if record is not None:
+                    record.started_at, record.finished_at = changed.started_at, changed.finished_at
         return json_reply(200, {data_id: "cancelled"})
 
     def hash_lookup(self, digest: str) -> Reply:
         """GET /hash/{md5|sha1|sha256}: the latest finished report, else 404 {HASH: "Not Found"}."""
         with self._lock:
             now = self.clock.now()
-            job = self._book.latest_finished(digest, now)
+            job = self._book.latest(digest, now, None, False)
             if job is None:
                 return json_reply(404, {digest.upper(): "Not Found"})
             return json_reply(200, self._report(job, now))

@@ -211,6 +211,25 @@ def test_cancel(start_emulator, client):
         assert report["process_info"]["progress_percentage"] == 100
 
 
+def test_cancel_frees_the_slot_and_the_queue_position_at_once(start_emulator, client):
+    emulator = start_emulator(scan_seconds=1.0, queue_limit=1)
+    core = client(emulator.urls[0])
+    scanning, waiting = core.submit(b"one"), core.submit(b"two")
+    assert core.upload(b"three").status_code == 503
+    core.post(f"file/{waiting}/cancel")  # its queue position is free
+    behind = core.submit(b"three")
+    assert core.get("stat/nodes").json()[0]["statuses"][0]["scan_queue"] == 2
+    core.post(f"file/{scanning}/cancel")  # its slot is free: the next job scans now, not a second later
+    canceled_at = emulator.nodes[0].stats.scans[scanning].finished_at
+    record = emulator.nodes[0].stats.scans[behind]
+    assert record.started_at == pytest.approx(canceled_at) and record.finished_at == pytest.approx(canceled_at + 1.0)
+    report = core.report(behind)
+    assert "scan_results" in report and report["process_info"]["result"] == "Processing"
+    final = core.wait(behind, timeout=3)
+    assert final["process_info"]["queue_time"] == pytest.approx(1000 * (canceled_at - record.queued_at), abs=2)
+    assert emulator.nodes[0].stats.processing_seconds(behind) < 1.5
+
+
 def test_hash_lookup(start_emulator, client):
     core = client(start_emulator(scan_seconds=0.2).urls[0])
     content = EICAR.encode()
