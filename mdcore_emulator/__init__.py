@@ -20,6 +20,10 @@ the start, except Vir.IT eXplorer (30 days older); Quick Heal is listed but inac
 packages do (inactive copies, names in other case, Total Defense with inactive packages
 only, a utility engine); `node.update_inactive_packages()` gives the inactive ones new versions.
 
+Hash lookups: GET /hash/{hash} answers the report of the newest scan of that file, under the
+rule named by header `rule` (or `workflow`) when given; canceled scans never, unfinished ones
+only with `hash_unfinished=True` (`--hash-unfinished`).
+
 Reports: `report_flavour="4.3"` answers with an older Core's field set (see `as_core_4_3`).
 
 Processing: each Core scans `concurrency` files at a time, the others wait in FIFO order

@@ -72,6 +72,8 @@ def _parser() -> argparse.ArgumentParser:
         help="delay every answer by SECONDS, like a Core on another machine (default 0)")
     add("--node-latency", action="append", default=[], metavar="NODE:SECONDS",
         help="delay of node NODE's answers instead of --latency (repeatable), e.g. 0:0.05")
+    add("--hash-unfinished", action="store_true",
+        help="GET /hash/{hash} also returns scans still queued or scanning (default: finished scans only)")
     add("--tls", action="store_true", help="serve HTTPS with a fresh CA (its path is printed at start)")
     add("--cert-dir", default=None, help="where --tls writes its CA and certificate (default ./.emulator-tls/)")
     add("--quiet", action="store_true", help="no log line per request")
@@ -132,6 +134,7 @@ def main(argv: list[str] | None = None) -> int:
             engine_list=args.engine_list,
             report_flavour=args.report_flavour,
             node_latency=_per_node_seconds(parser, args, "--node-latency"),
+            hash_unfinished=args.hash_unfinished,
         ).start()
     except (OSError, ValueError) as error:
         print(f"mdcore_emulator: cannot start: {error}", file=sys.stderr)

@@ -65,6 +65,7 @@ class Settings:
     engine_list: str = "tidy"
     report_flavour: str = "current"
     latency: float = 0.0
+    hash_unfinished: bool = False
 
 
 class Core:
@@ -258,11 +259,13 @@ class Core:
                     record.started_at, record.finished_at = changed.started_at, changed.finished_at
         return json_reply(200, {data_id: "cancelled"})
 
-    def hash_lookup(self, digest: str) -> Reply:
-        """GET /hash/{md5|sha1|sha256}: the latest finished report, else 404 {HASH: "Not Found"}."""
+    def hash_lookup(self, digest: str, rule: str | None) -> Reply:
+        """GET /hash/{md5|sha1|sha256}: the report of the newest scan of that file (under `rule`
+        when given) that was not canceled and, unless hash_unfinished, is finished; else
+        404 {HASH: "Not Found"}."""
         with self._lock:
             now = self.clock.now()
-            job = self._book.latest(digest, now, None, False)
+            job = self._book.latest(digest, now, rule, self.settings.hash_unfinished)
             if job is None:
                 return json_reply(404, {digest.upper(): "Not Found"})
             return json_reply(200, self._report(job, now))

@@ -47,7 +47,7 @@ _ROUTES = (
     (re.compile(r"/file/converted/([^/]+)"), {"GET": lambda request, node, data_id: node.converted(data_id)}),
     (re.compile(r"/file/([^/]+)"), {"GET": lambda request, node, data_id: node.result(data_id)}),
     (re.compile(r"/file/([^/]+)/cancel"), {"POST": lambda request, node, data_id: node.cancel(data_id)}),
-    (re.compile(r"/hash/([^/]+)"), {"GET": lambda request, node, digest: node.hash_lookup(digest)}),
+    (re.compile(r"/hash/([^/]+)"), {"GET": lambda request, node, digest: node.hash_lookup(digest, request.rule())}),
 )
 
 
@@ -144,11 +144,16 @@ class _Handler(BaseHTTPRequestHandler):
                 return
             self.body_left -= len(chunk)
 
+    def rule(self) -> str | None:
+        """The URL-decoded header rule (or its old alias workflow); None when absent or empty."""
+        return unquote(self.headers.get("rule") or self.headers.get("workflow") or "") or None
+
     def submission(self) -> Submission:
-        """The upload headers: filename, rule (or its alias workflow), archivepwd; URL-decoded."""
+        """The upload headers: filename, rule (default DEFAULT_RULE), archivepwd; URL-decoded."""
         headers = self.headers
-        rule = unquote(headers.get("rule") or headers.get("workflow") or "") or DEFAULT_RULE
-        return Submission(unquote(headers.get("filename", "")), rule, unquote(headers.get("archivepwd", "")))
+        return Submission(
+            unquote(headers.get("filename", "")), self.rule() or DEFAULT_RULE, unquote(headers.get("archivepwd", ""))
+        )
 
     # ------------------------------------------------------------------ response
 
@@ -309,7 +314,8 @@ class Emulator:
     faster than scan_seconds; latency: seconds every answer is delayed (a network delay),
     node_latency: {node index: delay} for Cores farther or nearer; quiet: no per-request log
     lines on stderr; engine_list: "tidy" (one entry per engine) or "packages" (Linux and Windows
-    packages as real Cores list them); report_flavour: "current" or "4.3" (the field set of an older Core).
+    packages as real Cores list them); report_flavour: "current" or "4.3" (the field set of an older Core);
+    hash_unfinished: GET /hash/{hash} also returns scans still queued or scanning (default: finished only).
     """
 
     def __init__(
@@ -332,6 +338,7 @@ class Emulator:
         report_flavour: str = "current",
         latency: float = 0.0,
         node_latency: dict[int, float] | None = None,
+        hash_unfinished: bool = False,
     ) -> None:
         _check(nodes >= 1, "nodes must be at least 1")
         _check(md_version in (3, 4), "md_version must be 3 or 4")
@@ -349,7 +356,7 @@ class Emulator:
             for name in names:
                 check_fault(name)
         self.settings = Settings(scan_seconds, apikey, md_version, concurrency, queue_limit, slow_seconds, quiet,
-                                 engine_list, report_flavour, latency)
+                                 engine_list, report_flavour, latency, hash_unfinished)
         self._count, self._host, self._port = nodes, host, port
         self._tls, self._cert_dir = tls, cert_dir
         self._faults = faults or {}

@@ -244,6 +244,36 @@ def test_hash_lookup(start_emulator, client):
     assert (missing.status_code, missing.json()) == (404, {"0" * 64: "Not Found"})
 
 
+def test_hash_lookup_is_rule_aware_and_skips_canceled_scans(start_emulator, client):
+    core = client(start_emulator(scan_seconds=0.05).urls[0])
+    content = b"same file"
+    sha1 = hashlib.sha1(content).hexdigest()
+    default_rule = core.scan(content)["data_id"]
+    strict = core.scan(content, rule="Strict%20Scan")["data_id"]
+    canceled = core.submit(content, workflow="Strict%20Scan")
+    core.post(f"file/{canceled}/cancel")
+    assert core.get(f"hash/{sha1}").json()["data_id"] == strict  # the newest, any rule
+    assert core.get(f"hash/{sha1}", headers={"rule": "File%20scan"}).json()["data_id"] == default_rule
+    by_alias = core.get(f"hash/{sha1.upper()}", headers={"workflow": "Strict%20Scan"}).json()
+    assert by_alias["data_id"] == strict and by_alias == core.report(strict)
+    missing = core.get(f"hash/{sha1}", headers={"rule": "Other"})
+    assert (missing.status_code, missing.json()) == (404, {sha1.upper(): "Not Found"})
+
+
+@pytest.mark.parametrize("hash_unfinished", [False, True])
+def test_hash_lookup_of_unfinished_scans(start_emulator, client, hash_unfinished):
+    core = client(start_emulator(scan_seconds=1.0, hash_unfinished=hash_unfinished).urls[0])
+    md5 = hashlib.md5(b"queued").hexdigest()
+    core.submit(b"scanning")
+    queued = core.submit(b"queued")
+    response = core.get(f"hash/{md5}")
+    if hash_unfinished:
+        assert response.status_code == 200 and response.json()["data_id"] == queued
+        assert response.json()["process_info"]["result"] == "Processing" and "scan_results" not in response.json()
+    else:
+        assert (response.status_code, response.json()) == (404, {md5.upper(): "Not Found"})
+
+
 def test_cdr_post_processing_and_converted_file(start_emulator, client):
     emulator = start_emulator(scan_seconds=1.0)  # Deep CDR then runs from 1.0 s to 1.2 s
     core = client(emulator.urls[0])

@@ -30,6 +30,7 @@ OPTIONS = [
     "--node-scan-seconds",
     "--latency",
     "--node-latency",
+    "--hash-unfinished",
     "--tls",
     "--cert-dir",
     "--quiet",
