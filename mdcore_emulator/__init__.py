@@ -15,7 +15,8 @@ GET /hash/{hash}, GET /stat/engines, GET /stat/nodes, GET /version.
 Engines: twelve AV engines (ClamAV ... Antiy-AVL), definitions 1 to 25 hours older than
 the start, except Vir.IT eXplorer (30 days older); Quick Heal is listed but inactive
 ("temporary failed"); plus an archive engine (no definitions) and a file type engine.
-`node.update_definitions()` moves every definition time one day forward. With
+`node.update_definitions()` moves every definition time one day forward; the reports of
+the scans made before then carry `process_info.outdated_data` ["enginedefinitions"]. With
 `engine_list="packages"` GET /stat/engines lists them as real Cores with Linux and Windows
 packages do (inactive copies, names in other case, Total Defense with inactive packages
 only, a utility engine); `node.update_inactive_packages()` gives the inactive ones new versions.
@@ -58,6 +59,7 @@ from .verdicts import (
     MIXED,
     NONAME,
     NOT_SCANNED,
+    OUTDATED,
     PUA,
     SCAN_PREFIX,
     SUSPICIOUS,
@@ -83,6 +85,7 @@ __all__ = [
     "MIXED",
     "NONAME",
     "NOT_SCANNED",
+    "OUTDATED",
     "PUA",
     "SCAN_PREFIX",
     "SUSPICIOUS",

@@ -111,7 +111,8 @@ class Core:
             self.clear_fault(name)
 
     def update_definitions(self) -> None:
-        """New definitions: every engine's def_time moves one day forward. Running scans keep theirs."""
+        """New definitions: every engine's def_time moves one day forward. Running scans keep theirs;
+        the reports of earlier scans then carry process_info.outdated_data ["enginedefinitions"]."""
         with self._lock:
             self.engines, self.listing = advance(self.engines), advance(self.listing)
 
@@ -271,4 +272,4 @@ class Core:
             return json_reply(200, self._report(job, now))
 
     def _report(self, job, now: float) -> dict:
-        return build_report(job, now, self.settings.md_version, self.clock, self.settings.report_flavour)
+        return build_report(job, now, self.settings.md_version, self.clock, self.settings.report_flavour, self.engines)

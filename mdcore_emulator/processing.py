@@ -17,6 +17,7 @@ from .verdicts import (
     ARCHIVE,
     CDR,
     CDR_FAIL,
+    OUTDATED,
     RESULT_TEXT,
     VULNERABLE,
     Markers,
@@ -351,10 +352,14 @@ def _state(job: Job, now: float) -> _State:
     return _State(phase, scan, whole)
 
 
-def build_report(job: Job, now: float, md_version: int, clock: Clock, flavour: str = "current") -> dict:
+def build_report(
+    job: Job, now: float, md_version: int, clock: Clock, flavour: str, engines: tuple[Engine, ...]
+) -> dict:
     """GET /file/{data_id} at monotonic `now`. Queued: no scan_results. v3: no process_info.
 
-    MDEMU:ARCHIVE files also list their members; flavour "4.3" words the report as a Core 4.3 does.
+    MDEMU:ARCHIVE files also list their members; flavour "4.3" words the report as a Core 4.3
+    does. `engines` are the Core's engines now: when one the job scanned with has newer
+    definitions (or the file has MDEMU:OUTDATED), process_info.outdated_data says so.
     """
     state = _state(job, now)
     report = {"data_id": job.data_id, "file_info": _file_info(job.file)}
@@ -364,9 +369,19 @@ def build_report(job: Job, now: float, md_version: int, clock: Clock, flavour: s
             report["extracted_files"] = {"files_in_archive": _archive_members(job, state)}
     if md_version == 4:
         report["process_info"] = _process_info(job, state, now)
+        if _outdated(job, engines):
+            report["process_info"]["outdated_data"] = ["enginedefinitions"]
     if md_version == 4 and VULNERABLE in job.markers.names and state.phase in ("post", "done"):
         report["vulnerability_info"] = _vulnerability_info(job)
     return as_core_4_3(report) if flavour == "4.3" else report
+
+
+def _outdated(job: Job, engines: tuple[Engine, ...]) -> bool:
+    """True when an engine the job scanned with now has newer definitions, or the file has MDEMU:OUTDATED."""
+    newest = {e.name: e.def_time for e in engines if e.def_time is not None}
+    return OUTDATED in job.markers.names or any(
+        e.def_time is not None and newest.get(e.name, e.def_time) > e.def_time for e in job.engines
+    )
 
 
 def _archive_members(job: Job, state: _State) -> list[dict]:
@@ -388,7 +403,8 @@ def _archive_members(job: Job, state: _State) -> list[dict]:
 
 def as_core_4_3(report: dict) -> dict:
     """`report` as a Core 4.3 words it: "Clean" for no threat, no per-engine wait_time, no queue or processing
-    time; while scanning, code 0 with no engines yet, total_avs 0 and total_time -1 (only the progress tells)."""
+    time, no outdated_data; while scanning, code 0 with no engines yet, total_avs 0 and total_time -1 (only the
+    progress tells)."""
     results = report.get("scan_results")
     if results is not None:
         if results["progress_percentage"] < 100:
@@ -397,7 +413,7 @@ def as_core_4_3(report: dict) -> dict:
             results["scan_all_result_a"] = "Clean"
         for entry in results["scan_details"].values():
             entry.pop("wait_time")
-    for key in ("queue_time", "processing_time"):
+    for key in ("queue_time", "processing_time", "outdated_data"):
         report.get("process_info", {}).pop(key, None)
     return report
 

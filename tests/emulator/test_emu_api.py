@@ -353,7 +353,18 @@ def test_update_definitions_changes_the_engine_list_and_new_reports(start_emulat
         new_report["scan_results"]["scan_details"]["ClamAV"]["def_time"]
         > old_report["scan_results"]["scan_details"]["ClamAV"]["def_time"]
     )
+    assert "outdated_data" not in old_report["process_info"] and "outdated_data" not in new_report["process_info"]
+    # The earlier scan's report is unchanged, except that it now says its definitions are outdated.
+    old_report["process_info"]["outdated_data"] = ["enginedefinitions"]
     assert core.report(old_report["data_id"]) == old_report
+    assert core.get(f"hash/{old_report['file_info']['sha256']}").json() == old_report
+
+
+def test_outdated_marker_and_the_4_3_flavour(start_emulator, client):
+    core = client(start_emulator(scan_seconds=0).urls[0])
+    assert core.scan(b"MDEMU:OUTDATED")["process_info"]["outdated_data"] == ["enginedefinitions"]
+    old = client(start_emulator(scan_seconds=0, report_flavour="4.3").urls[0])
+    assert "outdated_data" not in old.scan(b"MDEMU:OUTDATED")["process_info"]
 
 
 @pytest.mark.parametrize("md_version, status, err", [(4, 403, "Access denied"), (3, 401, "Invalid API key")])
