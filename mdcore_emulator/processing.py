@@ -33,6 +33,7 @@ POST_PROCESSING_SHARE = 0.2  # Deep CDR takes this share of the scan time after 
 STUCK_FRACTION = 0.99  # how far a never-completing scan gets
 BLOCKING_CODES = frozenset({1, 2, 4, 22})
 DEFAULT_RULE = "File scan"
+ENGINE_FAILURE = "scan engine failed: timeout"  # a failed engine's threat_found on Core 5
 # The product a MDEMU:VULNERABLE file is recognised as, with OpenAPI's example CVEs.
 VULNERABLE_CVES = ("CVE-2015-8459", "CVE-2015-8460", "CVE-2015-8636", "CVE-2015-8645")
 
@@ -358,8 +359,9 @@ def build_report(
     """GET /file/{data_id} at monotonic `now`. Queued: no scan_results. v3: no process_info.
 
     MDEMU:ARCHIVE files also list their members; flavour "4.3" words the report as a Core 4.3
-    does. `engines` are the Core's engines now: when one the job scanned with has newer
-    definitions (or the file has MDEMU:OUTDATED), process_info.outdated_data says so.
+    does, "5" as a Core 5 does (see as_core_5), "current" as Core 4.18 does. `engines` are the
+    Core's engines now: when one the job scanned with has newer definitions (or the file has
+    MDEMU:OUTDATED), process_info.outdated_data says so.
     """
     state = _state(job, now)
     report = {"data_id": job.data_id, "file_info": _file_info(job.file)}
@@ -373,7 +375,9 @@ def build_report(
             report["process_info"]["outdated_data"] = ["enginedefinitions"]
     if md_version == 4 and VULNERABLE in job.markers.names and state.phase in ("post", "done"):
         report["vulnerability_info"] = _vulnerability_info(job)
-    return as_core_4_3(report) if flavour == "4.3" else report
+    if flavour == "4.3":
+        return as_core_4_3(report)
+    return as_core_5(report) if flavour == "5" else report
 
 
 def _outdated(job: Job, engines: tuple[Engine, ...]) -> bool:
@@ -415,6 +419,20 @@ def as_core_4_3(report: dict) -> dict:
             entry.pop("wait_time")
     for key in ("queue_time", "processing_time", "outdated_data"):
         report.get("process_info", {}).pop(key, None)
+    return report
+
+
+def as_core_5(report: dict) -> dict:
+    """`report` (v4) as a Core 5 words it: process_info always has outdated_data (maybe []) and
+    verdicts (the overall result text once complete, [] while processing); a failed engine
+    (code 3) has its engine error ENGINE_FAILURE in threat_found."""
+    process, results = report["process_info"], report.get("scan_results")
+    process.setdefault("outdated_data", [])
+    complete = results is not None and process["progress_percentage"] == 100
+    process["verdicts"] = [results["scan_all_result_a"]] if complete else []
+    for entry in (results or {}).get("scan_details", {}).values():
+        if entry["scan_result_i"] == 3:
+            entry["threat_found"] = ENGINE_FAILURE
     return report
 
 
