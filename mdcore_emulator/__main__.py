@@ -5,7 +5,7 @@ import signal
 import sys
 import threading
 
-from .core import ENGINE_LISTS, REPORT_FLAVOURS
+from .core import DEFAULT_MAX_FILE_SIZE, ENGINE_LISTS, REPORT_FLAVOURS
 from .faults import FAULTS, parse_fault
 from .server import Emulator
 from .verdicts import MARKERS_HELP
@@ -72,6 +72,17 @@ def _parser() -> argparse.ArgumentParser:
         help="delay every answer by SECONDS, like a Core on another machine (default 0)")
     add("--node-latency", action="append", default=[], metavar="NODE:SECONDS",
         help="delay of node NODE's answers instead of --latency (repeatable), e.g. 0:0.05")
+    add("--hash-unfinished", action="store_true",
+        help="GET /hash/{hash} also returns scans still queued or scanning (default: finished scans only)")
+    add("--core-version", type=int, choices=(4, 5), default=4,
+        help="4 (default), or 5: /version 5.14.0, GET /readyz, GET /file/rules, stat/nodes scan_queue_details, "
+             "Core 5 report fields (verdicts, outdated_data always, engine errors in threat_found), uploads "
+             "refused under an unknown rule (400) or above the rule's max_file_size (500)")
+    add("--rule", action="append", default=[], metavar="NAME[:MAX_BYTES]",
+        help=f"with --core-version 5: a rule the Core has, with its max_file_size (default {DEFAULT_MAX_FILE_SIZE}) "
+             "(repeatable; any replaces the default rule \"File scan\")")
+    add("--not-ready", action="append", default=[], metavar="NODE:REASON",
+        help="with --core-version 5: node NODE starts not ready, GET /readyz answers 503 with REASON (repeatable)")
     add("--tls", action="store_true", help="serve HTTPS with a fresh CA (its path is printed at start)")
     add("--cert-dir", default=None, help="where --tls writes its CA and certificate (default ./.emulator-tls/)")
     add("--quiet", action="store_true", help="no log line per request")
@@ -103,40 +114,77 @@ def _per_node_seconds(parser: argparse.ArgumentParser, args: argparse.Namespace,
     return times
 
 
+def _rules(parser: argparse.ArgumentParser, args: argparse.Namespace) -> dict[str, int] | None:
+    """{name: max_file_size} of the --rule NAME[:MAX_BYTES] options; None when there are none."""
+    rules: dict[str, int] = {}
+    for spec in args.rule:
+        name, sep, size = spec.rpartition(":")
+        if not (sep and size.isdecimal()):
+            name, size = spec, str(DEFAULT_MAX_FILE_SIZE)
+        if not name:
+            parser.error(f"--rule expects NAME[:MAX_BYTES], not {spec!r}")
+        rules[name] = int(size)
+    return rules or None
+
+
+def _not_ready(parser: argparse.ArgumentParser, args: argparse.Namespace) -> dict[int, str]:
+    """{node index: reason} of the --not-ready NODE:REASON options."""
+    reasons: dict[int, str] = {}
+    for spec in args.not_ready:
+        index, _, reason = spec.partition(":")
+        if not (index.isdecimal() and int(index) < args.nodes and reason):
+            parser.error(f"--not-ready expects NODE:REASON with an existing node, not {spec!r}")
+        reasons[int(index)] = reason
+    return reasons
+
+
+def _emulator(parser: argparse.ArgumentParser, args: argparse.Namespace) -> Emulator:
+    """The Emulator the arguments describe (not started); exits 2 on arguments that do not fit."""
+    if args.nodes < 1 or args.concurrency < 1:
+        parser.error("--nodes and --concurrency must be at least 1")
+    if (args.rule or args.not_ready) and args.core_version != 5:
+        parser.error("--rule and --not-ready need --core-version 5")
+    return Emulator(
+        nodes=args.nodes,
+        scan_seconds=args.scan_seconds,
+        apikey=args.apikey,
+        md_version=args.md_version,
+        tls=args.tls,
+        concurrency=args.concurrency,
+        queue_limit=args.queue_limit,
+        slow_seconds=args.slow_seconds,
+        host=args.host,
+        port=args.port,
+        faults=_faults(parser, args),
+        quiet=args.quiet,
+        cert_dir=args.cert_dir or (".emulator-tls" if args.tls else None),
+        node_scan_seconds=_per_node_seconds(parser, args, "--node-scan-seconds"),
+        latency=args.latency,
+        engine_list=args.engine_list,
+        report_flavour=args.report_flavour,
+        node_latency=_per_node_seconds(parser, args, "--node-latency"),
+        hash_unfinished=args.hash_unfinished,
+        core_version=args.core_version,
+        rules=_rules(parser, args),
+    )
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run until SIGINT or SIGTERM; 0 on a clean stop, 1 when the emulator cannot start."""
     parser = _parser()
     args = parser.parse_args(argv)
-    if args.nodes < 1 or args.concurrency < 1:
-        parser.error("--nodes and --concurrency must be at least 1")
+    not_ready = _not_ready(parser, args)
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     signal.signal(signal.SIGINT, lambda *_: stop.set())
     try:
-        emulator = Emulator(
-            nodes=args.nodes,
-            scan_seconds=args.scan_seconds,
-            apikey=args.apikey,
-            md_version=args.md_version,
-            tls=args.tls,
-            concurrency=args.concurrency,
-            queue_limit=args.queue_limit,
-            slow_seconds=args.slow_seconds,
-            host=args.host,
-            port=args.port,
-            faults=_faults(parser, args),
-            quiet=args.quiet,
-            cert_dir=args.cert_dir or (".emulator-tls" if args.tls else None),
-            node_scan_seconds=_per_node_seconds(parser, args, "--node-scan-seconds"),
-            latency=args.latency,
-            engine_list=args.engine_list,
-            report_flavour=args.report_flavour,
-            node_latency=_per_node_seconds(parser, args, "--node-latency"),
-        ).start()
+        emulator = _emulator(parser, args).start()
     except (OSError, ValueError) as error:
         print(f"mdcore_emulator: cannot start: {error}", file=sys.stderr)
         return 1
     try:
+        for index, reason in not_ready.items():
+            emulator.nodes[index].set_ready(False, reason)
         for index, url in enumerate(emulator.urls):
             print(f"node {index}: {url}", flush=True)
         if emulator.ca_path:

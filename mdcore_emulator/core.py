@@ -14,6 +14,7 @@ from typing import NamedTuple
 from .engines import advance, catalogue, engine_list, node_engine_summary, packages, reinstall_inactive
 from .faults import check_fault
 from .processing import (
+    DEFAULT_RULE,
     Clock,
     ScanBook,
     Scheduler,
@@ -27,9 +28,12 @@ from .processing import (
 from .stats import NodeStats, ScanRecord
 
 VERSIONS = {3: "3.13.1", 4: "4.18.0"}
+CORE_5_VERSION = "5.14.0"
 ENGINE_LISTS = ("tidy", "packages")
 REPORT_FLAVOURS = ("current", "4.3")
 STALE_DAYS = 7  # definitions older than this are reported as an issue in /stat/nodes
+DEFAULT_MAX_FILE_SIZE = 200_000_000  # bytes; the OpenAPI description's example for a rule
+TOO_LARGE = "Failed to request scan. File size exceeded the maximum size permitted by your configuration."
 
 
 class Reply(NamedTuple):
@@ -65,6 +69,9 @@ class Settings:
     engine_list: str = "tidy"
     report_flavour: str = "current"
     latency: float = 0.0
+    hash_unfinished: bool = False
+    core_version: int = 4
+    rules: tuple[tuple[str, int], ...] = ((DEFAULT_RULE, DEFAULT_MAX_FILE_SIZE),)  # (name, max_file_size)
 
 
 class Core:
@@ -85,6 +92,7 @@ class Core:
         self._faults = {check_fault(name) for name in faults}
         self._book = ScanBook()
         self._scheduler = Scheduler(settings.concurrency, settings.queue_limit)
+        self._not_ready: str | None = None  # why GET /readyz answers 503; None: ready
         self._lock = threading.Lock()
 
     # ------------------------------------------------------------------ controls
@@ -109,8 +117,14 @@ class Core:
         for name in self.faults:
             self.clear_fault(name)
 
+    def set_ready(self, ready: bool, reason: str = "not ready") -> None:
+        """Core 5: make GET /readyz answer 200, or 503 with `reason` (e.g. "scan queue above threshold")."""
+        with self._lock:
+            self._not_ready = None if ready else reason
+
     def update_definitions(self) -> None:
-        """New definitions: every engine's def_time moves one day forward. Running scans keep theirs."""
+        """New definitions: every engine's def_time moves one day forward. Running scans keep theirs;
+        the reports of earlier scans then carry process_info.outdated_data ["enginedefinitions"]."""
         with self._lock:
             self.engines, self.listing = advance(self.engines), advance(self.listing)
 
@@ -149,8 +163,29 @@ class Core:
 
     # ------------------------------------------------------------------ endpoints
 
+    @property
+    def _version(self) -> str:
+        return CORE_5_VERSION if self.settings.core_version == 5 else VERSIONS[self.settings.md_version]
+
     def version(self) -> Reply:
-        return json_reply(200, {"product_id": "MSCL", "version": VERSIONS[self.settings.md_version]})
+        return json_reply(200, {"product_id": "MSCL", "version": self._version})
+
+    def readiness(self) -> Reply:
+        """GET /readyz (Core 5): 200 {"ready": true}, or 503 {"ready": false, "reason": ...}; older Cores 404."""
+        if self.settings.core_version < 5:
+            return error_reply(404, "Not found")
+        with self._lock:
+            reason = self._not_ready
+        if reason is None:
+            return json_reply(200, {"ready": True})
+        return json_reply(503, {"ready": False, "reason": reason})
+
+    def rules(self) -> Reply:
+        """GET /file/rules (Core 5): [{"name", "max_file_size"}] for every rule (none is restricted to a
+        user agent, so header user_agent filters nothing); older Cores take "rules" for a data id."""
+        if self.settings.core_version < 5:
+            return self.result("rules")
+        return json_reply(200, [{"name": name, "max_file_size": size} for name, size in self.settings.rules])
 
     def engine_list(self) -> Reply:
         return json_reply(200, engine_list(self.listing, self.settings.md_version))
@@ -171,8 +206,13 @@ class Core:
             "os": "Linux (MetaDefender Core emulator)",
             "scan_queue": waiting + busy,  # files Core has not finished: waiting or being scanned
             "total_memory": 16384,
-            "version": VERSIONS[self.settings.md_version],
+            "version": self._version,
         }
+        if self.settings.core_version == 5:
+            status["scan_queue_details"] = {
+                "available_slots": self.settings.concurrency - busy,
+                "total_scan_queue": self.settings.queue_limit,
+            }
         return json_reply(200, [{"external_nodes_allowed": False, "max_node_count": 1, "statuses": [status]}])
 
     def _issues(self, now: float) -> list[dict]:
@@ -186,9 +226,20 @@ class Core:
         ]
         return [{"description": text, "severity": "warning"} for text in issues]
 
-    def upload_refused(self) -> Reply | None:
-        """The 503 of the upload_503 fault, answered before the body is read; else None."""
-        return BUSY if "upload_503" in self.faults else None
+    def upload_refused(self, submission: Submission, size: int) -> Reply | None:
+        """The refusal of an upload of `size` bytes, answered before the body is read; else None.
+
+        The 503 of the upload_503 fault; Core 5 only: 400 for a rule it lacks, 500 for a file
+        larger than its rule's max_file_size.
+        """
+        if "upload_503" in self.faults:
+            return BUSY
+        if self.settings.core_version < 5:
+            return None
+        limit = dict(self.settings.rules).get(submission.rule)
+        if limit is None:
+            return error_reply(400, f"Failed to request scan. Unknown rule: {submission.rule}")
+        return error_reply(500, TOO_LARGE) if size > limit else None
 
     def upload(self, digest: UploadDigest, submission: Submission) -> Reply:
         """Queue a complete upload: 200 {"data_id"}, or 503 when queue_limit jobs already wait."""
@@ -197,20 +248,18 @@ class Core:
         scan_seconds, post_seconds = durations(digest.markers(), default_seconds)
         with self._lock:
             now = self.clock.now()
-            start = self._scheduler.admit(now, scan_seconds + post_seconds)
-            if start is None:
-                return BUSY
             job = make_job(
                 data_id,
                 digest,
                 submission,
                 self.engines,
                 queued_at=now,
-                started_at=start,
                 seconds=(scan_seconds, post_seconds),
                 stuck="never_complete" in self._faults,
                 uploaded_at=self.clock.wall(now),
             )
+            if not self._scheduler.admit(job, now):
+                return BUSY
             self._book.add(job)
             self.stats.uploads += 1
             self.stats.scans[data_id] = ScanRecord(
@@ -218,7 +267,7 @@ class Core:
                 filename=submission.display_name,
                 size=job.file.size,
                 queued_at=now,
-                started_at=start,
+                started_at=job.started_at,
                 finished_at=job.finished_at,
                 rule=submission.rule,
                 archive_password=submission.archive_password,
@@ -248,23 +297,29 @@ class Core:
         return Reply(200, content, "application/octet-stream")
 
     def cancel(self, data_id: str) -> Reply:
-        """POST /file/{data_id}/cancel: an unfinished scan ends as 19 Canceled."""
+        """POST /file/{data_id}/cancel: an unfinished scan ends as 19 Canceled at once; its queue
+        position or slot is free, and the jobs behind it (and their ScanRecords) move up."""
         with self._lock:
-            if self._book.get(data_id) is None:
+            job = self._book.get(data_id)
+            if job is None:
                 return json_reply(404, {data_id: "Not Found"})
-            now = self.clock.now()
-            if self._book.cancel(data_id, now) and data_id in self.stats.scans:
-                self.stats.scans[data_id].finished_at = now
+            for changed in self._scheduler.cancel(job, self.clock.now()):
+                record = self.stats.scans.get(changed.data_id)  # None after reset_stats
+                if record is not None:
+                    record.started_at, record.finished_at = changed.started_at, changed.finished_at
         return json_reply(200, {data_id: "cancelled"})
 
-    def hash_lookup(self, digest: str) -> Reply:
-        """GET /hash/{md5|sha1|sha256}: the latest finished report, else 404 {HASH: "Not Found"}."""
+    def hash_lookup(self, digest: str, rule: str | None) -> Reply:
+        """GET /hash/{md5|sha1|sha256}: the report of the newest scan of that file (under `rule`
+        when given) that was not canceled and, unless hash_unfinished, is finished; else
+        404 {HASH: "Not Found"}."""
         with self._lock:
             now = self.clock.now()
-            job = self._book.latest_finished(digest, now)
+            job = self._book.latest(digest, now, rule, self.settings.hash_unfinished)
             if job is None:
                 return json_reply(404, {digest.upper(): "Not Found"})
             return json_reply(200, self._report(job, now))
 
     def _report(self, job, now: float) -> dict:
-        return build_report(job, now, self.settings.md_version, self.clock, self.settings.report_flavour)
+        flavour = "5" if self.settings.core_version == 5 else self.settings.report_flavour
+        return build_report(job, now, self.settings.md_version, self.clock, flavour, self.engines)

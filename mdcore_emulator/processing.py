@@ -1,13 +1,14 @@
 """The scan model of one Core: uploads, a FIFO queue with `concurrency` slots, and reports.
 
-Nothing runs in the background. A job's start and finish are fixed when it is admitted
-(start = max(upload time, earliest free slot)); every report is computed from the job and
-the current monotonic time `now`, so the functions here are pure apart from `Clock`.
+Nothing runs in the background. A job's start is planned when it is admitted (start =
+max(upload time, earliest free slot)) and planned again for every waiting job when a
+cancel frees a queue position or a slot; every report is computed from the job and the
+current monotonic time `now`, so the functions here are pure apart from `Clock` and
+`Scheduler`.
 """
 
 import hashlib
 import time
-from collections import deque
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
@@ -16,6 +17,7 @@ from .verdicts import (
     ARCHIVE,
     CDR,
     CDR_FAIL,
+    OUTDATED,
     RESULT_TEXT,
     VULNERABLE,
     Markers,
@@ -31,6 +33,7 @@ POST_PROCESSING_SHARE = 0.2  # Deep CDR takes this share of the scan time after 
 STUCK_FRACTION = 0.99  # how far a never-completing scan gets
 BLOCKING_CODES = frozenset({1, 2, 4, 22})
 DEFAULT_RULE = "File scan"
+ENGINE_FAILURE = "scan engine failed: timeout"  # a failed engine's threat_found on Core 5
 # The product a MDEMU:VULNERABLE file is recognised as, with OpenAPI's example CVEs.
 VULNERABLE_CVES = ("CVE-2015-8459", "CVE-2015-8460", "CVE-2015-8636", "CVE-2015-8645")
 
@@ -142,7 +145,9 @@ class Submission:
 @dataclass
 class Job:
     """One scan. Times are monotonic seconds; `engines` are the scanning AV engines as they
-    were at upload, `verdicts` their final results and `overall` the scan_all_result_i."""
+    were at upload, `verdicts` their final results and `overall` the scan_all_result_i.
+    `started_at` is planned by the Scheduler and moves earlier when a job ahead is canceled;
+    a job canceled while waiting gets its cancel time as start (it never scanned)."""
 
     data_id: str
     file: FileFacts
@@ -164,7 +169,15 @@ class Job:
         """When the job is (or will be) complete; None when it never completes."""
         if self.canceled_at is not None:
             return self.canceled_at
-        return None if self.stuck else self.started_at + self.scan_seconds + self.post_seconds
+        return None if self.stuck else self.slot_until
+
+    @property
+    def slot_until(self) -> float:
+        """When the job leaves its scan slot: canceled, or done (a stuck job too: its report
+        stays below 100 % but the slot is free after the scan time)."""
+        if self.canceled_at is not None:
+            return self.canceled_at
+        return self.started_at + self.scan_seconds + self.post_seconds
 
     def finished(self, now: float) -> bool:
         return self.finished_at is not None and self.finished_at <= now
@@ -190,12 +203,12 @@ def make_job(
     engines: tuple[Engine, ...],
     *,
     queued_at: float,
-    started_at: float,
     seconds: tuple[float, float],
     stuck: bool,
     uploaded_at: datetime,
 ) -> Job:
-    """The job of a complete upload; `seconds` = (scan seconds, post-processing seconds)."""
+    """The job of a complete upload, not yet admitted (started_at is its upload time until the
+    Scheduler plans it); `seconds` = (scan seconds, post-processing seconds)."""
     markers = digest.markers()
     scanning = tuple(e for e in engines if e.scans)
     verdicts = engine_results(markers, [e.name for e in scanning], submission.archive_password)
@@ -209,7 +222,7 @@ def make_job(
         verdicts=verdicts,
         overall=1 if ARCHIVE in markers.names else overall_code(v.code for v in verdicts.values()),
         queued_at=queued_at,
-        started_at=started_at,
+        started_at=queued_at,
         scan_seconds=scan_seconds,
         post_seconds=post_seconds,
         stuck=stuck,
@@ -220,34 +233,66 @@ def make_job(
 
 
 class Scheduler:
-    """FIFO admission to `concurrency` scan slots with at most `queue_limit` jobs waiting."""
+    """FIFO admission to `concurrency` scan slots with at most `queue_limit` jobs waiting.
+
+    Sets each admitted job's `started_at`; cancel() frees the job's queue position or slot
+    at once and moves the jobs behind it up. Not thread-safe: the caller locks.
+    """
 
     def __init__(self, concurrency: int, queue_limit: int) -> None:
-        self._free_at = [0.0] * concurrency
+        self._concurrency = concurrency
         self._queue_limit = queue_limit
-        self._starts: deque[float] = deque()  # start times of admitted jobs, non-decreasing
+        self._free_at = [0.0] * concurrency  # when each slot is free, once every admitted job has run
+        self._active: list[Job] = []  # admitted jobs still waiting or in a slot, in admission order
 
     def waiting(self, now: float) -> int:
-        """Jobs admitted but not started at `now` (Core's scan_queue)."""
-        while self._starts and self._starts[0] <= now:
-            self._starts.popleft()
-        return len(self._starts)
+        """Jobs admitted but not started at `now`."""
+        return sum(1 for job in self._current(now) if job.started_at > now)
 
     def busy(self, now: float) -> int:
         """Slots occupied at `now`."""
-        return sum(1 for free_at in self._free_at if free_at > now)
+        return sum(1 for job in self._current(now) if job.started_at <= now)
 
-    def admit(self, now: float, seconds: float) -> float | None:
-        """Book the earliest free slot for `seconds` and return the job's start time; None
-        (nothing booked) when the job would have to wait and `queue_limit` jobs already wait."""
-        slot = min(range(len(self._free_at)), key=self._free_at.__getitem__)
+    def admit(self, job: Job, now: float) -> bool:
+        """Plan `job` into the earliest free slot (setting its started_at); False (nothing
+        planned) when it would have to wait and `queue_limit` jobs already wait."""
+        slot = min(range(self._concurrency), key=self._free_at.__getitem__)
         start = max(now, self._free_at[slot])
         if start > now and self.waiting(now) >= self._queue_limit:
-            return None
-        self._free_at[slot] = start + seconds
-        if start > now:
-            self._starts.append(start)
-        return start
+            return False
+        job.started_at = start
+        self._free_at[slot] = job.slot_until
+        self._active.append(job)
+        return True
+
+    def cancel(self, job: Job, now: float) -> list[Job]:
+        """Cancel an unfinished `job` at `now` and plan the waiting jobs again; the jobs whose
+        times changed (the canceled one first), or [] when `job` had already finished."""
+        if job.finished(now):
+            return []
+        job.canceled_at = now
+        job.started_at = min(job.started_at, now)
+        return [job, *self._replan(now)]
+
+    def _current(self, now: float) -> list[Job]:
+        """The admitted jobs still waiting or in a slot at `now` (the others are forgotten)."""
+        self._active = [job for job in self._active if job.slot_until > now]
+        return self._active
+
+    def _replan(self, now: float) -> list[Job]:
+        """Give the waiting jobs, in FIFO order, the slots as they free up after `now`; the moved jobs."""
+        jobs = self._current(now)
+        running = [job.slot_until for job in jobs if job.started_at <= now]
+        self._free_at = running + [now] * (self._concurrency - len(running))
+        moved = []
+        for job in (job for job in jobs if job.started_at > now):
+            slot = min(range(self._concurrency), key=self._free_at.__getitem__)
+            start = max(now, self._free_at[slot])
+            if start != job.started_at:
+                job.started_at = start
+                moved.append(job)
+            self._free_at[slot] = job.slot_until
+        return moved
 
 
 class ScanBook:
@@ -265,21 +310,16 @@ class ScanBook:
     def get(self, data_id: str) -> Job | None:
         return self._jobs.get(data_id)
 
-    def latest_finished(self, digest: str, now: float) -> Job | None:
-        """The newest job for this md5/sha1/sha256 (any case) that finished without being canceled."""
+    def latest(self, digest: str, now: float, rule: str | None, unfinished: bool) -> Job | None:
+        """The newest job for this md5/sha1/sha256 (any case) that was not canceled, made under
+        `rule` (None: any rule); a job still queued or scanning counts only when `unfinished`."""
         for data_id in reversed(self._by_hash.get(digest.lower(), [])):
             job = self._jobs[data_id]
-            if job.canceled_at is None and job.finished(now):
+            if job.canceled_at is not None or rule not in (None, job.submission.rule):
+                continue
+            if unfinished or job.finished(now):
                 return job
         return None
-
-    def cancel(self, data_id: str, now: float) -> bool:
-        """Cancel a job that is not finished yet; False (nothing changes) when it already is."""
-        job = self._jobs[data_id]
-        if job.finished(now):
-            return False
-        job.canceled_at = now
-        return True
 
 
 # ----------------------------------------------------------------------------- reports
@@ -313,10 +353,15 @@ def _state(job: Job, now: float) -> _State:
     return _State(phase, scan, whole)
 
 
-def build_report(job: Job, now: float, md_version: int, clock: Clock, flavour: str = "current") -> dict:
+def build_report(
+    job: Job, now: float, md_version: int, clock: Clock, flavour: str, engines: tuple[Engine, ...]
+) -> dict:
     """GET /file/{data_id} at monotonic `now`. Queued: no scan_results. v3: no process_info.
 
-    MDEMU:ARCHIVE files also list their members; flavour "4.3" words the report as a Core 4.3 does.
+    MDEMU:ARCHIVE files also list their members; flavour "4.3" words the report as a Core 4.3
+    does, "5" as a Core 5 does (see as_core_5), "current" as Core 4.18 does. `engines` are the
+    Core's engines now: when one the job scanned with has newer definitions (or the file has
+    MDEMU:OUTDATED), process_info.outdated_data says so.
     """
     state = _state(job, now)
     report = {"data_id": job.data_id, "file_info": _file_info(job.file)}
@@ -326,9 +371,21 @@ def build_report(job: Job, now: float, md_version: int, clock: Clock, flavour: s
             report["extracted_files"] = {"files_in_archive": _archive_members(job, state)}
     if md_version == 4:
         report["process_info"] = _process_info(job, state, now)
+        if _outdated(job, engines):
+            report["process_info"]["outdated_data"] = ["enginedefinitions"]
     if md_version == 4 and VULNERABLE in job.markers.names and state.phase in ("post", "done"):
         report["vulnerability_info"] = _vulnerability_info(job)
-    return as_core_4_3(report) if flavour == "4.3" else report
+    if flavour == "4.3":
+        return as_core_4_3(report)
+    return as_core_5(report) if flavour == "5" else report
+
+
+def _outdated(job: Job, engines: tuple[Engine, ...]) -> bool:
+    """True when an engine the job scanned with now has newer definitions, or the file has MDEMU:OUTDATED."""
+    newest = {e.name: e.def_time for e in engines if e.def_time is not None}
+    return OUTDATED in job.markers.names or any(
+        e.def_time is not None and newest.get(e.name, e.def_time) > e.def_time for e in job.engines
+    )
 
 
 def _archive_members(job: Job, state: _State) -> list[dict]:
@@ -350,7 +407,8 @@ def _archive_members(job: Job, state: _State) -> list[dict]:
 
 def as_core_4_3(report: dict) -> dict:
     """`report` as a Core 4.3 words it: "Clean" for no threat, no per-engine wait_time, no queue or processing
-    time; while scanning, code 0 with no engines yet, total_avs 0 and total_time -1 (only the progress tells)."""
+    time, no outdated_data; while scanning, code 0 with no engines yet, total_avs 0 and total_time -1 (only the
+    progress tells)."""
     results = report.get("scan_results")
     if results is not None:
         if results["progress_percentage"] < 100:
@@ -359,8 +417,22 @@ def as_core_4_3(report: dict) -> dict:
             results["scan_all_result_a"] = "Clean"
         for entry in results["scan_details"].values():
             entry.pop("wait_time")
-    for key in ("queue_time", "processing_time"):
+    for key in ("queue_time", "processing_time", "outdated_data"):
         report.get("process_info", {}).pop(key, None)
+    return report
+
+
+def as_core_5(report: dict) -> dict:
+    """`report` (v4) as a Core 5 words it: process_info always has outdated_data (maybe []) and
+    verdicts (the overall result text once complete, [] while processing); a failed engine
+    (code 3) has its engine error ENGINE_FAILURE in threat_found."""
+    process, results = report["process_info"], report.get("scan_results")
+    process.setdefault("outdated_data", [])
+    complete = results is not None and process["progress_percentage"] == 100
+    process["verdicts"] = [results["scan_all_result_a"]] if complete else []
+    for entry in (results or {}).get("scan_details", {}).values():
+        if entry["scan_result_i"] == 3:
+            entry["threat_found"] = ENGINE_FAILURE
     return report
 
 

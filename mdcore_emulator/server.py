@@ -32,22 +32,25 @@ def _upload(request: "_Handler", node: "Node") -> Reply | None:
         return error_reply(411, "Missing Content-Length header.")
     if request.body_left == 0:
         return error_reply(422, "File is empty.")
-    refused = node.upload_refused()
+    submission = request.submission()
+    refused = node.upload_refused(submission, request.body_left)
     if refused is not None:
         return refused
     digest = request.read_body()
-    return None if digest is None else node.upload(digest, request.submission())
+    return None if digest is None else node.upload(digest, submission)
 
 
 _ROUTES = (
     (re.compile(r"/version"), {"GET": lambda request, node: node.version()}),
     (re.compile(r"/stat/engines"), {"GET": lambda request, node: node.engine_list()}),
     (re.compile(r"/stat/nodes"), {"GET": lambda request, node: node.nodes_status()}),
+    (re.compile(r"/readyz"), {"GET": lambda request, node: node.readiness()}),
     (re.compile(r"/file"), {"POST": _upload}),
+    (re.compile(r"/file/rules"), {"GET": lambda request, node: node.rules()}),
     (re.compile(r"/file/converted/([^/]+)"), {"GET": lambda request, node, data_id: node.converted(data_id)}),
     (re.compile(r"/file/([^/]+)"), {"GET": lambda request, node, data_id: node.result(data_id)}),
     (re.compile(r"/file/([^/]+)/cancel"), {"POST": lambda request, node, data_id: node.cancel(data_id)}),
-    (re.compile(r"/hash/([^/]+)"), {"GET": lambda request, node, digest: node.hash_lookup(digest)}),
+    (re.compile(r"/hash/([^/]+)"), {"GET": lambda request, node, digest: node.hash_lookup(digest, request.rule())}),
 )
 
 
@@ -144,11 +147,16 @@ class _Handler(BaseHTTPRequestHandler):
                 return
             self.body_left -= len(chunk)
 
+    def rule(self) -> str | None:
+        """The URL-decoded header rule (or its old alias workflow); None when absent or empty."""
+        return unquote(self.headers.get("rule") or self.headers.get("workflow") or "") or None
+
     def submission(self) -> Submission:
-        """The upload headers: filename, rule (or its alias workflow), archivepwd; URL-decoded."""
+        """The upload headers: filename, rule (default DEFAULT_RULE), archivepwd; URL-decoded."""
         headers = self.headers
-        rule = unquote(headers.get("rule") or headers.get("workflow") or "") or DEFAULT_RULE
-        return Submission(unquote(headers.get("filename", "")), rule, unquote(headers.get("archivepwd", "")))
+        return Submission(
+            unquote(headers.get("filename", "")), self.rule() or DEFAULT_RULE, unquote(headers.get("archivepwd", ""))
+        )
 
     # ------------------------------------------------------------------ response
 
@@ -309,7 +317,12 @@ class Emulator:
     faster than scan_seconds; latency: seconds every answer is delayed (a network delay),
     node_latency: {node index: delay} for Cores farther or nearer; quiet: no per-request log
     lines on stderr; engine_list: "tidy" (one entry per engine) or "packages" (Linux and Windows
-    packages as real Cores list them); report_flavour: "current" or "4.3" (the field set of an older Core).
+    packages as real Cores list them); report_flavour: "current" or "4.3" (the field set of an older Core);
+    hash_unfinished: GET /hash/{hash} also returns scans still queued or scanning (default: finished only);
+    core_version: 4, or 5 (md_version 4, report_flavour "current"): /version 5.x, GET /readyz (see
+    Node.set_ready), GET /file/rules, stat/nodes scan_queue_details, Core 5 report fields, and uploads
+    refused under a rule the Core lacks or above its rule's max_file_size; rules: {name: max_file_size
+    in bytes}, Core 5 only (default {"File scan": DEFAULT_MAX_FILE_SIZE}).
     """
 
     def __init__(
@@ -332,6 +345,9 @@ class Emulator:
         report_flavour: str = "current",
         latency: float = 0.0,
         node_latency: dict[int, float] | None = None,
+        hash_unfinished: bool = False,
+        core_version: int = 4,
+        rules: dict[str, int] | None = None,
     ) -> None:
         _check(nodes >= 1, "nodes must be at least 1")
         _check(md_version in (3, 4), "md_version must be 3 or 4")
@@ -345,11 +361,13 @@ class Emulator:
         _check(latency >= 0, "latency must be >= 0")
         _check(engine_list in ENGINE_LISTS, f"engine_list must be one of {', '.join(ENGINE_LISTS)}")
         _check(report_flavour in REPORT_FLAVOURS, f"report_flavour must be one of {', '.join(REPORT_FLAVOURS)}")
+        _check_core_version(core_version, md_version, report_flavour, rules)
         for names in (faults or {}).values():
             for name in names:
                 check_fault(name)
         self.settings = Settings(scan_seconds, apikey, md_version, concurrency, queue_limit, slow_seconds, quiet,
-                                 engine_list, report_flavour, latency)
+                                 engine_list, report_flavour, latency, hash_unfinished, core_version,
+                                 tuple(rules.items()) if rules else Settings.rules)
         self._count, self._host, self._port = nodes, host, port
         self._tls, self._cert_dir = tls, cert_dir
         self._faults = faults or {}
@@ -411,6 +429,15 @@ class Emulator:
 
     def __exit__(self, *exc_info) -> None:
         self.stop()
+
+
+def _check_core_version(core_version: int, md_version: int, report_flavour: str, rules: dict | None) -> None:
+    _check(core_version in (4, 5), "core_version must be 4 or 5")
+    if core_version == 5:
+        _check(md_version == 4 and report_flavour == "current",
+               "core_version 5 needs md_version 4 and report_flavour current")
+    _check(rules is None or core_version == 5, "rules need core_version 5")
+    _check(all(name and size >= 0 for name, size in (rules or {}).items()), "rules need names and sizes >= 0")
 
 
 def _check(condition: bool, message: str) -> None:

@@ -5,8 +5,10 @@ from dataclasses import dataclass, field
 
 @dataclass
 class ScanRecord:
-    """One accepted upload. `finished_at` is when the job is (or will be) complete: None for
-    a scan that never completes; the cancel time for a canceled scan."""
+    """One accepted upload. `started_at` and `finished_at` are when the job starts and is
+    complete as planned now (a cancel moves the jobs behind it up): `finished_at` is None for
+    a scan that never completes, the cancel time for a canceled scan (and its `started_at`
+    too when it was canceled while waiting)."""
 
     data_id: str
     filename: str

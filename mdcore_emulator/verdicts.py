@@ -27,6 +27,7 @@ CDR_FAIL = "MDEMU:CDR-FAIL"
 ARCHIVE = "MDEMU:ARCHIVE"
 HEUR = "MDEMU:HEUR"
 VULNERABLE = "MDEMU:VULNERABLE"
+OUTDATED = "MDEMU:OUTDATED"
 SCAN_PREFIX = "MDEMU:SCAN="
 ARCHIVE_PASSWORD = "infected"  # the archivepwd that opens an ENCRYPTED file
 
@@ -47,6 +48,7 @@ MARKERS = (
     ARCHIVE,
     HEUR,
     VULNERABLE,
+    OUTDATED,
 )
 
 RESULT_TEXT = {
@@ -265,6 +267,7 @@ Markers (anywhere in a file's content, upper case, whole tokens) decide the verd
   MDEMU:HEUR          ClamAV 1 "Win.Trojan.Agent-6330621-0", Ikarus 1 "HEUR:Trojan.Win32.Generic",
                       Bitdefender 1 "Gen:Heur.Mint.Zard.1", K7 2 "Suspicious ( 0055e3ef1 )"
   MDEMU:VULNERABLE    vulnerability_info: the file is Adobe Flash Player 20.0.0.235 (critical), 4 CVEs
+  MDEMU:OUTDATED      process_info.outdated_data is ["enginedefinitions"], as after a definition update
   MDEMU:SCAN=<s>      this file's scan time in seconds instead of --scan-seconds, e.g. MDEMU:SCAN=1.3
   no marker           every engine 0 No Threat Detected
 ENCRYPTED, UNSUPPORTED and NOT-SCANNED (in that order) set every engine; otherwise EICAR sets

@@ -211,6 +211,25 @@ def test_cancel(start_emulator, client):
         assert report["process_info"]["progress_percentage"] == 100
 
 
+def test_cancel_frees_the_slot_and_the_queue_position_at_once(start_emulator, client):
+    emulator = start_emulator(scan_seconds=1.0, queue_limit=1)
+    core = client(emulator.urls[0])
+    scanning, waiting = core.submit(b"one"), core.submit(b"two")
+    assert core.upload(b"three").status_code == 503
+    core.post(f"file/{waiting}/cancel")  # its queue position is free
+    behind = core.submit(b"three")
+    assert core.get("stat/nodes").json()[0]["statuses"][0]["scan_queue"] == 2
+    core.post(f"file/{scanning}/cancel")  # its slot is free: the next job scans now, not a second later
+    canceled_at = emulator.nodes[0].stats.scans[scanning].finished_at
+    record = emulator.nodes[0].stats.scans[behind]
+    assert record.started_at == pytest.approx(canceled_at) and record.finished_at == pytest.approx(canceled_at + 1.0)
+    report = core.report(behind)
+    assert "scan_results" in report and report["process_info"]["result"] == "Processing"
+    final = core.wait(behind, timeout=3)
+    assert final["process_info"]["queue_time"] == pytest.approx(1000 * (canceled_at - record.queued_at), abs=2)
+    assert emulator.nodes[0].stats.processing_seconds(behind) < 1.5
+
+
 def test_hash_lookup(start_emulator, client):
     core = client(start_emulator(scan_seconds=0.2).urls[0])
     content = EICAR.encode()
@@ -223,6 +242,36 @@ def test_hash_lookup(start_emulator, client):
         assert response.status_code == 200 and response.json()["data_id"] == data_id
     missing = core.get("hash/" + "0" * 64)
     assert (missing.status_code, missing.json()) == (404, {"0" * 64: "Not Found"})
+
+
+def test_hash_lookup_is_rule_aware_and_skips_canceled_scans(start_emulator, client):
+    core = client(start_emulator(scan_seconds=0.05).urls[0])
+    content = b"same file"
+    sha1 = hashlib.sha1(content).hexdigest()
+    default_rule = core.scan(content)["data_id"]
+    strict = core.scan(content, rule="Strict%20Scan")["data_id"]
+    canceled = core.submit(content, workflow="Strict%20Scan")
+    core.post(f"file/{canceled}/cancel")
+    assert core.get(f"hash/{sha1}").json()["data_id"] == strict  # the newest, any rule
+    assert core.get(f"hash/{sha1}", headers={"rule": "File%20scan"}).json()["data_id"] == default_rule
+    by_alias = core.get(f"hash/{sha1.upper()}", headers={"workflow": "Strict%20Scan"}).json()
+    assert by_alias["data_id"] == strict and by_alias == core.report(strict)
+    missing = core.get(f"hash/{sha1}", headers={"rule": "Other"})
+    assert (missing.status_code, missing.json()) == (404, {sha1.upper(): "Not Found"})
+
+
+@pytest.mark.parametrize("hash_unfinished", [False, True])
+def test_hash_lookup_of_unfinished_scans(start_emulator, client, hash_unfinished):
+    core = client(start_emulator(scan_seconds=1.0, hash_unfinished=hash_unfinished).urls[0])
+    md5 = hashlib.md5(b"queued").hexdigest()
+    core.submit(b"scanning")
+    queued = core.submit(b"queued")
+    response = core.get(f"hash/{md5}")
+    if hash_unfinished:
+        assert response.status_code == 200 and response.json()["data_id"] == queued
+        assert response.json()["process_info"]["result"] == "Processing" and "scan_results" not in response.json()
+    else:
+        assert (response.status_code, response.json()) == (404, {md5.upper(): "Not Found"})
 
 
 def test_cdr_post_processing_and_converted_file(start_emulator, client):
@@ -304,7 +353,18 @@ def test_update_definitions_changes_the_engine_list_and_new_reports(start_emulat
         new_report["scan_results"]["scan_details"]["ClamAV"]["def_time"]
         > old_report["scan_results"]["scan_details"]["ClamAV"]["def_time"]
     )
+    assert "outdated_data" not in old_report["process_info"] and "outdated_data" not in new_report["process_info"]
+    # The earlier scan's report is unchanged, except that it now says its definitions are outdated.
+    old_report["process_info"]["outdated_data"] = ["enginedefinitions"]
     assert core.report(old_report["data_id"]) == old_report
+    assert core.get(f"hash/{old_report['file_info']['sha256']}").json() == old_report
+
+
+def test_outdated_marker_and_the_4_3_flavour(start_emulator, client):
+    core = client(start_emulator(scan_seconds=0).urls[0])
+    assert core.scan(b"MDEMU:OUTDATED")["process_info"]["outdated_data"] == ["enginedefinitions"]
+    old = client(start_emulator(scan_seconds=0, report_flavour="4.3").urls[0])
+    assert "outdated_data" not in old.scan(b"MDEMU:OUTDATED")["process_info"]
 
 
 @pytest.mark.parametrize("md_version, status, err", [(4, 403, "Access denied"), (3, 401, "Invalid API key")])

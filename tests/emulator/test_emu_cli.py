@@ -30,6 +30,10 @@ OPTIONS = [
     "--node-scan-seconds",
     "--latency",
     "--node-latency",
+    "--hash-unfinished",
+    "--core-version",
+    "--rule",
+    "--not-ready",
     "--tls",
     "--cert-dir",
     "--quiet",
@@ -105,6 +109,25 @@ def test_serves_v3_nodes_logs_requests_and_stops_on_sigterm():
     assert "node 1 GET /metascan_rest/file/abc 404" in err
 
 
+def test_core_5_rules_and_not_ready_nodes():
+    port = _free_port_pair()
+    process = _run("--port", str(port), "--nodes", "2", "--core-version", "5", "--rule", "Strict:1024",
+                   "--rule", "Archive:scan", "--not-ready", "1:scan queue above threshold", "--quiet")
+    try:
+        assert process.stdout.readline().strip() == f"node 0: http://127.0.0.1:{port}/"
+        process.stdout.readline()
+        rules = requests.get(f"http://127.0.0.1:{port}/file/rules", timeout=5).json()
+        assert rules == [
+            {"name": "Strict", "max_file_size": 1024},
+            {"name": "Archive:scan", "max_file_size": 200_000_000},
+        ]
+        assert requests.get(f"http://127.0.0.1:{port}/readyz", timeout=5).status_code == 200
+        not_ready = requests.get(f"http://127.0.0.1:{port + 1}/readyz", timeout=5)
+        assert (not_ready.status_code, not_ready.json()["reason"]) == (503, "scan queue above threshold")
+    finally:
+        _stop(process, signal.SIGTERM)
+
+
 def test_tls_quiet_and_sigint(tmp_path):
     process = _run("--port", str(_free_port_pair()), "--tls", "--quiet", cwd=tmp_path)
     try:
@@ -122,7 +145,9 @@ def test_tls_quiet_and_sigint(tmp_path):
 @pytest.mark.parametrize(
     "args",
     [["--fault", "3:down"], ["--fault", "0:melting"], ["--md-version", "5"], ["--nodes", "0"],
-     ["--latency", "-1"], ["--node-latency", "1:0.1"], ["--node-latency", "0:x"]],
+     ["--latency", "-1"], ["--node-latency", "1:0.1"], ["--node-latency", "0:x"], ["--core-version", "6"],
+     ["--rule", "Strict:10"], ["--core-version", "5", "--not-ready", "1:busy"],
+     ["--core-version", "5", "--rule", ":5"]],
 )
 def test_bad_arguments_exit_2(args):
     result = subprocess.run(

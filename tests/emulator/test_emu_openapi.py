@@ -128,3 +128,13 @@ def test_the_schemas_are_not_vacuous():
             jsonschema.Draft4Validator(report).validate(broken)
     with pytest.raises(jsonschema.ValidationError):
         jsonschema.Draft4Validator(response_schema("stat@engines.yaml", "get", 200)).validate([{"state": "fine"}])
+
+
+def test_core_5_rules_and_nodes(client):
+    with Emulator(scan_seconds=0.05, core_version=5, rules={"File scan": 2**20, "Strict": 1024}) as emulator:
+        api = client(emulator.urls[0])
+        check(api.get("file/rules"), "file@rules.yaml", "get", 200)
+        check(api.get("stat/nodes"), "stat@nodes.yaml", "get", 200)
+        data_id = api.submit(EICAR.encode())
+        api.wait(data_id)
+        check(api.get(f"file/{data_id}"), "file@{data_id}.yaml", "get", 200)

@@ -6,7 +6,7 @@ import pytest
 
 from mdcore_emulator import CDR, CDR_FAIL, EICAR, ENCRYPTED, MIXED, NOT_SCANNED, UNSUPPORTED, scan_marker
 from mdcore_emulator.engines import advance, catalogue, engine_list, v3_time
-from mdcore_emulator.processing import Scheduler
+from mdcore_emulator.processing import Scheduler, Submission, UploadDigest, make_job
 from mdcore_emulator.verdicts import Markers, MarkerScanner, engine_results, find_markers, overall_code
 
 CONTENT = (
@@ -110,10 +110,34 @@ def test_v3_time_uses_a_12_hour_clock():
     assert v3_time(datetime(2024, 3, 11, 23, 8, tzinfo=UTC)) == "03/11/2024 11:08:00 PM"
 
 
+def _job(queued_at: float, seconds: float):
+    digest = UploadDigest()
+    digest.feed(b"x")
+    return make_job("id", digest, Submission("x"), (), queued_at=queued_at, seconds=(seconds, 0.0), stuck=False,
+                    uploaded_at=datetime.now(UTC))
+
+
 def test_scheduler_is_fifo_with_concurrency_and_a_queue_limit():
     scheduler = Scheduler(concurrency=2, queue_limit=2)
-    assert [scheduler.admit(0.0, 1.0) for _ in range(4)] == [0.0, 0.0, 1.0, 1.0]
+    jobs = [_job(0.0, 1.0) for _ in range(4)]
+    assert all(scheduler.admit(job, 0.0) for job in jobs)
+    assert [job.started_at for job in jobs] == [0.0, 0.0, 1.0, 1.0]
     assert scheduler.waiting(0.5) == 2 and scheduler.busy(0.5) == 2
-    assert scheduler.admit(0.5, 1.0) is None
+    assert not scheduler.admit(_job(0.5, 1.0), 0.5)
     assert scheduler.waiting(1.0) == 0
-    assert scheduler.admit(1.0, 1.0) == 2.0
+    late = _job(1.0, 1.0)
+    assert scheduler.admit(late, 1.0) and late.started_at == 2.0
+
+
+def test_scheduler_cancel_frees_the_slot_or_the_queue_position_at_once():
+    scheduler = Scheduler(concurrency=1, queue_limit=3)
+    running, second, third, fourth = jobs = [_job(0.0, 1.0) for _ in range(4)]
+    assert all(scheduler.admit(job, 0.0) for job in jobs)
+    assert scheduler.cancel(second, 0.5) == [second, third, fourth]  # canceled while waiting: leaves the queue
+    assert (second.started_at, second.finished_at) == (0.5, 0.5)
+    assert (third.started_at, fourth.started_at) == (1.0, 2.0)
+    assert scheduler.cancel(running, 0.6) == [running, third, fourth]  # canceled while scanning: the slot frees
+    assert (third.started_at, third.finished_at, fourth.started_at) == (0.6, 1.6, 1.6)
+    assert scheduler.waiting(0.7) == 1 and scheduler.busy(0.7) == 1
+    assert scheduler.cancel(running, 0.8) == []  # already over
+    assert scheduler.cancel(third, 1.7) == []
