@@ -3,6 +3,7 @@
 import json
 import logging
 import os
+import re
 from urllib.parse import unquote
 
 import pytest
@@ -10,6 +11,7 @@ from al_checks import run_task
 from assemblyline.odm.models.ontology.results import Antivirus
 from core_answers import finished_report, mock_core
 
+from mdservice.engines import tool_version
 from mdservice.report import TITLE_STALE
 from metadefender import MetaDefender, ServiceStartError
 
@@ -179,16 +181,46 @@ def test_bad_config_stops_the_service_at_start_naming_the_key(requests_mock, con
     assert requests_mock.request_history == []
 
 
-def test_no_core_reachable_stops_the_service(requests_mock):
+def assert_waits_for_a_core(service, sample, tmp_path, problem: str) -> dict:
+    """A task fails as a recoverable error naming the Core, its problem and since when; nothing is uploaded."""
+    kind, error, _ = run_task(service, sample, str(tmp_path))
+    assert kind == "error" and error["response"]["status"] == "FAIL_RECOVERABLE"
+    since = r"since \d{4}-\d\d-\d\d \d\d:\d\d:\d\d UTC: "
+    assert re.search(f"No MetaDefender Core can scan files {since}{re.escape(problem)}", error["response"]["message"])
+    version = error["response"]["service_tool_version"]
+    assert version.startswith("unavailable-") and version != tool_version([""])
+    return error
+
+
+def test_no_core_reachable_at_start_starts_and_scans_once_the_core_answers(requests_mock, sample, tmp_path,
+                                                                           monkeypatch, caplog):
+    monkeypatch.setattr("mdservice.nodes.BACKOFF_START", 0.0)  # the Core's next probe is due at once
     requests_mock.get(CORE + "stat/engines", status_code=503, json={"err": "busy"})
-    with pytest.raises(ServiceStartError, match="No MetaDefender Core could be reached"):
-        started()
+    with caplog.at_level(logging.WARNING):
+        service = started()
+    problem = "http://core-1:8008/ answered stat/engines with HTTP 503 (busy)"
+    assert "No MetaDefender Core can scan files since " in caplog.text and problem in caplog.text
+    assert_waits_for_a_core(service, sample, tmp_path, problem)
+    assert not [r for r in requests_mock.request_history if r.method == "POST"]
+    mock_core(requests_mock, CORE, ENGINES_V4, finished_report(EICAR_DETAILS))
+    kind, result, doc = run_task(service, sample, str(tmp_path))
+    assert kind == "result" and result.result.score == 1000
+    assert doc["response"]["service_tool_version"] == tool_version([service.pool.nodes[0].engines.fingerprint()])
 
 
-def test_no_active_engine_stops_the_service(requests_mock):
-    requests_mock.get(CORE + "stat/engines", json=[dict(e, state="permanently failed") for e in ENGINES_V4])
-    with pytest.raises(ServiceStartError, match="active antivirus engine"):
-        started()
+@pytest.mark.parametrize("listed", [
+    [dict(e, state="permanently failed") for e in ENGINES_V4],
+    [dict(e, active=False, state="disabled") if e["engine_type"] == "av" else e for e in ENGINES_V4],
+], ids=["every engine failed", "only utility engines active"])
+def test_no_active_antivirus_engine_at_start_starts_and_scans_once_one_is(requests_mock, sample, tmp_path, listed):
+    requests_mock.get(CORE + "stat/engines", json=listed)
+    service = started()
+    first = assert_waits_for_a_core(service, sample, tmp_path, "http://core-1:8008/ has no active antivirus engine")
+    assert_waits_for_a_core(service, sample, tmp_path, "http://core-1:8008/ has no active antivirus engine")
+    mock_core(requests_mock, CORE, ENGINES_V4, finished_report(EICAR_DETAILS))
+    kind, result, _ = run_task(service, sample, str(tmp_path))
+    assert kind == "result" and result.result.score == 1000
+    assert "since" in first["response"]["message"]
 
 
 def test_service_starts_when_its_only_antivirus_engine_is_also_listed_as_an_inactive_package(requests_mock):
@@ -198,11 +230,10 @@ def test_service_starts_when_its_only_antivirus_engine_is_also_listed_as_an_inac
     assert started().pool.nodes[0].engines.active_av_count == 1
 
 
-def test_only_utility_engines_active_stops_the_service(requests_mock):
-    listed = [dict(e, active=False, state="disabled") if e["engine_type"] == "av" else e for e in ENGINES_V4]
-    requests_mock.get(CORE + "stat/engines", json=listed)
-    with pytest.raises(ServiceStartError, match="active antivirus engine"):
-        started()
+def test_api_key_refused_by_every_core_still_stops_the_start(requests_mock):
+    requests_mock.get(CORE + "stat/engines", status_code=401, json={"err": "Invalid API key"})
+    with pytest.raises(ServiceStartError, match="API key was refused; set api_key"):
+        started({"api_key": KEY})
 
 
 def test_one_core_down_at_start_is_tolerated(core):
