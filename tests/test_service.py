@@ -46,6 +46,14 @@ def titles(odm_result):
     return [(s.depth, s.title_text) for s in odm_result.result.sections]
 
 
+def ontology_parts(doc, tmp_path) -> list[Antivirus]:
+    """The Antivirus parts of the ontology file the task attached."""
+    ontology_file = next(f for f in doc["response"]["supplementary"] if f["name"].endswith(".ontology"))
+    ontology = json.load(open(os.path.join(str(tmp_path), "working_directory", os.listdir(
+        os.path.join(str(tmp_path), "working_directory"))[0], ontology_file["name"].split("_", 1)[1])))
+    return [Antivirus(part) for part in ontology["results"]["antivirus"]]
+
+
 def test_eicar_result_validates_and_carries_context_and_ontology(core, sample, tmp_path):
     kind, result, doc = run_task(started(), sample, str(tmp_path), filename="eicar.com")
     assert kind == "result"
@@ -53,11 +61,7 @@ def test_eicar_result_validates_and_carries_context_and_ontology(core, sample, t
                                   (1, "ClamAV identified the file as Eicar-Test-Signature")]
     assert result.result.score == 1000
     assert doc["response"]["service_context"] == "Definition Time Range: 2026-11-26 06:00:00 - 2026-11-26 11:08:00"
-    ontology_file = next(f for f in doc["response"]["supplementary"] if f["name"].endswith(".ontology"))
-    ontology = json.load(open(os.path.join(str(tmp_path), "working_directory", os.listdir(
-        os.path.join(str(tmp_path), "working_directory"))[0], ontology_file["name"].split("_", 1)[1])))
-    parts = [Antivirus(part) for part in ontology["results"]["antivirus"]]
-    assert {(p.engine_name, p.category, p.virus_name) for p in parts} == {
+    assert {(p.engine_name, p.category, p.virus_name) for p in ontology_parts(doc, tmp_path)} == {
         ("ClamAV", "malicious", "Eicar-Test-Signature"), ("ESET", "undetected", None)}
     assert unquote(core.request_history[1].headers["filename"]) == "eicar.com"
 
@@ -294,3 +298,68 @@ def test_api_key_never_logged(core, sample, tmp_path, caplog):
         run_task(service, sample, str(tmp_path))
         run_task(service, sample, str(tmp_path))
     assert caplog.text and KEY not in caplog.text
+
+
+def report_with_process_info(details: dict, **process_info) -> dict:
+    report = finished_report(details)
+    report["process_info"].update(process_info)
+    return report
+
+
+def test_outdated_data_is_shown_and_the_hits_still_score(core, sample, tmp_path):
+    core.get(CORE + "file/d1", json=report_with_process_info(
+        EICAR_DETAILS, outdated_data=["enginedefinitions", "sanitization", "new\x00kind\ud800", 7, ""]))
+    kind, result, _ = run_task(started(), sample, str(tmp_path))
+    assert result.result.score == 1000
+    outdated = next(s for s in result.result.sections if s.title_text == "Verdict Used Outdated Data")
+    assert outdated.depth == 0 and outdated.heuristic is None
+    assert outdated.body.splitlines() == [
+        "MetaDefender Core says this verdict was reached with outdated data, so a new scan may give another verdict:",
+        "- antivirus engine definitions (an engine that scanned the file has newer ones now)",
+        "- sanitization (the sanitized file of that scan may no longer be available)",
+        "- newkind\ufffd"]
+
+
+@pytest.mark.parametrize("outdated", [[], None, "enginedefinitions", [None, 3]])
+def test_no_outdated_section_without_a_readable_list(core, sample, tmp_path, outdated):
+    core.get(CORE + "file/d1", json=report_with_process_info(EICAR_DETAILS, outdated_data=outdated))
+    kind, result, _ = run_task(started(), sample, str(tmp_path))
+    assert "Verdict Used Outdated Data" not in [t for _, t in titles(result)]
+
+
+def test_core_verdict_is_in_the_summary_body_only_where_readable(core, sample, tmp_path):
+    core.get(CORE + "file/d1", json=report_with_process_info(
+        EICAR_DETAILS, result="Blocked", blocked_reason="Infected", verdicts=["Infected", "Infected", 5],
+        blocked_reasons="not a list"))
+    kind, result, _ = run_task(started(), sample, str(tmp_path))
+    summary = next(s for s in result.result.sections if s.title_text == "1/2 engines flagged the file")
+    assert json.loads(summary.body) == {"engines_flagged": 1, "engines_with_verdict": 2, "engines_failed": 0,
+                                        "core_result": "Blocked", "core_blocked_reason": "Infected",
+                                        "core_verdicts": ["Infected"]}
+    hit = next(s for s in result.result.sections if s.title_text.startswith("ClamAV identified"))
+    assert list(json.loads(hit.body)) == ["av_name", "virus_name", "scan_result", "engine_version",
+                                          "engine_definition_time"]
+
+
+def test_failed_engine_error_text_is_never_a_virus_name(core, sample, tmp_path):
+    error_text = "Engine error: license expired"
+    core.get(CORE + "file/d1", json=finished_report({
+        "ClamAV": {"scan_result_i": 1, "threat_found": "Eicar-Test-Signature"},
+        "ESET": {"scan_result_i": 3, "threat_found": error_text}}))
+    kind, result, doc = run_task(started(), sample, str(tmp_path))
+    failure = next(s for s in result.result.sections if s.title_text == "ESET failed to scan the file")
+    assert failure.body == "Engine: 8.2 :: Definition: 2026-11-26 06:00:00"
+    assert error_text not in json.dumps(doc)
+    assert {(p.engine_name, p.category, p.virus_name) for p in ontology_parts(doc, tmp_path)} == {
+        ("ClamAV", "malicious", "Eicar-Test-Signature"), ("ESET", "failure", None)}
+
+
+def test_every_engine_failed_with_error_texts_gives_no_virus_name(core, sample, tmp_path):
+    core.get(CORE + "file/d1", json=finished_report({
+        "ClamAV": {"scan_result_i": 3, "threat_found": "scan timeout"},
+        "ESET": {"scan_result_i": 3, "threat_found": "Engine error"}}))
+    kind, result, doc = run_task(started(), sample, str(tmp_path))
+    assert titles(result)[0] == (0, "No AV Engine Gave a Verdict")
+    assert "scan timeout" not in json.dumps(doc) and "Engine error" not in json.dumps(doc)
+    assert result.result.score == 0
+    assert [p.virus_name for p in ontology_parts(doc, tmp_path)] == [None, None]
