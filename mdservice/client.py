@@ -285,10 +285,16 @@ class CoreClient:
 
 
 def mask_key(text: str, key: str) -> str:
-    """`text` with each run of characters that contains a KEY_PIECE-long piece of `key` replaced by `***`."""
-    if len(key) < KEY_PIECE or len(text) < KEY_PIECE:
-        return text.replace(key, "***") if key else text
-    if not _piece_pattern(key).search(text):  # the common case, found at C speed
+    """`text` with each run of characters that contains a KEY_PIECE-long piece of `key` replaced by `***`.
+
+    A key shorter than that is masked where it stands alone (not inside a word or number): a key "k" must not
+    mask every k of a message.
+    """
+    if not key:
+        return text
+    if len(key) < KEY_PIECE:
+        return re.sub(f"(?<![A-Za-z0-9]){re.escape(key)}(?![A-Za-z0-9])", "***", text)
+    if len(text) < KEY_PIECE or not _piece_pattern(key).search(text):  # the common case, found at C speed
         return text
     pieces = {key[i:i + KEY_PIECE] for i in range(len(key) - KEY_PIECE + 1)}
     hidden = [False] * len(text)

@@ -17,7 +17,7 @@ import requests
 from al_checks import run_task
 from core_answers import CLAMAV_EICAR, CLAMAV_ONLY, finished_report, mock_core
 
-from mdservice.client import CoreClient, CoreError, redact_url
+from mdservice.client import CoreClient, CoreError, mask_key, redact_url
 from metadefender import MetaDefender, ServiceStartError
 
 CORE = "http://core-1:8008/"
@@ -214,3 +214,11 @@ def test_core_echoing_the_key_in_its_error_text_is_masked(requests_mock):
         CoreClient(CORE, api_key=KEY).get_engines()
     assert "Invalid apikey: ***" in str(caught.value)
     assert KEY not in str(caught.value)
+
+
+@pytest.mark.parametrize("text, masked", [
+    ("Invalid apikey: k9; set api_key", "Invalid apikey: ***; set api_key"),
+    ("/file/k9/cancel k99 xk9", "/file/***/cancel k99 xk9"),
+])
+def test_a_key_shorter_than_a_piece_is_masked_where_it_stands_alone(text, masked):
+    assert mask_key(text, "k9") == masked
