@@ -50,7 +50,7 @@ def _archive_password(request: ServiceRequest) -> str:
 
 
 class ServiceStartError(RuntimeError):
-    """The service cannot work with this configuration or these Cores; the message says why."""
+    """The service cannot work with this configuration (invalid, or refused by every Core); the message says why."""
 
 
 class MetaDefender(ServiceBase):
