@@ -11,14 +11,16 @@ from __future__ import annotations
 import os
 import threading
 import time
+import uuid
+from datetime import UTC, datetime
 
-from assemblyline.common.exceptions import NonRecoverableError
+from assemblyline.common.exceptions import NonRecoverableError, RecoverableError
 from assemblyline.odm.models.ontology.results import Antivirus
 from assemblyline_v4_service.common.base import ServiceBase
 from assemblyline_v4_service.common.request import ServiceRequest
 from assemblyline_v4_service.common.result import Result, ResultSection, ResultTextSection
 
-from mdservice.client import CoreClient, CoreError
+from mdservice.client import CoreClient, CoreError, KeyMaskFilter, mask_json, mask_key
 from mdservice.config import ServiceConfig, is_valid_text, parse_config
 from mdservice.engines import tool_version
 from mdservice.nodes import CoreNode, NodePool
@@ -48,7 +50,7 @@ def _archive_password(request: ServiceRequest) -> str:
 
 
 class ServiceStartError(RuntimeError):
-    """The service cannot work with this configuration or these Cores; the message says why."""
+    """The service cannot work with this configuration (invalid, or refused by every Core); the message says why."""
 
 
 class MetaDefender(ServiceBase):
@@ -60,18 +62,28 @@ class MetaDefender(ServiceBase):
         self._safelist_read_at = 0.0
         self._safelist_reread: threading.Thread | None = None
         self.task_started: float | None = None
+        # Wall-clock time since which no Core can scan (None while one can), and the tool version meanwhile.
+        self.outage_since: float | None = None
+        self._outage_version = ""
 
     def start(self) -> None:
-        """Check the config, read every Core's engines and fetch the safelisted virus names."""
+        """Check the config, read every Core's engines and fetch the safelisted virus names.
+
+        Only what the admin must fix stops the start: an invalid config, or every Core refusing it (API key,
+        certificate, address). Cores that cannot be reached or have no active antivirus engine do not: the service
+        starts with a warning, and its tasks fail as recoverable errors until a Core can scan.
+        """
         try:
             self.settings = parse_config(self.config)
         except ValueError as exc:
             raise ServiceStartError(f"Invalid MetaDefender service configuration: {exc}") from None
+        self._mask_logs(self.settings.api_key)
         if self.settings.verify is False:
             self.log.warning("verify_certificate is false: Core's TLS certificates are not checked")
         self.pool = self._build_pool(self.settings)
         self.pool.read_all_engines()
-        self._check_engines()
+        self._refuse_refused_config()
+        self._track_outage()
         self._safelist_read_at = time.monotonic()
         self.safelist = self._fetch_safelist() or frozenset()
 
@@ -94,22 +106,42 @@ class MetaDefender(ServiceBase):
     def get_tool_version(self) -> str | None:
         """MD5 of every Core's engine list; re-read on schedule so new definitions change it without a restart.
 
-        The re-reading and the probes of failed Cores fit in a small budget at the start of the task.
+        The re-reading and the probes of failed Cores fit in a small budget at the start of the task. While no Core
+        can scan, every answering Core's list is re-read at each task, and the tool version is a marker unique to
+        the outage (`unavailable-<random>`): the task fails, so no result is made under it, and no result cached
+        before (under an engine digest, or None before start) can be taken for it.
         """
         if self.pool is None:
             return None
         start = self._task_start()
         budget = min(MAINTENANCE_SECONDS, MAINTENANCE_SHARE * (self._deadline() - start))
-        self.pool.refresh_engines(self.settings.engine_refresh_seconds, start + budget)
+        max_age = 0.0 if self.outage_since is not None else self.settings.engine_refresh_seconds
+        self.pool.refresh_engines(max_age, start + budget)
+        if self._track_outage():
+            return self._outage_version
         return tool_version(self.pool.fingerprints())
 
     def execute(self, request: ServiceRequest) -> None:
+        """Scan the file and build its result; every error message has any piece of the API key masked."""
+        try:
+            self._scan(request)
+        except Exception as exc:
+            message = mask_key(str(exc), self.settings.api_key)
+            if message == str(exc):
+                raise
+            kind = RecoverableError if isinstance(exc, RecoverableError) else NonRecoverableError
+            raise kind(message) from None
+
+    def _scan(self, request: ServiceRequest) -> None:
+        """Scan the file on a Core (none while no Core can scan: a RecoverableError says why) and set the result."""
         settings, deadline = self.settings, self._deadline()
+        if self.outage_since is not None:
+            raise RecoverableError(f"{self._outage_text()}; Assemblyline will retry the file")
         self.refresh_safelist(time.monotonic())
         job = ScanJob(request.file_path, request.file_name or request.sha256, settings.rule,
                       _archive_password(request), request.sha256, 60 * settings.reuse_scan_minutes)
         scan = scan_file(self.pool, job, deadline)
-        node, report = scan.node, scan.report
+        node, report = scan.node, mask_json(scan.report, settings.api_key)
         options = ResultOptions(settings.av_config, self.safelist, settings.stale_definition_days)
         built = build_result(report, node.engines, options)
         if built.cdr and settings.fetch_sanitized_file and sanitized_ran(report):
@@ -127,15 +159,40 @@ class MetaDefender(ServiceBase):
                  for url in settings.base_urls]
         return NodePool(nodes, settings.max_md_scan_time, self.log)
 
-    def _check_engines(self) -> None:
-        """Refuse to start when no Core answered, or none has an active antivirus engine."""
-        answered = [node for node in self.pool.nodes if node.engines is not None]
-        if not answered:
-            problems = "; ".join(node.last_error for node in self.pool.nodes)
-            raise ServiceStartError(f"No MetaDefender Core could be reached: {problems}")
-        if not any(node.engines.active_av_count for node in answered):
-            raise ServiceStartError("No reachable MetaDefender Core has an active antivirus engine: check Core's "
-                                    "Inventory > Technologies (licence and engine updates)")
+    def _mask_logs(self, key: str) -> None:
+        """Mask the API key in every line logged through the service's logger (one filter: this service's key)."""
+        for old in [f for f in self.log.filters if isinstance(f, KeyMaskFilter)]:
+            self.log.removeFilter(old)
+        self.log.addFilter(KeyMaskFilter(key))
+
+    def _refuse_refused_config(self) -> None:
+        """Stop the start when every Core refused the service for a reason only the admin can fix."""
+        nodes = self.pool.nodes
+        if all(node.engines is None and node.last_error_permanent for node in nodes):
+            problems = "; ".join(node.last_error for node in nodes)
+            raise ServiceStartError(f"No MetaDefender Core accepts this configuration: {problems}")
+
+    def _track_outage(self) -> bool:
+        """Whether no Core can scan: none is known to have an active antivirus engine (none answered yet, or those
+        that did have none). Notes since when, with a warning naming each Core's problem, and when one can again."""
+        if any(node.engines is not None and node.engines.active_av_count for node in self.pool.nodes):
+            if self.outage_since is not None:
+                self.log.info("A MetaDefender Core can scan again: tasks are scanned again")
+            self.outage_since = None
+            return False
+        if self.outage_since is None:
+            self.outage_since = time.time()
+            self._outage_version = f"unavailable-{uuid.uuid4().hex}"
+            self.log.warning(f"{self._outage_text()}. Every task fails as a recoverable error until one can")
+        return True
+
+    def _outage_text(self) -> str:
+        """Since when (UTC) no Core can scan, and each Core's problem."""
+        since = datetime.fromtimestamp(self.outage_since, UTC).strftime("%Y-%m-%d %H:%M:%S")
+        problems = "; ".join(node.last_error if node.failed and node.last_error else
+                             f"{node.name} has no active antivirus engine: check Core's Inventory > Technologies "
+                             "(licence and engine updates)" for node in self.pool.nodes)
+        return f"No MetaDefender Core can scan files since {since} UTC: {problems}"
 
     def refresh_safelist(self, now: float) -> threading.Thread | None:
         """Re-read the safelisted virus names once `engine_refresh_seconds` passed since the last read.

@@ -7,7 +7,9 @@ that says whether retrying can help (`permanent`) and whether the Core itself is
 
 from __future__ import annotations
 
+import functools
 import json
+import logging
 import os
 import re
 import ssl
@@ -126,8 +128,8 @@ class CoreClient:
         self.session.close()
 
     def get_engines(self, timeout: float | None = None):
-        """The decoded `GET stat/engines` answer."""
-        return self._json("GET", "stat/engines", timeout, STATUS_MAX_BYTES)
+        """The decoded `GET stat/engines` answer, every text in it masked (engine names reach results)."""
+        return mask_json(self._json("GET", "stat/engines", timeout, STATUS_MAX_BYTES), self._api_key)
 
     def get_load(self, timeout: float | None = None) -> CoreLoad:
         """How busy Core is (`GET stat/nodes`): `scan_queue` and `cpu_cores` summed over Core's nodes."""
@@ -158,6 +160,9 @@ class CoreClient:
         data_id = answer.get("data_id") if isinstance(answer, dict) else None
         if not isinstance(data_id, str) or not DATA_ID.fullmatch(data_id):
             raise CoreError(f"{self.name} accepted the upload but gave no usable data_id")
+        if self._scrub(data_id) != data_id:  # it would reach URLs, logs and error messages
+            raise CoreError(f"{self.name} accepted the upload but answered with a data_id that holds part of the "
+                            "API key: not used")
         return data_id
 
     def get_report(self, data_id: str, timeout: float | None = None) -> dict:
@@ -307,9 +312,17 @@ class CoreClient:
 
 
 def mask_key(text: str, key: str) -> str:
-    """`text` with each run of characters that contains a KEY_PIECE-long piece of `key` replaced by `***`."""
-    if len(key) < KEY_PIECE or len(text) < KEY_PIECE:
-        return text.replace(key, "***") if key else text
+    """`text` with each run of characters that contains a KEY_PIECE-long piece of `key` replaced by `***`.
+
+    A key shorter than that is masked where it stands alone (not inside a word or number): a key "k" must not
+    mask every k of a message.
+    """
+    if not key:
+        return text
+    if len(key) < KEY_PIECE:
+        return re.sub(f"(?<![A-Za-z0-9]){re.escape(key)}(?![A-Za-z0-9])", "***", text)
+    if len(text) < KEY_PIECE or not _piece_pattern(key).search(text):  # the common case, found at C speed
+        return text
     pieces = {key[i:i + KEY_PIECE] for i in range(len(key) - KEY_PIECE + 1)}
     hidden = [False] * len(text)
     for start in range(len(text) - KEY_PIECE + 1):
@@ -323,6 +336,48 @@ def mask_key(text: str, key: str) -> str:
             shown.append("***")
         previous = masked
     return "".join(shown)
+
+
+@functools.lru_cache(maxsize=4)
+def _piece_pattern(key: str) -> re.Pattern:
+    """Matches any KEY_PIECE-long piece of `key`."""
+    return re.compile("|".join(re.escape(key[i:i + KEY_PIECE]) for i in range(len(key) - KEY_PIECE + 1)))
+
+
+def mask_json(value, key: str):
+    """A copy of decoded JSON `value` with every text in it, object keys included, masked by `mask_key` (`value`
+    itself when there is no key). Walked without recursion: any nesting Python's JSON reader accepts is fine."""
+    if not key:
+        return value
+    root = [value]
+    pending: list[tuple[list | dict, int | str]] = [(root, 0)]
+    while pending:
+        holder, place = pending.pop()
+        item = holder[place]
+        if isinstance(item, str):
+            holder[place] = mask_key(item, key)
+        elif isinstance(item, list):
+            holder[place] = item = list(item)
+            pending.extend((item, index) for index in range(len(item)))
+        elif isinstance(item, dict):
+            holder[place] = item = {mask_key(name, key): entry for name, entry in item.items()}
+            pending.extend((item, name) for name in item)
+    return root[0]
+
+
+class KeyMaskFilter(logging.Filter):
+    """A logging filter that masks every piece of the API key (as `mask_key`) in each record's message."""
+
+    def __init__(self, key: str):
+        super().__init__()
+        self.key = key
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        masked = mask_key(message, self.key)
+        if masked != message:
+            record.msg, record.args = masked, None
+        return True
 
 
 def _read_int(digits: str) -> int | float:

@@ -58,6 +58,8 @@ class CoreNode:
         self.slow_streak = 0
         self.skip_turns = 0
         self.last_error = ""
+        # True when last_error is one retrying cannot fix (API key or certificate refused, wrong address).
+        self.last_error_permanent = False
         self.reports_queue = True
         self.scan_seconds = 0.0
         self.timed_at = float("-inf")
@@ -320,12 +322,12 @@ class NodePool:
     def record_success(self, node: CoreNode) -> None:
         if node.failures:
             self.log.info(f"{node.name} answers again: back in rotation")
-        node.failures, node.retry_at, node.last_error = 0, 0.0, ""
+        node.failures, node.retry_at, node.last_error, node.last_error_permanent = 0, 0.0, "", False
 
     def record_failure(self, node: CoreNode, error: CoreError, seconds: float = 0.0) -> None:
         """Put a Core that failed aside, for 5 s doubling per failure in a row up to 60 s. A Core that is merely full
         (CoreBusy, after `seconds` with our file) is not: it only sits out turns as a slow Core does."""
-        node.last_error = str(error)
+        node.last_error, node.last_error_permanent = str(error), error.permanent
         if isinstance(error, CoreBusy):
             self._note_duration(node, seconds)
             return

@@ -65,6 +65,15 @@ TITLE_STALE = "Outdated Antivirus Definitions"
 TITLE_ARCHIVE = "Archive Members Flagged by AV Engines"
 TITLE_NOT_SHOWN = "Engines Not Shown"
 TITLE_VULNERABILITIES = "Known Vulnerabilities in Detected Software"
+TITLE_OUTDATED = "Verdict Used Outdated Data"
+# The kinds of `process_info.outdated_data` the OpenAPI spec documents, in plain words; others are shown as sent.
+OUTDATED_WORDS = {
+    "enginedefinitions": "antivirus engine definitions (an engine that scanned the file has newer ones now)",
+    "configuration": "configuration (the scan rule, or something it uses, changed since the file was scanned)",
+    "sanitization": "sanitization (the sanitized file of that scan may no longer be available)",
+}
+# The most entries of one list a Core sends (outdated_data, verdicts, blocked_reasons) that are shown.
+MAX_LISTED = 10
 # Bounds for the vulnerability part of a report: what an analyst can read, whatever a Core sends.
 MAX_PRODUCTS = 10
 MAX_CVES = 100
@@ -74,7 +83,11 @@ CVE_ID = re.compile(r"CVE-\d{4}-\d{4,12}", re.IGNORECASE)
 
 @dataclass(frozen=True)
 class EngineOutcome:
-    """What one engine said about the file; `def_time` is the report's own for this engine, else the engine list's."""
+    """What one engine said about the file; `def_time` is the report's own for this engine, else the engine list's.
+
+    `virus` is the threat name of a hit, empty for every other outcome: a failed engine's `threat_found` holds its
+    error text, which must never pass for a virus name.
+    """
 
     name: str
     code: int | None
@@ -163,12 +176,13 @@ def engine_outcomes(report: dict, engines: EngineMap | None, av_config: AvConfig
         if not isinstance(name, str) or not name.strip() or av_config.is_blocked(name):
             continue
         entry = entry if isinstance(entry, dict) else {}
-        threat = entry.get("threat_found")
+        code = _result_code(entry.get("scan_result_i"))
+        threat = entry.get("threat_found") if code in HIT_CODES else ""
         engine = engines.lookup(name) if engines else None
         scanned_with = parse_def_time(entry.get("def_time"), engines.md_version if engines else 4)
         outcomes.append(EngineOutcome(
             name=clean_text(name),
-            code=_result_code(entry.get("scan_result_i")),
+            code=code,
             virus=clean_text(threat).replace(VARIANT_PREFIX, "").strip(),
             engine=engine,
             def_time=scanned_with or (engine.def_time if engine else None),
@@ -245,15 +259,18 @@ class AvErrorSection(ResultTextSection):
 
 
 class EngineSummarySection(ResultKeyValueSection):
-    """How many of the engines that gave a verdict flagged the file; why the hits score 0 when too few count."""
+    """How many of the engines that gave a verdict flagged the file, Core's own verdict (`core_verdict`), and why
+    the hits score 0 when too few count."""
 
-    def __init__(self, outcomes: list[EngineOutcome], av_config: AvConfig, scoring_hits: int):
+    def __init__(self, outcomes: list[EngineOutcome], av_config: AvConfig, scoring_hits: int,
+                 verdict: dict[str, str | list[str]]):
         flagged = sum(1 for o in outcomes if o.is_hit)
         with_verdict = sum(1 for o in outcomes if o.is_hit or o.is_clean)
         super().__init__(f"{flagged}/{with_verdict} engines flagged the file", body={
             "engines_flagged": flagged,
             "engines_with_verdict": with_verdict,
             "engines_failed": len(outcomes) - with_verdict,
+            **verdict,
         })
         if not av_config.enough_engines(scoring_hits):
             self.set_item("not_scored", f"every hit scores 0: {scoring_hits} engine(s) flagged the file with a "
@@ -287,11 +304,11 @@ class NotShownSection(ResultTextSection):
 
 
 def av_sections(outcomes: list[EngineOutcome], shown: list[EngineOutcome], av_config: AvConfig,
-                safelist: frozenset[str]) -> list[ResultSection]:
+                safelist: frozenset[str], verdict: dict[str, str | list[str]]) -> list[ResultSection]:
     """The AV part of the result: hits (with failures and clean engines beside them), or a no-verdict warning.
 
     At most MAX_ENGINES_SHOWN engines are listed (hits first), the rest summed up in one line; the engine
-    summary counts them all.
+    summary counts them all and shows Core's own `verdict`.
     """
     not_shown = [NotShownSection(outcomes, shown)] if len(shown) < len(outcomes) else []
     hits = [o for o in shown if o.is_hit]
@@ -299,7 +316,7 @@ def av_sections(outcomes: list[EngineOutcome], shown: list[EngineOutcome], av_co
     clean = [o.name for o in shown if o.is_clean]
     if not hits:
         return not_shown if clean else [NoVerdictSection(shown), *not_shown]
-    sections = [hits_section(hits, outcomes, av_config, safelist)]
+    sections = [hits_section(hits, outcomes, av_config, safelist, verdict)]
     if failures or clean:
         fail_section = ResultSection(TITLE_FAILS)
         for outcome in failures:
@@ -346,8 +363,8 @@ def _member_line(member: dict) -> str:
 
 
 def hits_section(hits: list[EngineOutcome], outcomes: list[EngineOutcome], av_config: AvConfig,
-                 safelist: frozenset[str]) -> ResultSection:
-    """`AV Detections as Infected or Suspicious`: one subsection per hit, then the engine summary.
+                 safelist: frozenset[str], verdict: dict[str, str | list[str]]) -> ResultSection:
+    """`AV Detections as Infected or Suspicious`: one subsection per hit, then the engine summary (with `verdict`).
 
     Only hits whose revised score is above 0 count toward `min_engines_to_score` (a safelisted name never pushes
     the file over it); below it every hit is kept but scores 0.
@@ -359,7 +376,7 @@ def hits_section(hits: list[EngineOutcome], outcomes: list[EngineOutcome], av_co
     section = ResultSection(TITLE_HITS)
     for outcome, score in zip(hits, scores, strict=True):
         section.add_subsection(AvHitSection(outcome, score, av_config.is_heuristic_name(outcome.virus)))
-    section.add_subsection(EngineSummarySection(outcomes, av_config, scoring_hits))
+    section.add_subsection(EngineSummarySection(outcomes, av_config, scoring_hits, verdict))
     return section
 
 
@@ -408,17 +425,53 @@ class ReportResult:
 
 
 def build_result(report: dict, engines: EngineMap | None, options: ResultOptions) -> ReportResult:
-    """The whole result of a finished report: AV hits, failures / clean, CDR, outdated definitions."""
+    """The whole result of a finished report: AV hits, failures / clean, CDR, outdated data and definitions.
+
+    Pure text from Core is shown as it is: a report that may echo the API key must be masked first.
+    """
     outcomes = engine_outcomes(report, engines, options.av_config)
     shown = shown_outcomes(outcomes)
-    sections = av_sections(outcomes, shown, options.av_config, options.safelist)
+    sections = av_sections(outcomes, shown, options.av_config, options.safelist, core_verdict(report))
     archive = archive_section(report)
     if archive:
         sections.insert(1, archive)  # right after the hits (or the no-verdict warning), first when there is neither
     cdr = cdr_section(report)
     stale = stale_section(engines, options)
-    sections += [section for section in (cdr, vulnerability_section(report), stale) if section]
+    extras = (cdr, vulnerability_section(report), outdated_section(report), stale)
+    sections += [section for section in extras if section]
     return ReportResult(sections, antivirus_parts(shown), cdr)
+
+
+def core_verdict(report: dict) -> dict[str, str | list[str]]:
+    """Core's own verdict from `process_info`, as summary keys: `core_result` ("Blocked", "Allowed"),
+    `core_blocked_reason`, and Core 5's lists `core_verdicts` and `core_blocked_reasons`; each only when present
+    and readable, as bounded, cleaned text."""
+    info = _part(report, "process_info")
+    verdict = {
+        "core_result": _text(info.get("result")),
+        "core_blocked_reason": _text(info.get("blocked_reason")),
+        "core_verdicts": _fields(info.get("verdicts")),
+        "core_blocked_reasons": _fields(info.get("blocked_reasons")),
+    }
+    return {key: value for key, value in verdict.items() if value}
+
+
+def outdated_kinds(report: dict) -> list[str]:
+    """The kinds of data Core says this result is based on an outdated copy of (`process_info.outdated_data`, e.g.
+    `["enginedefinitions"]`), cleaned and bounded like other Core text; [] when none or unreadable."""
+    return _fields(_part(report, "process_info").get("outdated_data"))
+
+
+def outdated_section(report: dict) -> ResultSection | None:
+    """Informational (no score): the kinds of outdated data the verdict used, in plain words where known."""
+    kinds = outdated_kinds(report)
+    if not kinds:
+        return None
+    section = ResultTextSection(TITLE_OUTDATED)
+    section.add_line("MetaDefender Core says this verdict was reached with outdated data, so a new scan may "
+                     "give another verdict:")
+    section.add_lines([f"- {OUTDATED_WORDS.get(kind.lower(), kind)}" for kind in kinds])
+    return section
 
 
 def stale_section(engines: EngineMap | None, options: ResultOptions) -> ResultSection | None:
@@ -492,6 +545,17 @@ def _field(value) -> str:
         value = str(value)
     text = "".join(ch for ch in " ".join(clean_text(value).split()) if ch.isprintable())
     return text if len(text) <= MAX_FIELD_CHARS else text[:MAX_FIELD_CHARS] + "..."
+
+
+def _fields(value) -> list[str]:
+    """A JSON list of texts as at most MAX_LISTED distinct `_field` texts (empty and non-text entries left out)."""
+    entries = value[:MAX_LISTED * 10] if isinstance(value, list) else []
+    return list(dict.fromkeys(text for text in map(_text, entries) if text))[:MAX_LISTED]
+
+
+def _text(value) -> str:
+    """A text Core sent as `_field` text; "" for anything that is not text."""
+    return _field(value) if isinstance(value, str) else ""
 
 
 def antivirus_parts(outcomes: list[EngineOutcome]) -> list[dict]:

@@ -139,11 +139,12 @@ def test_html_page_instead_of_json_is_a_clear_error(core):
     assert "<script>" not in str(caught.value)
 
 
-def test_html_engine_list_stops_the_start_with_a_clear_error(requests_mock):
+def test_html_engine_list_at_start_is_a_clear_task_error(requests_mock, sample, tmp_path):
     requests_mock.get(CORE + "stat/engines", text=LOGIN_PAGE, headers={"Content-Type": "text/html"})
-    from metadefender import ServiceStartError
-    with pytest.raises(ServiceStartError, match="stat/engines with something that is not JSON"):
-        started()
+    kind, error, _ = run_task(started(), sample, str(tmp_path))
+    assert kind == "error" and error["response"]["status"] == "FAIL_RECOVERABLE"
+    assert "stat/engines with something that is not JSON" in error["response"]["message"]
+    assert "<script>" not in error["response"]["message"]
 
 
 def test_json_with_an_odd_content_type_is_still_read(core, sample, tmp_path):

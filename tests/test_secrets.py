@@ -8,6 +8,7 @@ and every file the framework writes for the task (result JSON, error JSON, ontol
 from __future__ import annotations
 
 import base64
+import json
 import logging
 import pathlib
 
@@ -16,7 +17,7 @@ import requests
 from al_checks import run_task
 from core_answers import CLAMAV_EICAR, CLAMAV_ONLY, finished_report, mock_core
 
-from mdservice.client import CoreClient, CoreError, redact_url
+from mdservice.client import CoreClient, CoreError, mask_key, redact_url
 from metadefender import MetaDefender, ServiceStartError
 
 CORE = "http://core-1:8008/"
@@ -89,9 +90,6 @@ def test_api_key_never_shows_through_any_task_failure(core, sample, tmp_path, ev
 @pytest.mark.parametrize("answer, visible", [
     ({"status_code": 401, "json": ECHO}, "API key was refused"),
     ({"status_code": 403, "json": ECHO}, "API key was refused"),
-    ({"exc": REFUSED}, "connection refused"),
-    ({"exc": requests.exceptions.ConnectTimeout(f"timed out {KEY}")}, "did not answer"),
-    ({"text": f"{KEY} is not allowed here"}, "not JSON"),
     ({"status_code": 301, "headers": {"Location": f"http://x/{KEY}"}}, "redirect"),
 ])
 def test_api_key_never_shows_when_start_fails(requests_mock, everything, answer, visible):
@@ -101,6 +99,64 @@ def test_api_key_never_shows_when_start_fails(requests_mock, everything, answer,
     text = everything(str(caught.value), repr(caught.value.args))
     assert visible in str(caught.value)
     assert KEY not in text
+
+
+@pytest.mark.parametrize("answer, visible", [
+    ({"exc": REFUSED}, "connection refused"),
+    ({"exc": requests.exceptions.ConnectTimeout(f"timed out {KEY}")}, "did not answer"),
+    ({"text": f"{KEY} is not allowed here"}, "not JSON"),
+    ({"status_code": 500, "json": ECHO}, "HTTP 500 (Invalid apikey: ***)"),
+])
+def test_api_key_never_shows_when_no_core_answers_at_start(requests_mock, sample, tmp_path, everything, answer,
+                                                          visible):
+    requests_mock.get(CORE + "stat/engines", **answer)
+    service = MetaDefender({"base_url": CORE, "api_key": KEY})
+    service.start()
+    kind, doc, _ = run_task(service, sample, str(tmp_path))
+    text = everything(repr(doc))
+    assert kind == "error" and visible in doc["response"]["message"]
+    assert KEY not in text
+
+
+def test_data_id_holding_the_key_is_refused_never_shown(core, sample, tmp_path, everything):
+    core.post(CORE + "file", json={"data_id": KEY})
+    service = MetaDefender({"base_url": CORE, "api_key": KEY})
+    service.start()
+    kind, doc, _ = run_task(service, sample, str(tmp_path))
+    assert kind == "error" and "data_id that holds part of the API key" in doc["response"]["message"]
+    assert not holds_key_piece(everything(repr(doc)))
+    assert not [r for r in core.request_history if holds_key_piece(r.path)]
+
+
+def holds_key_piece(text: str) -> bool:
+    return any(KEY[i:i + 8] in text for i in range(len(KEY) - 7))
+
+
+def test_report_echoing_the_key_is_masked_in_task_error_and_logs(core, sample, tmp_path, everything, caplog):
+    core.get(CORE + "file/d1", json=dict(FINISHED, data_id=f"x{KEY[3:]}"))  # another file's report, Core says
+    service = MetaDefender({"base_url": CORE, "api_key": KEY})
+    service.start()
+    kind, doc, _ = run_task(service, sample, str(tmp_path))
+    assert kind == "error" and "another file's report" in doc["response"]["message"]
+    assert "another file's report" in logged(caplog)
+    assert not holds_key_piece(everything(repr(doc)))
+
+
+def test_key_echoed_in_virus_names_error_texts_and_verdicts_is_masked_in_the_result(core, sample, tmp_path,
+                                                                                     everything):
+    report = finished_report({"ClamAV": {"scan_result_i": 1, "threat_found": f"Trojan.{KEY}"},
+                              "ESET": {"scan_result_i": 3, "threat_found": f"bad key {KEY}"},
+                              f"Engine-{KEY[:10]}": {"scan_result_i": 2, "threat_found": "Suspicious"}})
+    report["process_info"].update(blocked_reason=KEY, verdicts=[f"{KEY[2:12]} found"], outdated_data=[KEY[1:]])
+    core.get(CORE + "file/d1", json=report)
+    service = MetaDefender({"base_url": CORE, "api_key": KEY})
+    service.start()
+    kind, result, raw = run_task(service, sample, str(tmp_path))
+    assert kind == "result" and "ClamAV identified the file as Trojan.***" in [s.title_text for s in
+                                                                               result.result.sections]
+    summary = next(s for s in result.result.sections if s.title_text.endswith("engines flagged the file"))
+    assert json.loads(summary.body)["core_verdicts"] == ["*** found"]
+    assert not holds_key_piece(everything(repr(raw)))
 
 
 def test_result_and_service_context_of_a_good_scan_hold_no_key(core, sample, tmp_path, everything):
@@ -158,3 +214,11 @@ def test_core_echoing_the_key_in_its_error_text_is_masked(requests_mock):
         CoreClient(CORE, api_key=KEY).get_engines()
     assert "Invalid apikey: ***" in str(caught.value)
     assert KEY not in str(caught.value)
+
+
+@pytest.mark.parametrize("text, masked", [
+    ("Invalid apikey: k9; set api_key", "Invalid apikey: ***; set api_key"),
+    ("/file/k9/cancel k99 xk9", "/file/***/cancel k99 xk9"),
+])
+def test_a_key_shorter_than_a_piece_is_masked_where_it_stands_alone(text, masked):
+    assert mask_key(text, "k9") == masked

@@ -3,6 +3,7 @@
 import json
 import logging
 import os
+import re
 from urllib.parse import unquote
 
 import pytest
@@ -10,6 +11,7 @@ from al_checks import run_task
 from assemblyline.odm.models.ontology.results import Antivirus
 from core_answers import finished_report, mock_core
 
+from mdservice.engines import tool_version
 from mdservice.report import TITLE_STALE
 from metadefender import MetaDefender, ServiceStartError
 
@@ -44,6 +46,14 @@ def titles(odm_result):
     return [(s.depth, s.title_text) for s in odm_result.result.sections]
 
 
+def ontology_parts(doc, tmp_path) -> list[Antivirus]:
+    """The Antivirus parts of the ontology file the task attached."""
+    ontology_file = next(f for f in doc["response"]["supplementary"] if f["name"].endswith(".ontology"))
+    ontology = json.load(open(os.path.join(str(tmp_path), "working_directory", os.listdir(
+        os.path.join(str(tmp_path), "working_directory"))[0], ontology_file["name"].split("_", 1)[1])))
+    return [Antivirus(part) for part in ontology["results"]["antivirus"]]
+
+
 def test_eicar_result_validates_and_carries_context_and_ontology(core, sample, tmp_path):
     kind, result, doc = run_task(started(), sample, str(tmp_path), filename="eicar.com")
     assert kind == "result"
@@ -51,11 +61,7 @@ def test_eicar_result_validates_and_carries_context_and_ontology(core, sample, t
                                   (1, "ClamAV identified the file as Eicar-Test-Signature")]
     assert result.result.score == 1000
     assert doc["response"]["service_context"] == "Definition Time Range: 2026-11-26 06:00:00 - 2026-11-26 11:08:00"
-    ontology_file = next(f for f in doc["response"]["supplementary"] if f["name"].endswith(".ontology"))
-    ontology = json.load(open(os.path.join(str(tmp_path), "working_directory", os.listdir(
-        os.path.join(str(tmp_path), "working_directory"))[0], ontology_file["name"].split("_", 1)[1])))
-    parts = [Antivirus(part) for part in ontology["results"]["antivirus"]]
-    assert {(p.engine_name, p.category, p.virus_name) for p in parts} == {
+    assert {(p.engine_name, p.category, p.virus_name) for p in ontology_parts(doc, tmp_path)} == {
         ("ClamAV", "malicious", "Eicar-Test-Signature"), ("ESET", "undetected", None)}
     upload = next(r for r in core.request_history if r.method == "POST")
     assert unquote(upload.headers["filename"]) == "eicar.com"
@@ -181,16 +187,46 @@ def test_bad_config_stops_the_service_at_start_naming_the_key(requests_mock, con
     assert requests_mock.request_history == []
 
 
-def test_no_core_reachable_stops_the_service(requests_mock):
+def assert_waits_for_a_core(service, sample, tmp_path, problem: str) -> dict:
+    """A task fails as a recoverable error naming the Core, its problem and since when; nothing is uploaded."""
+    kind, error, _ = run_task(service, sample, str(tmp_path))
+    assert kind == "error" and error["response"]["status"] == "FAIL_RECOVERABLE"
+    since = r"since \d{4}-\d\d-\d\d \d\d:\d\d:\d\d UTC: "
+    assert re.search(f"No MetaDefender Core can scan files {since}{re.escape(problem)}", error["response"]["message"])
+    version = error["response"]["service_tool_version"]
+    assert version.startswith("unavailable-") and version != tool_version([""])
+    return error
+
+
+def test_no_core_reachable_at_start_starts_and_scans_once_the_core_answers(requests_mock, sample, tmp_path,
+                                                                           monkeypatch, caplog):
+    monkeypatch.setattr("mdservice.nodes.BACKOFF_START", 0.0)  # the Core's next probe is due at once
     requests_mock.get(CORE + "stat/engines", status_code=503, json={"err": "busy"})
-    with pytest.raises(ServiceStartError, match="No MetaDefender Core could be reached"):
-        started()
+    with caplog.at_level(logging.WARNING):
+        service = started()
+    problem = "http://core-1:8008/ answered stat/engines with HTTP 503 (busy)"
+    assert "No MetaDefender Core can scan files since " in caplog.text and problem in caplog.text
+    assert_waits_for_a_core(service, sample, tmp_path, problem)
+    assert not [r for r in requests_mock.request_history if r.method == "POST"]
+    mock_core(requests_mock, CORE, ENGINES_V4, finished_report(EICAR_DETAILS))
+    kind, result, doc = run_task(service, sample, str(tmp_path))
+    assert kind == "result" and result.result.score == 1000
+    assert doc["response"]["service_tool_version"] == tool_version([service.pool.nodes[0].engines.fingerprint()])
 
 
-def test_no_active_engine_stops_the_service(requests_mock):
-    requests_mock.get(CORE + "stat/engines", json=[dict(e, state="permanently failed") for e in ENGINES_V4])
-    with pytest.raises(ServiceStartError, match="active antivirus engine"):
-        started()
+@pytest.mark.parametrize("listed", [
+    [dict(e, state="permanently failed") for e in ENGINES_V4],
+    [dict(e, active=False, state="disabled") if e["engine_type"] == "av" else e for e in ENGINES_V4],
+], ids=["every engine failed", "only utility engines active"])
+def test_no_active_antivirus_engine_at_start_starts_and_scans_once_one_is(requests_mock, sample, tmp_path, listed):
+    requests_mock.get(CORE + "stat/engines", json=listed)
+    service = started()
+    first = assert_waits_for_a_core(service, sample, tmp_path, "http://core-1:8008/ has no active antivirus engine")
+    assert_waits_for_a_core(service, sample, tmp_path, "http://core-1:8008/ has no active antivirus engine")
+    mock_core(requests_mock, CORE, ENGINES_V4, finished_report(EICAR_DETAILS))
+    kind, result, _ = run_task(service, sample, str(tmp_path))
+    assert kind == "result" and result.result.score == 1000
+    assert "since" in first["response"]["message"]
 
 
 def test_service_starts_when_its_only_antivirus_engine_is_also_listed_as_an_inactive_package(requests_mock):
@@ -200,11 +236,10 @@ def test_service_starts_when_its_only_antivirus_engine_is_also_listed_as_an_inac
     assert started().pool.nodes[0].engines.active_av_count == 1
 
 
-def test_only_utility_engines_active_stops_the_service(requests_mock):
-    listed = [dict(e, active=False, state="disabled") if e["engine_type"] == "av" else e for e in ENGINES_V4]
-    requests_mock.get(CORE + "stat/engines", json=listed)
-    with pytest.raises(ServiceStartError, match="active antivirus engine"):
-        started()
+def test_api_key_refused_by_every_core_still_stops_the_start(requests_mock):
+    requests_mock.get(CORE + "stat/engines", status_code=401, json={"err": "Invalid API key"})
+    with pytest.raises(ServiceStartError, match="API key was refused; set api_key"):
+        started({"api_key": KEY})
 
 
 def test_one_core_down_at_start_is_tolerated(core):
@@ -265,3 +300,68 @@ def test_api_key_never_logged(core, sample, tmp_path, caplog):
         run_task(service, sample, str(tmp_path))
         run_task(service, sample, str(tmp_path))
     assert caplog.text and KEY not in caplog.text
+
+
+def report_with_process_info(details: dict, **process_info) -> dict:
+    report = finished_report(details)
+    report["process_info"].update(process_info)
+    return report
+
+
+def test_outdated_data_is_shown_and_the_hits_still_score(core, sample, tmp_path):
+    core.get(CORE + "file/d1", json=report_with_process_info(
+        EICAR_DETAILS, outdated_data=["enginedefinitions", "sanitization", "new\x00kind\ud800", 7, ""]))
+    kind, result, _ = run_task(started(), sample, str(tmp_path))
+    assert result.result.score == 1000
+    outdated = next(s for s in result.result.sections if s.title_text == "Verdict Used Outdated Data")
+    assert outdated.depth == 0 and outdated.heuristic is None
+    assert outdated.body.splitlines() == [
+        "MetaDefender Core says this verdict was reached with outdated data, so a new scan may give another verdict:",
+        "- antivirus engine definitions (an engine that scanned the file has newer ones now)",
+        "- sanitization (the sanitized file of that scan may no longer be available)",
+        "- newkind\ufffd"]
+
+
+@pytest.mark.parametrize("outdated", [[], None, "enginedefinitions", [None, 3]])
+def test_no_outdated_section_without_a_readable_list(core, sample, tmp_path, outdated):
+    core.get(CORE + "file/d1", json=report_with_process_info(EICAR_DETAILS, outdated_data=outdated))
+    kind, result, _ = run_task(started(), sample, str(tmp_path))
+    assert "Verdict Used Outdated Data" not in [t for _, t in titles(result)]
+
+
+def test_core_verdict_is_in_the_summary_body_only_where_readable(core, sample, tmp_path):
+    core.get(CORE + "file/d1", json=report_with_process_info(
+        EICAR_DETAILS, result="Blocked", blocked_reason="Infected", verdicts=["Infected", "Infected", 5],
+        blocked_reasons="not a list"))
+    kind, result, _ = run_task(started(), sample, str(tmp_path))
+    summary = next(s for s in result.result.sections if s.title_text == "1/2 engines flagged the file")
+    assert json.loads(summary.body) == {"engines_flagged": 1, "engines_with_verdict": 2, "engines_failed": 0,
+                                        "core_result": "Blocked", "core_blocked_reason": "Infected",
+                                        "core_verdicts": ["Infected"]}
+    hit = next(s for s in result.result.sections if s.title_text.startswith("ClamAV identified"))
+    assert list(json.loads(hit.body)) == ["av_name", "virus_name", "scan_result", "engine_version",
+                                          "engine_definition_time"]
+
+
+def test_failed_engine_error_text_is_never_a_virus_name(core, sample, tmp_path):
+    error_text = "Engine error: license expired"
+    core.get(CORE + "file/d1", json=finished_report({
+        "ClamAV": {"scan_result_i": 1, "threat_found": "Eicar-Test-Signature"},
+        "ESET": {"scan_result_i": 3, "threat_found": error_text}}))
+    kind, result, doc = run_task(started(), sample, str(tmp_path))
+    failure = next(s for s in result.result.sections if s.title_text == "ESET failed to scan the file")
+    assert failure.body == "Engine: 8.2 :: Definition: 2026-11-26 06:00:00"
+    assert error_text not in json.dumps(doc)
+    assert {(p.engine_name, p.category, p.virus_name) for p in ontology_parts(doc, tmp_path)} == {
+        ("ClamAV", "malicious", "Eicar-Test-Signature"), ("ESET", "failure", None)}
+
+
+def test_every_engine_failed_with_error_texts_gives_no_virus_name(core, sample, tmp_path):
+    core.get(CORE + "file/d1", json=finished_report({
+        "ClamAV": {"scan_result_i": 3, "threat_found": "scan timeout"},
+        "ESET": {"scan_result_i": 3, "threat_found": "Engine error"}}))
+    kind, result, doc = run_task(started(), sample, str(tmp_path))
+    assert titles(result)[0] == (0, "No AV Engine Gave a Verdict")
+    assert "scan timeout" not in json.dumps(doc) and "Engine error" not in json.dumps(doc)
+    assert result.result.score == 0
+    assert [p.virus_name for p in ontology_parts(doc, tmp_path)] == [None, None]
