@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from mdservice.engines import parse_def_time
-from mdservice.report import foreign_report
+from mdservice.report import foreign_report, outdated_kinds
 
 CANCELED = 19
 # Core's clock and ours may differ a little: a scan that seems to start up to this far in the future is still taken.
@@ -44,8 +44,7 @@ def reuse_problem(report: dict, wanted: Wanted, now: datetime) -> str | None:
         return f"it was made under another rule ({str(process.get('profile'))[:80]!r})"
     if _part(report, "scan_results").get("scan_all_result_i") == CANCELED:
         return "it was canceled"
-    outdated = process.get("outdated_data")
-    if outdated:
+    if outdated_kinds(report):
         return "Core says its data is outdated"
     started = _upload_time(report)
     if started is None or not now - wanted.max_age <= started <= now + CLOCK_SKEW:

@@ -11,6 +11,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from functools import partial
 
 from assemblyline.common.exceptions import NonRecoverableError, RecoverableError
 
@@ -77,6 +78,7 @@ class Clock:
 
     now: Callable[[], float] = time.monotonic
     sleep: Callable[[float], None] = time.sleep
+    wall: Callable[[], datetime] = partial(datetime.now, UTC)
 
 
 def scan_file(pool: NodePool, job: ScanJob, deadline: float, clock: Clock | None = None) -> ScanResult:
@@ -124,7 +126,8 @@ def scan_on_node(node: CoreNode, job: ScanJob, end: tuple[float, bool], clock: C
     polls_end = deadline if leave else deadline - min(CANCEL_TIMEOUT, CANCEL_SHARE * (deadline - clock.now()))
     if node.engines is None:
         node.read_engines(clock.now(), timeout=min(PROBE_TIMEOUT, polls_end - clock.now()))
-    previous = find_previous(node, job, polls_end - clock.now()) if job.resumable and node.finds_scans else None
+    previous = find_previous(node, job, polls_end - clock.now(), clock.wall()) if job.resumable and node.finds_scans \
+        else None
     if previous is not None and is_finished(previous.report):
         return previous
     if previous is not None:
@@ -139,8 +142,9 @@ def scan_on_node(node: CoreNode, job: ScanJob, end: tuple[float, bool], clock: C
     return _follow(node, job, data_id, (deadline, polls_end, leave), clock, watch, False)
 
 
-def find_previous(node: CoreNode, job: ScanJob, timeout: float) -> ScanResult | None:
-    """The scan of this file Core already has that may stand for the task (see `resume.reuse_problem`), or None.
+def find_previous(node: CoreNode, job: ScanJob, timeout: float, now: datetime) -> ScanResult | None:
+    """The scan of this file Core already has that may stand for the task at wall-clock `now` (see
+    `resume.reuse_problem`), or None.
 
     The look-up only saves work: a Core that cannot answer it is sent the file as usual (and one that refuses it
     for good, such as an API key without the right, is not asked again).
@@ -153,7 +157,7 @@ def find_previous(node: CoreNode, job: ScanJob, timeout: float) -> ScanResult | 
     if report is None:
         return None
     wanted = Wanted(job.sha256, job.rule, node.default_rule, timedelta(seconds=job.reuse_seconds))
-    if reuse_problem(report, wanted, datetime.now(UTC)):
+    if reuse_problem(report, wanted, now):
         return None
     return ScanResult(node, report["data_id"], report, resumed=True)
 
@@ -164,7 +168,9 @@ def _follow(node: CoreNode, job: ScanJob, data_id: str, end: tuple[float, float,
     deadline, polls_end, leave = end
     try:
         last_poll = min(LAST_POLL_TIME, LAST_POLL_SHARE * (deadline - clock.now()))
-        report = _poll_until_finished(node, data_id, (polls_end, last_poll), clock, watch)
+        # A file sent without a rule tells, in any report, the name of the rule Core applies then.
+        learn = node.learn_default_rule if not (job.rule or resumed) else None
+        report = _poll_until_finished(node, data_id, (polls_end, last_poll), clock, watch, learn)
         foreign = foreign_report(report, data_id, job.sha256)
         if foreign:
             raise CoreError(f"{node.name} answered with another file's report: {foreign}")
@@ -175,13 +181,13 @@ def _follow(node: CoreNode, job: ScanJob, data_id: str, end: tuple[float, float,
     except CoreError:
         _cancel_quietly(node, data_id, deadline - clock.now())
         raise
-    if not job.rule and not resumed:
-        node.learn_default_rule(report)
     return ScanResult(node, data_id, report, resumed)
 
 
-def _poll_until_finished(node: CoreNode, data_id: str, end: tuple[float, float], clock: Clock, watch) -> dict:
-    """Poll `data_id` until its report is finished; `end` = (when polling ends, the time kept for the last poll).
+def _poll_until_finished(node: CoreNode, data_id: str, end: tuple[float, float], clock: Clock, watch,
+                         learn: Callable[[dict], None] | None) -> dict:
+    """Poll `data_id` until its report is finished; `end` = (when polling ends, the time kept for the last poll);
+    `learn`, when given, is shown every report.
 
     The last poll is sent as late as its answer can still come in time; a CoreBusy says where our file stood then.
     """
@@ -199,6 +205,8 @@ def _poll_until_finished(node: CoreNode, data_id: str, end: tuple[float, float],
             wait = min(wait, NEARLY_DONE_LEAD)
         clock.sleep(wait)
         report = node.client.get_report(data_id, timeout=polls_end - clock.now())
+        if learn:
+            learn(report)
         if is_finished(report):
             return report
         progress = progress_of(report)

@@ -2,14 +2,26 @@
 
 from __future__ import annotations
 
+import hashlib
 import logging
 from collections import Counter
+from datetime import UTC, datetime, timedelta
 
 from mdservice.client import CoreError, CoreLoad
 from mdservice.nodes import CoreNode, NodePool
 
 ENGINES = [{"eng_name": "ClamAV", "eng_ver": "1", "engine_type": "av", "def_time": "2026-11-01T00:00:00Z",
             "active": True, "state": "production"}]
+
+
+DEFAULT_RULE = "File scan"
+# The wall-clock time of fake monotonic second 1000 (the clock's start): recent, so scans count as fresh.
+WALL_START = datetime.now(UTC)
+
+
+def sha256_of(filename: str) -> str:
+    """The fake SHA-256 of the file sent under `filename` (the fakes know files by name only)."""
+    return hashlib.sha256(filename.encode()).hexdigest()
 
 
 class FakeClock:
@@ -23,6 +35,9 @@ class FakeClock:
         assert seconds >= 0
         self.t += seconds
 
+    def wall(self) -> datetime:
+        return WALL_START + timedelta(seconds=self.t - 1000.0)
+
 
 class FakeClient:
     """One Core: each scan takes `scan_seconds`; `error` makes every request fail with that CoreError.
@@ -31,6 +46,8 @@ class FakeClient:
     `backlog`: files of other service instances in Core's queue; `slots`: files it scans at once; `wait`: seconds
     the next uploads wait in Core's queue before their scan starts; `late`: seconds a scan stays at 90 % past its
     `scan_seconds` (its end comes later than its progress promised); `requests` counts calls per kind.
+    Look-ups by hash answer the newest scan of the file under the rule asked for (unfinished ones only with
+    `shows_unfinished`); `outdated` adds Core's outdated_data to every report; `lose` lists data ids Core forgot.
     """
 
     def __init__(self, name: str, clock: FakeClock, scan_seconds: float = 1.0):
@@ -51,6 +68,10 @@ class FakeClient:
         self.late = 0.0
         self.waits: dict[str, float] = {}
         self.requests: Counter = Counter()
+        self.files: dict[str, tuple[str, str]] = {}
+        self.shows_unfinished = True
+        self.outdated: list[str] = []
+        self.lose: set[str] = set()
 
     def _check(self, kind: str, timeout=None):
         self.requests[kind] += 1
@@ -78,6 +99,7 @@ class FakeClient:
         data_id = f"{self.name}-{self.uploads}"
         self.started[data_id] = self.clock.now()
         self.waits[data_id] = self.wait
+        self.files[data_id] = (filename, rule or DEFAULT_RULE)
         return data_id
 
     def get_report(self, data_id, timeout=None):
@@ -85,18 +107,35 @@ class FakeClient:
         self.polls += 1
         if self.report_error:
             raise self.report_error
+        if data_id in self.lose:
+            raise CoreError(f"{self.name} lost the scan (data id {data_id} not found)", lost=True)
+        return self._report(data_id)
+
+    def _report(self, data_id):
         elapsed = self.clock.now() - self.started[data_id] - self.waits[data_id]
         progress = max(0, min(100, int(100 * elapsed / self.scan_seconds)))
         if progress >= 90 and elapsed < self.scan_seconds + self.late:
             progress = 90
         if self.never_finishes:
             progress = min(progress, 50)
-        return {"data_id": data_id, "scan_results": {"progress_percentage": progress, "scan_details": {
-            "ClamAV": {"scan_result_i": 0}}}, "process_info": {"progress_percentage": progress,
-                                                                "queue_time": int(1000 * self.waits[data_id])}}
+        filename, rule = self.files.get(data_id, ("", DEFAULT_RULE))
+        uploaded = WALL_START + timedelta(seconds=self.started[data_id] - 1000.0)
+        file_info = {"sha256": sha256_of(filename), "upload_timestamp": uploaded.isoformat()}
+        return {"data_id": data_id, "file_info": file_info,
+                "scan_results": {"progress_percentage": progress, "scan_details": {"ClamAV": {"scan_result_i": 0}}},
+                "process_info": {"progress_percentage": progress, "queue_time": int(1000 * self.waits[data_id]),
+                                 "profile": rule, **({"outdated_data": self.outdated} if self.outdated else {})}}
 
     def find_scan(self, sha256, rule="", timeout=None):
         self._check("hash", timeout)
+        for data_id in reversed(self.files):
+            if data_id in self.cancelled or data_id in self.lose:
+                continue
+            report = self._report(data_id)
+            finished = report["process_info"]["progress_percentage"] == 100
+            mine = (report["file_info"]["sha256"], report["process_info"]["profile"]) == (sha256, rule or DEFAULT_RULE)
+            if mine and (finished or self.shows_unfinished):
+                return report
         return None
 
     def cancel(self, data_id, timeout=None):

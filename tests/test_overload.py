@@ -1,0 +1,122 @@
+"""Heavy load: a full Core is busy, not broken; a retry takes over the scan an earlier attempt left behind (fake Cores,
+fake time)."""
+
+import pytest
+from assemblyline.common.exceptions import RecoverableError
+from fakes import FakeClock, make_pool, sha256_of
+
+from mdservice.scan import Clock, ScanJob, scan_file
+
+NAME = "sample.bin"
+JOB = ScanJob("/dev/null", NAME, sha256=sha256_of(NAME), reuse_seconds=1800)
+DEADLINE = 7.0
+
+
+def clock_of(fake: FakeClock) -> Clock:
+    return Clock(fake.now, fake.sleep, fake.wall)
+
+
+def attempt(pool, fake: FakeClock, job: ScanJob = JOB):
+    """One Assemblyline attempt of `DEADLINE` seconds."""
+    return scan_file(pool, job, fake.now() + DEADLINE, clock_of(fake))
+
+
+def full_core(wait: float = 20.0, **settings):
+    """One Core whose next uploads wait `wait` s in its queue (other instances' files ahead) before a 2 s scan."""
+    fake = FakeClock()
+    pool, (client,) = make_pool(fake, [2.0])
+    client.wait = wait
+    for name, value in settings.items():
+        setattr(client, name, value)
+    return fake, pool, client
+
+
+def test_a_file_still_queued_at_the_deadline_leaves_its_core_in_rotation_and_uses_the_whole_deadline():
+    fake, pool, client = full_core()
+    start = fake.now()
+    with pytest.raises(RecoverableError, match="MetaDefender Core is full.*waiting in its queue.*instance limit"):
+        attempt(pool, fake)
+    assert not pool.nodes[0].failed
+    assert fake.now() - start >= DEADLINE - 0.5, "the task gave up before its deadline"
+    assert fake.now() - start <= DEADLINE
+    assert client.cancelled == [], "the queued file was dropped although a retry can take it over"
+
+
+def test_a_retry_takes_over_the_scan_left_in_the_queue_without_a_second_upload():
+    fake, pool, client = full_core()
+    with pytest.raises(RecoverableError):
+        attempt(pool, fake)
+    fake.sleep(10)  # back of Assemblyline's queue: the file is still waiting on Core
+    result = attempt(pool, fake)
+    assert client.uploads == 1 and result.data_id == f"{client.name}-1" and result.resumed
+
+
+def test_a_retry_after_the_scan_finished_gets_the_verdict_at_once():
+    fake, pool, client = full_core(wait=6.5)
+    client.shows_unfinished = False  # a Core whose hash look-up only shows finished scans
+    with pytest.raises(RecoverableError):
+        attempt(pool, fake, ScanJob("/dev/null", NAME, sha256=JOB.sha256, reuse_seconds=1800))
+    fake.sleep(30)
+    start = fake.now()
+    result = attempt(pool, fake)
+    assert client.uploads == 1 and result.resumed
+    assert fake.now() - start < 0.5, "an idle Core's finished scan was held back"
+
+
+def test_a_scan_core_lost_is_uploaded_again_within_the_same_attempt():
+    fake, pool, client = full_core(wait=20.0)
+    with pytest.raises(RecoverableError):
+        attempt(pool, fake)
+    client.lose.add(f"{client.name}-1")
+    client.wait = 0.0
+    result = attempt(pool, fake)
+    assert client.uploads == 2 and result.data_id == f"{client.name}-2" and not result.resumed
+
+
+@pytest.mark.parametrize("change", ["rule", "archive password", "outdated definitions", "too old", "reuse off"])
+def test_nothing_is_reused_across_rule_password_outdated_data_or_age(change):
+    fake, pool, client = full_core(wait=0.0)
+    attempt(pool, fake)
+    job = JOB
+    if change == "rule":
+        job = ScanJob("/dev/null", NAME, rule="Strict", sha256=JOB.sha256, reuse_seconds=1800)
+    elif change == "archive password":
+        job = ScanJob("/dev/null", NAME, archive_password="infected", sha256=JOB.sha256, reuse_seconds=1800)
+    elif change == "outdated definitions":
+        client.outdated = ["enginedefinitions"]
+    elif change == "too old":
+        fake.sleep(1801)
+    else:
+        job = ScanJob("/dev/null", NAME, sha256=JOB.sha256, reuse_seconds=0)
+    result = attempt(pool, fake, job)
+    assert client.uploads == 2 and not result.resumed
+
+
+def test_the_default_rule_is_only_assumed_once_core_named_it():
+    fake, pool, client = full_core(wait=0.0)
+    client.files["foreign-1"] = (NAME, "File scan")  # another client's finished scan, before any of ours
+    client.started["foreign-1"], client.waits["foreign-1"] = fake.now() - 10, 0.0
+    result = attempt(pool, fake)
+    assert client.uploads == 1 and not result.resumed
+    assert attempt(pool, fake).resumed
+
+
+def test_under_overload_a_taken_over_result_is_held_until_the_deadline():
+    fake, pool, client = full_core(wait=6.5, backlog=30, slots=2)
+    with pytest.raises(RecoverableError):
+        attempt(pool, fake)
+    fake.sleep(30)
+    start = fake.now()
+    assert attempt(pool, fake).resumed
+    assert DEADLINE - 0.5 <= fake.now() - start <= DEADLINE
+
+
+def test_a_full_core_is_not_put_aside_and_the_next_core_takes_the_file():
+    fake = FakeClock()
+    pool, clients = make_pool(fake, [2.0, 2.0])
+    pool.cursor = 0
+    clients[0].wait = 60.0
+    result = scan_file(pool, JOB, fake.now() + 20, clock_of(fake))
+    assert result.node is pool.nodes[1]
+    assert not pool.nodes[0].failed
+    assert clients[0].cancelled == [f"{clients[0].name}-1"], "the file left on the full Core would be scanned twice"
