@@ -41,8 +41,8 @@ CHUNK = 64 * 1024
 
 
 class CoreLoad(NamedTuple):
-    """A Core's `stat/nodes`: the files it has not finished, and the files it scans at once (its CPU cores, at
-    least 1 per node)."""
+    """A Core's `stat/nodes`: the files it has not finished, and the files it scans at once (from its free slots
+    where Core 5 reports them, else its CPU cores, at least 1 per node)."""
 
     queue: int
     slots: int
@@ -140,8 +140,7 @@ class CoreClient:
         queues = [status.get("scan_queue") for status in statuses]
         if not queues or not all(_is_count(q) for q in queues):
             raise CoreError(f"{self.name} sent no readable scan_queue in stat/nodes", node_fault=False)
-        cpus = [status.get("cpu_cores") for status in statuses]
-        return CoreLoad(sum(queues), sum(c if _is_count(c) and c > 0 else 1 for c in cpus))
+        return CoreLoad(sum(queues), sum(_slots(status) for status in statuses))
 
     def upload(self, path: str, filename: str, rule: str = "", archive_password: str = "",
                timeout: float | None = None) -> str:
@@ -440,6 +439,20 @@ def _reason(exc: Exception) -> str:
         if marker.lower() in text.lower():
             return marker.lower()
     return type(exc).__name__
+
+
+def _slots(status: dict) -> int:
+    """The files one Core node scans at once, as far as its status tells. Core 5's free slots
+    (`scan_queue_details.available_slots`) say it best: with some free, every file it has is being scanned; with none,
+    at most as many as it has. Older Cores only give `cpu_cores` (at least 1)."""
+    cpus = status.get("cpu_cores")
+    cpus = cpus if _is_count(cpus) and cpus > 0 else 1
+    details = status.get("scan_queue_details")
+    free = details.get("available_slots") if isinstance(details, dict) else None
+    if not _is_count(free):
+        return cpus
+    queue = status["scan_queue"]
+    return queue + free if free else max(1, min(cpus, queue))
 
 
 def _is_count(value) -> bool:

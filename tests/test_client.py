@@ -214,3 +214,19 @@ def test_unreadable_scan_queue_is_an_error_but_not_a_core_fault(requests_mock, b
     with pytest.raises(CoreError, match="scan_queue") as caught:
         CoreClient(BASE).get_load()
     assert not caught.value.node_fault
+
+
+@pytest.mark.parametrize(("status", "slots"), [
+    ({"scan_queue": 3, "cpu_cores": 16, "scan_queue_details": {"available_slots": 1}}, 4),
+    ({"scan_queue": 10, "cpu_cores": 16, "scan_queue_details": {"available_slots": 0, "total_scan_queue": 500}}, 10),
+    ({"scan_queue": 3, "cpu_cores": 16, "scan_queue_details": {"available_slots": "x"}}, 16),
+    ({"scan_queue": 3, "cpu_cores": 16, "scan_queue_details": []}, 16),
+])
+def test_core_5s_free_slots_decide_the_slot_count_and_cpu_cores_is_the_fallback(requests_mock, status, slots):
+    requests_mock.get(BASE + "stat/nodes", json=[{"statuses": [status]}])
+    load = CoreClient(BASE).get_load()
+    assert load.slots == slots
+    # A file sent now finds a free slot exactly when Core said one was free (or, without the field, by cpu_cores).
+    free = status["scan_queue_details"].get("available_slots") if isinstance(status["scan_queue_details"], dict) \
+        else None
+    assert (load.queue < load.slots) is (free > 0 if isinstance(free, int) else load.queue < status["cpu_cores"])
