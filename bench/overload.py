@@ -13,7 +13,8 @@ Figures, run = burst start until every file has a verdict or is lost:
 - Core time wasted: scan time (the report's processing_time) of scans canceled, or never fetched finished
   by the service, / slot time (run x slots). Seen from outside, through Core's API: a response hook records
   every scan the service uploaded, canceled and fetched finished; after the run every uploaded scan's
-  report is read once Core has finished or dropped it;
+  report is read once Core has finished or dropped it. Reported beside it: the slot time Core's stat/nodes
+  load shows busy, less the useful scans' time (this also sees a slot a canceled scan keeps holding);
 - verdicts lost / files, beside the floor of a naive service that uploads each attempt afresh and cancels at
   its deadline: each attempt succeeds with p = min(1, capacity x deadline / instances), so (1 - p)^3 is lost.
 """
@@ -28,6 +29,7 @@ import multiprocessing
 import os
 import statistics
 import sys
+import threading
 import time
 from collections import Counter
 from dataclasses import dataclass, field
@@ -55,6 +57,7 @@ CANCELED = 19  # scan_all_result_i of a canceled scan
 STARTUP_SECONDS = 300  # 21 instances importing Assemblyline on 2 CPUs
 SETTLE_SECONDS = 30  # how long, after the run, Core may take to finish the scans still unfinished
 POLL_INTERVAL = 0.25
+SAMPLE_INTERVAL = 0.1  # stat/nodes reads of the load sampler
 VERDICT, FAILED, NONRECOVERABLE = "verdict", "failed", "nonrecoverable"
 
 
@@ -204,13 +207,44 @@ def worker(url: str, files, events, logs, ready) -> None:
     service.stop()
 
 
+class LoadSampler:
+    """Reads Core's stat/nodes `load` (share of slots busy) every SAMPLE_INTERVAL s while in its `with` block.
+
+    Busy slots include any a canceled scan still holds: what no report shows.
+    """
+
+    def __init__(self, url: str) -> None:
+        self.url, self.busy_seconds = f"{url.rstrip('/')}/stat/nodes", 0.0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._sample, daemon=True)
+
+    def _sample(self) -> None:
+        with requests.Session() as session:
+            last = time.perf_counter()
+            while not self._stop.wait(SAMPLE_INTERVAL):
+                load = session.get(self.url, timeout=5).json()[0]["statuses"][0]["load"]
+                now = time.perf_counter()
+                self.busy_seconds += load / 100 * SLOTS * (now - last)
+                last = now
+
+    def __enter__(self) -> LoadSampler:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._stop.set()
+        self._thread.join(timeout=10)
+
+
 @dataclass
 class Burst:
-    """What a burst measured: the run's length, every attempt, and every instance's CoreLog."""
+    """What a burst measured: the run's length, every attempt, every instance's CoreLog, and the slot-seconds
+    Core was busy during the run (sampled)."""
 
     seconds: float
     attempts: list[Attempt]
     logs: list[CoreLog]
+    busy_seconds: float
 
     def outcomes(self) -> Counter:
         """Files by how they ended: VERDICT, NONRECOVERABLE, or FAILED (lost)."""
@@ -237,13 +271,14 @@ def run_burst(url: str, instances: int, files: int, workdir: str) -> Burst:
         queue.put((path, 1))
     ready.wait(timeout=STARTUP_SECONDS)
     started = time.perf_counter()
-    attempts = collect(events, files)
+    with LoadSampler(url) as load:
+        attempts = collect(events, files)
     for _ in workers:
         queue.put(None)
     core_logs = [logs.get(timeout=60) for _ in workers]
     for process in workers:
         process.join(timeout=30)
-    return Burst(max(a.ended for a in attempts if a.final) - started, attempts, core_logs)
+    return Burst(max(a.ended for a in attempts if a.final) - started, attempts, core_logs, load.busy_seconds)
 
 
 def settled_reports(url: str, data_ids: list[str]) -> tuple[dict[str, dict | None], int]:
@@ -266,26 +301,28 @@ def settled_reports(url: str, data_ids: list[str]) -> tuple[dict[str, dict | Non
 
 @dataclass(frozen=True)
 class CoreUse:
-    """Core's side of a burst: scan seconds wasted, uploads, cancels, scans unfinished when the reports were read."""
+    """Core's side of a burst: scan seconds wasted and of scans fetched finished (useful), uploads, cancels, and
+    scans unfinished when the reports were read."""
 
     wasted: float
+    useful: float
     uploads: int
     cancels: int
     unfinished: int
 
 
 def core_use(url: str, logs: list[CoreLog]) -> CoreUse:
-    """Scan time of every uploaded scan that was canceled or never fetched finished by the service."""
+    """Scan time of the uploaded scans: wasted if canceled or never fetched finished by the service, else useful."""
     uploads = [data_id for log in logs for data_id in log.uploads]
     fetched = set().union(*(log.fetched for log in logs))
     reports, unfinished = settled_reports(url, uploads)
-    wasted = 0.0
+    spent = {True: 0.0, False: 0.0}
     for data_id, report in reports.items():
         report = report or {}
         canceled = (report.get("scan_results") or {}).get("scan_all_result_i") == CANCELED
-        if canceled or data_id not in fetched:
-            wasted += ((report.get("process_info") or {}).get("processing_time") or 0) / 1000
-    return CoreUse(wasted, len(uploads), sum(len(log.cancels) for log in logs), unfinished)
+        spent[canceled or data_id not in fetched] += ((report.get("process_info") or {}).get("processing_time")
+                                                      or 0) / 1000
+    return CoreUse(spent[True], spent[False], len(uploads), sum(len(log.cancels) for log in logs), unfinished)
 
 
 def scenario_rows(name: str, scenario: Scenario, instances: int, files: int, burst: Burst, core: CoreUse) -> list[Row]:
@@ -293,6 +330,7 @@ def scenario_rows(name: str, scenario: Scenario, instances: int, files: int, bur
     outcomes, deadline = burst.outcomes(), deadline_seconds()
     goodput = outcomes[VERDICT] / burst.seconds / CAPACITY
     wasted = core.wasted / (burst.seconds * SLOTS)
+    idle_busy = max(0.0, burst.busy_seconds - core.useful) / (burst.seconds * SLOTS)
     lost = outcomes[FAILED] / files
     naive_lost = (1 - min(1.0, CAPACITY * deadline / instances)) ** ATTEMPTS
     times = [attempt.ended - attempt.started for attempt in burst.attempts]
@@ -302,6 +340,8 @@ def scenario_rows(name: str, scenario: Scenario, instances: int, files: int, bur
             f">= {scenario.goodput:.2f}", goodput >= scenario.goodput, "-"),
         Row(f"{name}: Core time wasted ({core.wasted:.0f} s of {burst.seconds * SLOTS:.0f}{unfinished})",
             f"{wasted:.1%}", f"<= {scenario.wasted:.0%}", wasted <= scenario.wasted, "-"),
+        Row(f"{name}: slot time busy, not on a fetched scan (sampled load)", f"{idle_busy:.1%}", "(reported)", True,
+            "-"),
         Row(f"{name}: verdicts lost after {ATTEMPTS} attempts ({outcomes[FAILED]})", f"{lost:.1%}",
             f"<= {scenario.lost:.0%}", lost <= scenario.lost, f"{naive_lost:.1%}"),
         Row(f"{name}: files ended by a NonRecoverableError", str(outcomes[NONRECOVERABLE]), "0",
