@@ -4,7 +4,7 @@ Each Core scans one file at a time. Healthy: every Core takes 0.5 s per file, so
 per second. Slow: one Core takes 2.5 s (5x slower), so the ideal is the two healthy Cores' 4 files
 per second plus the 0.4 the slow one can add. Both must reach 0.85 of their ideal.
 
-Healthy: a 60-file batch lasts about 10 s, and how the three instances' first choices fall and which Core
+Healthy: a 60-file batch lasts about 11 s, and how the three instances' first choices fall and which Core
 takes the last files moves one run's rate by up to 0.2 of the ideal. So it is run 5 times and the median
 run is what is judged; every run's figure is shown.
 
