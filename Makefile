@@ -1,6 +1,6 @@
 # make test   - create .venv on first use, lint, run every test
 # make demo   - run the service once against the MetaDefender Core emulator (FILE=path to scan your own file)
-# make bench  - the speed, memory and throughput benchmarks
+# make bench  - the speed, memory, throughput, scale and overload benchmarks (python -m bench NAME for one)
 PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python

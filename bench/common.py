@@ -22,10 +22,13 @@ STARTUP_SECONDS = 15
 
 @dataclass
 class Row:
+    """One figure of a results table; `floor` (optional) is what a naive design would reach, shown beside it."""
+
     figure: str
     measured: str
     target: str
     passed: bool
+    floor: str = ""
 
 
 def free_port(count: int = 1) -> int:
@@ -86,10 +89,11 @@ class EmulatorProcess:
         self.stop()
 
 
-def started_service(config: dict):
+def started_service(config: dict, timeout: int | None = None):
     """A MetaDefender instance with `config` over the manifest defaults, started (engines read).
 
-    As under run_service_once there is no Assemblyline service server here, so the framework's
+    `timeout` replaces the manifest's service timeout (what Assemblyline gives a task, and what the service
+    reads its deadline from). As under run_service_once there is no Assemblyline service server here, so the framework's
     development mode is switched on (its safelist call then answers empty instead of retrying).
     """
     from assemblyline_v4_service.common import api
@@ -100,6 +104,8 @@ def started_service(config: dict):
     logging.disable(logging.INFO)
 
     service = MetaDefender(config)
+    if timeout is not None:
+        service.service_attributes.timeout = timeout
     service.start()
     return service
 
@@ -149,11 +155,28 @@ def new_sample_task(workdir: str, name: str):
     return task
 
 
+def write_files(workdir: str, count: int, label: str) -> list[str]:
+    """`count` new small files of unique content (so no cache answers them) in `workdir`, their paths."""
+    paths = []
+    for index in range(count):
+        path = os.path.join(workdir, f"{label}-{index}-{time.time_ns()}.bin")
+        with open(path, "wb") as handle:
+            handle.write(f"{label} file {index} {time.time_ns()}".encode())
+        paths.append(path)
+    return paths
+
+
 def print_table(title: str, rows: list[Row]) -> bool:
-    """Print the figures; True when every target is met."""
+    """Print the figures (with a naive-floor column when a row has a floor); True when every target is met."""
     width = max(len(r.figure) for r in rows)
+    floors = any(row.floor for row in rows)
+
+    def line(figure: str, measured: str, target: str, floor: str, result: str) -> str:
+        return (f"  {figure.ljust(width)}  {measured:>14}  {target:>16}" + (f"  {floor:>11}" if floors else "")
+                + f"  {result}")
+
     print(f"\n{title}")
-    print(f"  {'figure'.ljust(width)}  {'measured':>14}  {'target':>16}  result")
+    print(line("figure", "measured", "target", "naive floor", "result"))
     for row in rows:
-        print(f"  {row.figure.ljust(width)}  {row.measured:>14}  {row.target:>16}  {'pass' if row.passed else 'FAIL'}")
+        print(line(row.figure, row.measured, row.target, row.floor or "-", "pass" if row.passed else "FAIL"))
     return all(row.passed for row in rows)

@@ -1,0 +1,386 @@
+"""Overload: files come faster than the Cores can scan them, under Assemblyline's retry rule.
+
+One emulated Core scans SLOTS files at once in SCAN_SECONDS each (capacity 1 file/s). N service
+instances (processes) with a service timeout of TIMEOUT s (a task's deadline: that less the service's
+margin, 7 s) work through a burst of FILES files of unique content queued at once. An attempt fails when
+the task wrote a recoverable error, or lasted longer than the service timeout (Assemblyline would have
+killed it, whatever it wrote); a failed file goes to the back of the queue, and after ATTEMPTS failed
+attempts it is lost. A NonRecoverableError ends the file too (counted apart).
+
+Scenarios by overload = instances x scan time / slots / deadline: fits (0.5: 4 instances), 2x (14), 3x (21).
+Figures, run = burst start until every file has a verdict or is lost:
+- goodput: files with a verdict per second of the run / capacity;
+- Core time wasted: scan time (the report's processing_time) of scans canceled, or never fetched finished
+  by the service, / slot time (run x slots). Seen from outside, through Core's API: a response hook records
+  every scan the service uploaded, canceled and fetched finished; after the run every uploaded scan's
+  report is read once Core has finished or dropped it. Judged as well, against the same target: the slot
+  time Core's stat/nodes `load` (sampled) shows busy during the run, less the fetched scans' time. The two
+  agree on a Core whose canceled scans free their slot at once; only the sampled one sees a slot that a
+  canceled scan keeps holding (no report shows that time);
+- verdicts lost / files, beside the floor of a naive service that uploads each attempt afresh and cancels at
+  its deadline: each attempt succeeds with p = min(1, capacity x deadline / instances), so (1 - p)^3 is lost.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import math
+import multiprocessing
+import os
+import statistics
+import sys
+import threading
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+
+import requests
+
+from bench.common import (
+    EmulatorProcess,
+    Row,
+    make_task,
+    print_table,
+    stage_file,
+    started_service,
+    tasking_dir,
+    write_files,
+)
+
+FILES = 120
+SCAN_SECONDS = 2.0
+SLOTS = 2
+CAPACITY = SLOTS / SCAN_SECONDS
+TIMEOUT = 8
+ATTEMPTS = 3
+CANCELED = 19  # scan_all_result_i of a canceled scan
+STARTUP_SECONDS = 300  # 21 instances importing Assemblyline on 2 CPUs
+SETTLE_SECONDS = 30  # how long, after the run, Core may take to finish the scans still unfinished
+POLL_INTERVAL = 0.25
+SAMPLE_INTERVAL = 0.1  # stat/nodes reads of the load sampler
+VERDICT, FAILED, NONRECOVERABLE = "verdict", "failed", "nonrecoverable"
+
+
+@dataclass(frozen=True)
+class Scenario:
+    """An overload factor and the targets the service must meet under it."""
+
+    overload: float
+    goodput: float
+    wasted: float
+    lost: float
+
+
+SCENARIOS = {"fits": Scenario(0.5, 0.9, 0.05, 0.0), "2x": Scenario(2.0, 0.9, 0.05, 0.10),
+             "3x": Scenario(3.0, 0.8, 0.15, 0.35)}
+
+
+def deadline_seconds() -> float:
+    """A task's scan deadline under TIMEOUT, as metadefender.py derives it (the timeout less its margin)."""
+    from metadefender import DEADLINE_MARGIN, MIN_DEADLINE_MARGIN
+
+    return TIMEOUT - max(MIN_DEADLINE_MARGIN, DEADLINE_MARGIN * TIMEOUT)
+
+
+def instances_for(overload: float, deadline: float) -> int:
+    """The fewest instances that load the Core `overload` times what it can scan within `deadline`."""
+    return math.ceil(overload * SLOTS * deadline / SCAN_SECONDS - 1e-9)
+
+
+def is_complete(report: dict) -> bool:
+    """Core is done with the job: process_info's progress is 100 (scan_results' where there is no process_info)."""
+    info = report.get("process_info") if "process_info" in report else report.get("scan_results")
+    return isinstance(info, dict) and info.get("progress_percentage") == 100
+
+
+class _ReadAlong:
+    """A response's raw body that hands the whole body to `on_body` once its reader has streamed it all.
+
+    The service streams every answer itself (within its deadline), so a hook must not read the body first.
+    """
+
+    def __init__(self, raw, on_body) -> None:
+        self._raw, self._on_body = raw, on_body
+
+    def stream(self, *args, **kwargs):
+        chunks = []
+        for chunk in self._raw.stream(*args, **kwargs):
+            chunks.append(chunk)
+            yield chunk
+        try:
+            document = json.loads(b"".join(chunks))
+        except ValueError:
+            return
+        if isinstance(document, dict):
+            self._on_body(document)
+
+    def __getattr__(self, name: str):
+        return getattr(self._raw, name)
+
+
+@dataclass
+class CoreLog:
+    """What one instance did on Core, read from its HTTP answers: scans uploaded, canceled and fetched finished."""
+
+    uploads: list[str] = field(default_factory=list)
+    cancels: set[str] = field(default_factory=set)
+    fetched: set[str] = field(default_factory=set)
+
+    def attach(self, service) -> None:
+        for node in service.pool.nodes:
+            node.client.session.hooks["response"].append(self.hook)
+
+    def hook(self, response, *args, **kwargs) -> None:
+        """Record an accepted upload (POST file), cancel (POST file/ID/cancel) or report (GET file/ID, hash/HASH)."""
+        if response.status_code != 200:
+            return
+        method, parts = response.request.method, response.request.path_url.split("?")[0].strip("/").split("/")
+        if method == "POST" and parts[-1] == "file":
+            response.raw = _ReadAlong(response.raw, self._uploaded)
+        elif method == "POST" and parts[-1] == "cancel" and len(parts) >= 3:
+            self.cancels.add(parts[-2])
+        elif method == "GET" and len(parts) >= 2 and parts[-2] in ("file", "hash"):
+            response.raw = _ReadAlong(response.raw, self._fetched)
+
+    def _uploaded(self, answer: dict) -> None:
+        if isinstance(answer.get("data_id"), str):
+            self.uploads.append(answer["data_id"])
+
+    def _fetched(self, report: dict) -> None:
+        if isinstance(report.get("data_id"), str) and is_complete(report):
+            self.fetched.add(report["data_id"])
+
+
+@dataclass(frozen=True)
+class Attempt:
+    """One handle_task of a file: its outcome and when it began and ended (perf_counter, system-wide on Linux)."""
+
+    path: str
+    number: int
+    outcome: str
+    started: float
+    ended: float
+
+    @property
+    def final(self) -> bool:
+        """No attempt follows: a verdict, a NonRecoverableError or the last failed attempt (the file is lost)."""
+        return self.outcome != FAILED or self.number == ATTEMPTS
+
+
+def outcome_of(workdir: str, task, seconds: float) -> str:
+    """FAILED past the service timeout or on a recoverable error, else what the framework wrote for the task."""
+    stem = os.path.join(workdir, f"{task.sid}_{task.fileinfo.sha256}")
+    if seconds > TIMEOUT:
+        return FAILED
+    if os.path.exists(f"{stem}_error.json"):
+        with open(f"{stem}_error.json") as handle:
+            status = json.load(handle).get("response", {}).get("status")
+        return NONRECOVERABLE if status == "FAIL_NONRECOVERABLE" else FAILED
+    return VERDICT if os.path.exists(f"{stem}_result.json") else FAILED
+
+
+def attempt_task(service, path: str, number: int, workdir: str) -> Attempt:
+    """Attempt `number` at `path`: a fresh task (its own sid, so its own output files) through handle_task."""
+    task = make_task(path)
+    stage_file(path, task, workdir)
+    started = time.perf_counter()
+    service.handle_task(task)
+    ended = time.perf_counter()
+    return Attempt(path, number, outcome_of(workdir, task, ended - started), started, ended)
+
+
+def worker(url: str, files, events, logs, ready) -> None:
+    """One instance: attempt (path, number) items from `files` until None, putting a failed file back at the
+    end of `files` while it has attempts left; each Attempt goes to `events`, the CoreLog to `logs` at the end."""
+    workdir = tasking_dir()
+    service = started_service({"base_url": [url]}, timeout=TIMEOUT)
+    logging.disable(logging.WARNING)  # every scan given up on is a warning: hundreds per run
+    log = CoreLog()
+    log.attach(service)
+    ready.wait()
+    while (item := files.get()) is not None:
+        attempt = attempt_task(service, *item, workdir)
+        if not attempt.final:
+            files.put((attempt.path, attempt.number + 1))
+        events.put(attempt)
+    logs.put(log)
+    service.stop()
+
+
+class LoadSampler:
+    """Reads Core's stat/nodes `load` (share of slots busy) every SAMPLE_INTERVAL s while in its `with` block.
+
+    Busy slots include any a canceled scan still holds: what no report shows.
+    """
+
+    def __init__(self, url: str) -> None:
+        self.url, self.busy_seconds = f"{url.rstrip('/')}/stat/nodes", 0.0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._sample, daemon=True)
+
+    def _sample(self) -> None:
+        with requests.Session() as session:
+            last = time.perf_counter()
+            while not self._stop.wait(SAMPLE_INTERVAL):
+                load = session.get(self.url, timeout=5).json()[0]["statuses"][0]["load"]
+                now = time.perf_counter()
+                self.busy_seconds += load / 100 * SLOTS * (now - last)
+                last = now
+
+    def __enter__(self) -> LoadSampler:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._stop.set()
+        self._thread.join(timeout=10)
+
+
+@dataclass
+class Burst:
+    """What a burst measured: the run's length, every attempt, every instance's CoreLog, and the slot-seconds
+    Core was busy during the run (sampled)."""
+
+    seconds: float
+    attempts: list[Attempt]
+    logs: list[CoreLog]
+    busy_seconds: float
+
+    def outcomes(self) -> Counter:
+        """Files by how they ended: VERDICT, NONRECOVERABLE, or FAILED (lost)."""
+        return Counter(attempt.outcome for attempt in self.attempts if attempt.final)
+
+
+def collect(events, files: int) -> list[Attempt]:
+    """Every attempt, until each of `files` files has had its final one."""
+    attempts: list[Attempt] = []
+    while sum(attempt.final for attempt in attempts) < files:
+        attempts.append(events.get(timeout=20 * TIMEOUT))
+    return attempts
+
+
+def run_burst(url: str, instances: int, files: int, workdir: str) -> Burst:
+    """`files` files queued at once for `instances` service processes, all started before the clock starts."""
+    context = multiprocessing.get_context("spawn")
+    queue, events, logs = context.Queue(), context.Queue(), context.Queue()
+    ready = context.Barrier(instances + 1)
+    workers = [context.Process(target=worker, args=(url, queue, events, logs, ready)) for _ in range(instances)]
+    for process in workers:
+        process.start()
+    for path in write_files(workdir, files, "overload"):
+        queue.put((path, 1))
+    ready.wait(timeout=STARTUP_SECONDS)
+    started = time.perf_counter()
+    with LoadSampler(url) as load:
+        attempts = collect(events, files)
+    for _ in workers:
+        queue.put(None)
+    core_logs = [logs.get(timeout=60) for _ in workers]
+    for process in workers:
+        process.join(timeout=30)
+    return Burst(max(a.ended for a in attempts if a.final) - started, attempts, core_logs, load.busy_seconds)
+
+
+def settled_reports(url: str, data_ids: list[str]) -> tuple[dict[str, dict | None], int]:
+    """Each scan's report once Core finished or dropped it (None: Core no longer knows it), and how many were
+    still unfinished after SETTLE_SECONDS (their last report is kept)."""
+    reports: dict[str, dict | None] = {}
+    pending, give_up = list(data_ids), time.monotonic() + SETTLE_SECONDS
+    with requests.Session() as session:
+        while pending:
+            for data_id in pending:
+                answer = session.get(f"{url.rstrip('/')}/file/{data_id}", timeout=10)
+                reports[data_id] = answer.json() if answer.status_code == 200 else None
+            pending = [d for d in pending if reports[d] is not None and not is_complete(reports[d])]
+            if pending and time.monotonic() < give_up:
+                time.sleep(POLL_INTERVAL)
+            else:
+                break
+    return reports, len(pending)
+
+
+@dataclass(frozen=True)
+class CoreUse:
+    """Core's side of a burst: scan seconds wasted and of scans fetched finished (useful), uploads, cancels, and
+    scans unfinished when the reports were read."""
+
+    wasted: float
+    useful: float
+    uploads: int
+    cancels: int
+    unfinished: int
+
+
+def core_use(url: str, logs: list[CoreLog]) -> CoreUse:
+    """Scan time of the uploaded scans: wasted if canceled or never fetched finished by the service, else useful."""
+    uploads = [data_id for log in logs for data_id in log.uploads]
+    fetched = set().union(*(log.fetched for log in logs))
+    reports, unfinished = settled_reports(url, uploads)
+    spent = {True: 0.0, False: 0.0}
+    for data_id, report in reports.items():
+        report = report or {}
+        canceled = (report.get("scan_results") or {}).get("scan_all_result_i") == CANCELED
+        spent[canceled or data_id not in fetched] += ((report.get("process_info") or {}).get("processing_time")
+                                                      or 0) / 1000
+    return CoreUse(spent[True], spent[False], len(uploads), sum(len(log.cancels) for log in logs), unfinished)
+
+
+def scenario_rows(name: str, scenario: Scenario, instances: int, files: int, burst: Burst, core: CoreUse) -> list[Row]:
+    """The scenario's figures against its targets, the naive floor beside the verdicts lost."""
+    outcomes, deadline = burst.outcomes(), deadline_seconds()
+    goodput = outcomes[VERDICT] / burst.seconds / CAPACITY
+    wasted = core.wasted / (burst.seconds * SLOTS)
+    sampled_waste = max(0.0, burst.busy_seconds - core.useful) / (burst.seconds * SLOTS)
+    lost = outcomes[FAILED] / files
+    naive_lost = (1 - min(1.0, CAPACITY * deadline / instances)) ** ATTEMPTS
+    times = [attempt.ended - attempt.started for attempt in burst.attempts]
+    unfinished = f", {core.unfinished} scans unfinished {SETTLE_SECONDS} s after" if core.unfinished else ""
+    return [
+        Row(f"{name}: goodput ({outcomes[VERDICT]}/{files} verdicts in {burst.seconds:.0f} s)", f"{goodput:.2f}",
+            f">= {scenario.goodput:.2f}", goodput >= scenario.goodput, "-"),
+        Row(f"{name}: Core time wasted, reports ({core.wasted:.0f} s of {burst.seconds * SLOTS:.0f}{unfinished})",
+            f"{wasted:.1%}", f"<= {scenario.wasted:.0%}", wasted <= scenario.wasted, "-"),
+        Row(f"{name}: Core time wasted, sampled (slots busy, not on a fetched scan)", f"{sampled_waste:.1%}",
+            f"<= {scenario.wasted:.0%}", sampled_waste <= scenario.wasted, "-"),
+        Row(f"{name}: verdicts lost after {ATTEMPTS} attempts ({outcomes[FAILED]})", f"{lost:.1%}",
+            f"<= {scenario.lost:.0%}", lost <= scenario.lost, f"{naive_lost:.1%}"),
+        Row(f"{name}: files ended by a NonRecoverableError", str(outcomes[NONRECOVERABLE]), "0",
+            not outcomes[NONRECOVERABLE]),
+        Row(f"{name}: task time median / max ({len(times)} attempts, {core.uploads} uploads, {core.cancels} "
+            f"cancels)", f"{statistics.median(times):.1f} / {max(times):.1f} s", "(reported)", True),
+    ]
+
+
+def run_scenario(name: str, files: int, emulator_args: list[str]) -> bool:
+    """One scenario on a fresh Core; prints its table, True when every target is met."""
+    scenario, deadline = SCENARIOS[name], deadline_seconds()
+    instances = instances_for(scenario.overload, deadline)
+    workdir = tasking_dir()
+    with EmulatorProcess(*emulator_args) as emulator:
+        burst = run_burst(emulator.urls[0], instances, files, workdir)
+        core = core_use(emulator.urls[0], burst.logs)
+    overload = instances * SCAN_SECONDS / SLOTS / deadline
+    return print_table(f"Overload {name}: {instances} instances, overload {overload:.2f}, {files} files at once, "
+                       f"one Core {SLOTS} x {SCAN_SECONDS:g} s (capacity {CAPACITY:g}/s), deadline {deadline:g} s",
+                       scenario_rows(name, scenario, instances, files, burst, core))
+
+
+def main(argv: list[str] | None = None) -> bool:
+    parser = argparse.ArgumentParser(prog="python -m bench.overload", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--files", type=int, default=FILES, help=f"files in the burst (default {FILES})")
+    parser.add_argument("--scenario", nargs="+", action="extend", choices=list(SCENARIOS),
+                        help="scenarios to run (default: all)")
+    parser.add_argument("--hash-unfinished", action="store_true",
+                        help="start the emulator with --hash-unfinished (GET /hash also answers unfinished scans)")
+    args = parser.parse_args(argv)
+    emulator_args = ["--concurrency", str(SLOTS), "--scan-seconds", str(SCAN_SECONDS),
+                     *(["--hash-unfinished"] if args.hash_unfinished else [])]
+    results = [run_scenario(name, args.files, emulator_args) for name in args.scenario or SCENARIOS]
+    return all(results)
+
+
+if __name__ == "__main__":
+    sys.exit(0 if main() else 1)
