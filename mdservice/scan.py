@@ -170,7 +170,12 @@ def _follow(node: CoreNode, job: ScanJob, data_id: str, end: tuple[float, float,
         last_poll = min(LAST_POLL_TIME, LAST_POLL_SHARE * (deadline - clock.now()))
         # A file sent without a rule tells, in any report, the name of the rule Core applies then.
         learn = node.learn_default_rule if not (job.rule or resumed) else None
-        report = _poll_until_finished(node, data_id, (polls_end, last_poll), clock, watch, learn)
+        earlier = None if resumed or not job.resumable or not node.finds_scans else \
+            (lambda: find_previous(node, job, polls_end - clock.now(), clock.wall()))
+        report = _poll_until_finished(node, data_id, (polls_end, last_poll), clock, watch, (learn, earlier))
+        if isinstance(report, ScanResult):  # an earlier attempt's scan of the file finished while ours waited
+            _cancel_quietly(node, data_id, deadline - clock.now())
+            return report
         foreign = foreign_report(report, data_id, job.sha256)
         if foreign:
             raise CoreError(f"{node.name} answered with another file's report: {foreign}")
@@ -185,9 +190,12 @@ def _follow(node: CoreNode, job: ScanJob, data_id: str, end: tuple[float, float,
 
 
 def _poll_until_finished(node: CoreNode, data_id: str, end: tuple[float, float], clock: Clock, watch,
-                         learn: Callable[[dict], None] | None) -> dict:
-    """Poll `data_id` until its report is finished; `end` = (when polling ends, the time kept for the last poll);
-    `learn`, when given, is shown every report.
+                         hooks: tuple[Callable | None, Callable | None]) -> dict | ScanResult:
+    """Poll `data_id` until its report is finished; `end` = (when polling ends, the time kept for the last poll).
+
+    `hooks` = (shown every report, or None; asked while our file waits in Core's queue for an earlier attempt's
+    scan of the file, or None): a Core whose look-up hides unfinished scans gets a second copy from a retry, and
+    the first copy's result, once in, is returned instead (a ScanResult) of waiting behind it.
 
     The last poll is sent as late as its answer can still come in time; a CoreBusy says where our file stood then.
     """
@@ -205,6 +213,7 @@ def _poll_until_finished(node: CoreNode, data_id: str, end: tuple[float, float],
             wait = min(wait, NEARLY_DONE_LEAD)
         clock.sleep(wait)
         report = node.client.get_report(data_id, timeout=polls_end - clock.now())
+        learn, earlier = hooks
         if learn:
             learn(report)
         if is_finished(report):
@@ -212,6 +221,9 @@ def _poll_until_finished(node: CoreNode, data_id: str, end: tuple[float, float],
         progress = progress_of(report)
         if not progress and clock.now() - schedule.uploaded_at >= QUEUED_NOTICE:
             watch.queued()
+            found = earlier() if earlier else None
+            if found is not None and found.data_id != data_id and is_finished(found.report):
+                return found
         delay = schedule.next_delay(clock.now(), progress)
 
 

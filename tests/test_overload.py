@@ -120,3 +120,15 @@ def test_a_full_core_is_not_put_aside_and_the_next_core_takes_the_file():
     assert result.node is pool.nodes[1]
     assert not pool.nodes[0].failed
     assert clients[0].cancelled == [f"{clients[0].name}-1"], "the file left on the full Core would be scanned twice"
+
+
+def test_a_second_copy_from_a_retry_is_dropped_once_the_first_copys_result_is_in():
+    fake, pool, client = full_core(wait=6.5)
+    client.shows_unfinished = False  # the retry cannot see the first copy until it is done, so it sends the file
+    with pytest.raises(RecoverableError):
+        attempt(pool, fake)
+    fake.sleep(1.0)
+    client.wait = 20.0
+    result = attempt(pool, fake)
+    assert client.uploads == 2 and result.data_id == f"{client.name}-1" and result.resumed
+    assert client.cancelled == [f"{client.name}-2"], "the second copy would be scanned for nobody"

@@ -7,7 +7,7 @@ from collections import Counter
 
 import pytest
 from assemblyline.common.exceptions import NonRecoverableError, RecoverableError
-from fakes import FakeClock, make_pool
+from fakes import FakeClock, make_pool, sha256_of
 
 from mdservice.client import CoreError
 from mdservice.nodes import BACKOFF_MAX, BACKOFF_START, SPEED_MEMORY
@@ -291,7 +291,7 @@ def test_core_that_cannot_report_its_queue_is_not_asked_again_and_keeps_its_turn
 
 @pytest.mark.parametrize(("changed", "job"), [
     ({"data_id": "another-scan"}, JOB),
-    ({"file_info": {"sha256": "cd" * 32}}, ScanJob("/dev/null", "sample.bin", sha256="AB" * 32)),
+    ({"file_info": {"sha256": "cd" * 32}}, ScanJob("/dev/null", "sample.bin", sha256=sha256_of("sample.bin").upper())),
 ])
 def test_a_report_for_another_file_fails_over_and_is_never_the_result(changed, job):
     clock = FakeClock()
