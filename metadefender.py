@@ -83,6 +83,7 @@ class MetaDefender(ServiceBase):
         self.pool = self._build_pool(self.settings)
         self.pool.read_all_engines()
         self._refuse_refused_config()
+        self._refuse_unknown_rule()
         self._track_outage()
         self._safelist_read_at = time.monotonic()
         self.safelist = self._fetch_safelist() or frozenset()
@@ -155,9 +156,18 @@ class MetaDefender(ServiceBase):
         request.result = result
 
     def _build_pool(self, settings: ServiceConfig) -> NodePool:
-        nodes = [CoreNode(CoreClient(url, settings.api_key, settings.verify, settings.md_timeout), settings.md_version)
-                 for url in settings.base_urls]
+        nodes = [CoreNode(CoreClient(url, settings.api_key, settings.verify, settings.md_timeout), settings.md_version,
+                          settings.rule) for url in settings.base_urls]
         return NodePool(nodes, settings.max_md_scan_time, self.log)
+
+    def _refuse_unknown_rule(self) -> None:
+        """Stop the start when the configured `rule` is on none of the Cores that list their rules."""
+        rule, listed = self.settings.rule, [node.rules for node in self.pool.nodes if node.rules is not None]
+        if rule and listed and not any(rule in rules for rules in listed):
+            offered = ", ".join(repr(name) for name in sorted({name for rules in listed for name in rules}))
+            raise ServiceStartError(f"No MetaDefender Core has the rule {rule!r} that the rule variable names; the "
+                                    f"Cores offer: {offered or 'no rule'}. Set rule to one of them (or empty for "
+                                    "Core's default)")
 
     def _mask_logs(self, key: str) -> None:
         """Mask the API key in every line logged through the service's logger (one filter: this service's key)."""

@@ -33,6 +33,10 @@ SAMPLES = {
 }
 
 
+# The Core rule the --all-features run names (an emulated Core 5 lists it).
+ALL_FEATURES_RULE = "Multiscan and CDR"
+
+
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="make demo", description=__doc__)
     parser.add_argument("--file", help="scan this file instead of a generated sample")
@@ -45,6 +49,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                         help="answer as the real Cores OPSWAT published: every engine package listed (inactive "
                              "copies, names in other case) and reports with Core 4.3's field set")
     parser.add_argument("--md-version", type=int, choices=(3, 4), default=4, help="emulate a Core v3 or v4")
+    parser.add_argument("--core-version", type=int, choices=(4, 5), default=4,
+                        help="5: a Core 5 (readyz, free scan slots, a rule list with size limits, Core's own verdict "
+                             "and outdated-data fields in reports)")
     parser.add_argument("--nodes", type=int, default=1, help="how many emulated Cores (round-robin)")
     parser.add_argument("--scan-seconds", type=float, default=0.5, help="the emulator's scan time per file")
     args = parser.parse_args(argv)
@@ -87,7 +94,7 @@ def demo_config(urls: list[str], args: argparse.Namespace) -> dict:
     """`base_url` pointing at the emulator, and the optional features when asked for."""
     config = {"base_url": urls if len(urls) > 1 else urls[0], "md_version": args.md_version}
     if args.all_features:
-        config.update(fetch_sanitized_file=True, rule="Multiscan and CDR", stale_definition_days=7)
+        config.update(fetch_sanitized_file=True, rule=ALL_FEATURES_RULE, stale_definition_days=7)
         config["av_config"] = {**manifest_defaults()["av_config"], "min_engines_to_score": 5,
                                "heuristic_name_keys": ["HEUR:", "Heur.", "Suspicious", "not-a-virus"]}
     return config
@@ -135,18 +142,21 @@ def summary(result_path: pathlib.Path) -> str:
 
 
 def _shown_items(section: dict) -> list[tuple[str, object]]:
-    """The body items worth a line in the summary: why hits do not score, and a product's CVEs."""
+    """The body items worth a line in the summary: why hits do not score, Core's own verdict, a product's CVEs."""
     if section.get("body_format") != "KEY_VALUE":
         return []
     body = json.loads(section["body"])
-    return [(key, body[key]) for key in ("not_scored", "severity", "cve") if key in body]
+    shown = ("not_scored", "core_result", "core_blocked_reason", "core_verdicts", "severity", "cve")
+    return [(key, body[key]) for key in shown if key in body]
 
 
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
     sample = prepare_sample(args)
-    real = {"engine_list": "packages", "report_flavour": "4.3"} if args.real_core else {}
-    with Emulator(nodes=args.nodes, scan_seconds=args.scan_seconds, md_version=args.md_version, **real) as emulator:
+    flavour = {"engine_list": "packages", "report_flavour": "4.3"} if args.real_core else {}
+    if args.core_version == 5:
+        flavour.update(core_version=5, rules={"File scan": 200 * 10**6, ALL_FEATURES_RULE: 200 * 10**6})
+    with Emulator(nodes=args.nodes, scan_seconds=args.scan_seconds, md_version=args.md_version, **flavour) as emulator:
         engines = sum(1 for engine in emulator.nodes[0].engines if engine.engine_type == "av")
         listed = len(emulator.nodes[0].listing)
         print(f"Emulated MetaDefender Core(s): {', '.join(emulator.urls)} ({engines} antivirus engines each, "

@@ -38,6 +38,8 @@ DATA_ID = re.compile(r"[A-Za-z0-9_-]{1,64}")
 # The shortest piece of the API key that is masked wherever a Core or proxy echoes it.
 KEY_PIECE = 8
 CHUNK = 64 * 1024
+# Where a not-ready answer of `GET readyz` may give its reason.
+READY_REASONS = ("reason", "err", "message", "status")
 
 
 class CoreLoad(NamedTuple):
@@ -64,11 +66,16 @@ class CoreError(Exception):
 
 
 class CoreBusy(CoreError):
-    """A Core that works but is full: its scan queue refused the file, or our file was still waiting or being scanned
-    when the time given to it ran out. Busy is not broken: the Core is not put aside."""
+    """A Core that works but is full: its scan queue refused the file, or our file was still waiting (`queued`) or
+    being scanned when the time given to it ran out. Busy is not broken: the Core is not put aside."""
 
-    def __init__(self, message: str):
+    def __init__(self, message: str, queued: bool = True):
         super().__init__(message, node_fault=False)
+        self.queued = queued
+
+
+class CoreNotReady(CoreError):
+    """A Core that says it does not meet its admin's health policy (`GET readyz` not 200, Core 5)."""
 
 
 def redact_url(url: str) -> str:
@@ -141,6 +148,34 @@ class CoreClient:
         if not queues or not all(_is_count(q) for q in queues):
             raise CoreError(f"{self.name} sent no readable scan_queue in stat/nodes", node_fault=False)
         return CoreLoad(sum(queues), sum(_slots(status) for status in statuses))
+
+    def check_ready(self, timeout: float | None = None) -> bool:
+        """Whether Core can tell its readiness (`GET readyz`, Core 5 and later): True when it says it is ready, False
+        when it has no such endpoint or refuses it for this key; a CoreNotReady with Core's reason when not ready."""
+        def read(response: requests.Response) -> bool:
+            if response.status_code in (200, 401, 403, 404, 405):
+                b"".join(self._body(response, "readyz", ERROR_MAX_BYTES))
+                return response.status_code == 200
+            raise CoreNotReady(f"{self.name} says it is not ready (readyz answered HTTP {response.status_code}"
+                               f"{self._error_text(response, READY_REASONS)})")
+
+        return self._exchange("GET", "readyz", timeout, read)
+
+    def get_rules(self, timeout: float | None = None) -> dict[str, int | None] | None:
+        """Core's rules (`GET file/rules`): each name with the largest file it takes in bytes (None: not said);
+        None when Core has no such endpoint (older versions)."""
+        try:
+            answer = self._json("GET", "file/rules", timeout, STATUS_MAX_BYTES, on_404=lambda: None)
+        except CoreError as exc:
+            if exc.permanent:  # 405, 400: a Core that does not offer the list
+                return None
+            raise
+        if answer is None:
+            return None
+        if not isinstance(answer, list):
+            raise CoreError(f"{self.name} answered file/rules with something that is not a list of rules")
+        return {rule["name"]: rule.get("max_file_size") if _is_count(rule.get("max_file_size")) else None
+                for rule in answer if isinstance(rule, dict) and isinstance(rule.get("name"), str)}
 
     def upload(self, path: str, filename: str, rule: str = "", archive_password: str = "",
                timeout: float | None = None) -> str:
@@ -295,11 +330,13 @@ class CoreClient:
             return CoreBusy(f"{where}: its scan queue is full")
         return CoreError(where)
 
-    def _error_text(self, response: requests.Response) -> str:
-        """Core's own `{"err": ...}` message, key masked, then shortened; "" when there is none to read."""
+    def _error_text(self, response: requests.Response, fields: tuple[str, ...] = ("err",)) -> str:
+        """Core's own message (the first of `fields` in its JSON answer, `{"err": ...}` by default), key masked,
+        then shortened; "" when there is none to read."""
         try:
             raw = response.raw.read(ERROR_MAX_BYTES, decode_content=False)
-            message = json.loads(raw).get("err", "")
+            answer = json.loads(raw)
+            message = next((answer[name] for name in fields if answer.get(name)), "")
         except Exception:  # an error answer that is itself broken still has its status to report
             return ""
         text = self._scrub(message if isinstance(message, str) else str(message)[:ERROR_MAX_BYTES])

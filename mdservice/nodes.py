@@ -20,7 +20,7 @@ import random
 import time
 from collections.abc import Callable
 
-from mdservice.client import CoreBusy, CoreClient, CoreError
+from mdservice.client import CoreBusy, CoreClient, CoreError, CoreNotReady
 from mdservice.engines import EngineMap
 from mdservice.queues import QueueGauge, Reading
 
@@ -39,6 +39,8 @@ REASK_SECONDS = 0.25
 OTHERS_MEMORY = 60.0
 # Engine refreshes and probes are not started with less time than this left in their budget.
 MIN_REQUEST_SECONDS = 0.05
+# A Core that tells its readiness (Core 5's readyz) is asked again after this many seconds.
+READY_SECONDS = 30.0
 # The warning that the Cores are full is logged at most once in this many seconds.
 OVERLOAD_WARNING_SECONDS = 60.0
 # A queue reading this old still tells, in an error message, roughly how full a Core was.
@@ -48,9 +50,16 @@ LOAD_MEMORY = 60.0
 class CoreNode:
     """One Core: its HTTP client, its engines and whether it is in rotation."""
 
-    def __init__(self, client: CoreClient, md_version: int):
+    def __init__(self, client: CoreClient, md_version: int, rule: str = ""):
         self.client = client
         self.md_version = md_version
+        self.rule = rule
+        # Core's rules and the largest file each takes (None: Core does not list them), and whether to ask.
+        self.rules: dict[str, int | None] | None = None
+        self.lists_rules = True
+        # Whether Core tells its readiness (Core 5's readyz), and when it was last asked.
+        self.checks_ready = True
+        self.ready_checked_at = float("-inf")
         self.engines: EngineMap | None = None
         self.engines_read_at = float("-inf")
         self.failures = 0
@@ -79,15 +88,46 @@ class CoreNode:
         """True while the Core sits out after a failure (or has never answered)."""
         return self.failures > 0 or self.engines is None
 
+    @property
+    def serves_rule(self) -> bool:
+        """False when Core lists its rules and the configured one is not among them."""
+        return not (self.rule and self.rules is not None and self.rule not in self.rules)
+
+    @property
+    def max_file_size(self) -> int | None:
+        """The largest file, in bytes, the rule our files are scanned under takes on this Core; None when unknown."""
+        rules = self.rules or {}
+        name = self.rule or self.default_rule or (next(iter(rules)) if len(rules) == 1 else None)
+        return rules.get(name)
+
     def read_engines(self, now: float, timeout: float | None = None) -> EngineMap:
-        """Fetch and keep the engine map; a CoreError when Core's answer is unusable."""
+        """Fetch and keep the engine map and, where Core lists them, its rules; a CoreError when Core's answer is
+        unusable. Both requests together take at most `timeout`."""
+        started = time.monotonic()
         payload = self.client.get_engines(timeout=timeout)
         try:
             engines = EngineMap.from_engine_list(payload, self.md_version)
         except ValueError as exc:
             raise CoreError(f"{self.name} sent an unreadable engine list: {exc}") from None
+        if self.lists_rules:
+            left = None if timeout is None else max(MIN_REQUEST_SECONDS, timeout - (time.monotonic() - started))
+            self.rules = self.client.get_rules(timeout=left)
+            self.lists_rules = self.rules is not None
         self.engines, self.engines_read_at = engines, now
         return engines
+
+    def check_ready(self, now: float, timeout: float | None) -> None:
+        """Ask Core whether it is ready (Core 5's readyz): a CoreNotReady when it says not. A Core without the
+        endpoint is not asked again; one that cannot be asked now tells nothing (its other requests decide)."""
+        if not self.checks_ready:
+            return
+        self.ready_checked_at = now
+        try:
+            self.checks_ready = self.client.check_ready(timeout=timeout)
+        except CoreNotReady:
+            raise
+        except CoreError as exc:
+            self.checks_ready = not exc.permanent
 
     def learn_default_rule(self, report: dict) -> None:
         """Remember the rule Core applied to a file we sent without one (`process_info.profile` of its report)."""
@@ -140,32 +180,41 @@ class NodePool:
         self.overload_warned_at = float("-inf")
 
     def read_all_engines(self) -> None:
-        """Read every Core's engines (at start); Cores that fail sit out and are probed again later."""
+        """Read every Core's engines, rules and readiness (at start); Cores that fail sit out and are probed later."""
         for node in self.nodes:
             try:
                 node.read_engines(self.clock())
+                node.check_ready(self.clock(), PROBE_TIMEOUT)
                 self.log.info(f"{node.name}: {node.engines.active_av_count} active antivirus engines")
             except CoreError as exc:
                 self.record_failure(node, exc)
+            if not node.serves_rule:
+                self.log.warning(f"{node.name} has no rule {node.rule!r} (it has {', '.join(sorted(node.rules))}): "
+                                 "no file goes to it while it lacks the rule")
 
     def refresh_engines(self, max_age: float, until: float) -> None:
-        """Re-read engine lists older than `max_age` and probe failed Cores that are due, all by `until`.
+        """Re-read engine lists (and rules) older than `max_age`, ask Cores that tell their readiness again after
+        READY_SECONDS, and probe failed Cores that are due, all by `until`.
 
         Most overdue first, each request given at most PROBE_TIMEOUT and the time left; the Cores not
         reached by `until` are left for a later call.
         """
         now = self.clock()
-        overdue = {node: now - node.retry_at if node.failed else now - node.engines_read_at - max_age
-                   for node in self.nodes}
+        overdue = {node: _overdue(node, now, max_age) for node in self.nodes}
         for node in sorted((n for n in self.nodes if overdue[n] >= 0), key=overdue.get, reverse=True):
-            left = until - self.clock()
-            if left < MIN_REQUEST_SECONDS:
+            if until - self.clock() < MIN_REQUEST_SECONDS:
                 return
             try:
-                node.read_engines(self.clock(), timeout=min(PROBE_TIMEOUT, left))
+                if node.failed or now - node.engines_read_at >= max_age:
+                    node.read_engines(self.clock(), timeout=self._request_time(until))
+                node.check_ready(self.clock(), self._request_time(until))
                 self.record_success(node)
             except CoreError as exc:
                 self.record_failure(node, exc)
+
+    def _request_time(self, until: float) -> float:
+        """The time one maintenance request may take: PROBE_TIMEOUT at most, and what is left until `until`."""
+        return max(MIN_REQUEST_SECONDS, min(PROBE_TIMEOUT, until - self.clock()))
 
     def attempt_order(self) -> list[CoreNode]:
         """The Cores to try for one task, best first, every Core once.
@@ -176,7 +225,7 @@ class NodePool:
         that no task gives up without trying every Core.
         """
         self.asked_ahead = False
-        rotation = self._rotation()
+        rotation = [n for n in self._rotation() if n.serves_rule] or self._rotation()
         ready = [n for n in rotation if _is_ready(n)]
         resting = [n for n in rotation if not n.failed and n.skip_turns > 0]
         turn = ready[0] if ready else None
@@ -372,6 +421,15 @@ class NodePool:
 
     def fingerprints(self) -> list[str]:
         return [node.engines.fingerprint() if node.engines else "" for node in self.nodes]
+
+
+def _overdue(node: CoreNode, now: float, max_age: float) -> float:
+    """How long ago `node` was due for maintenance (negative: not yet): a probe for a failed Core, else a re-read
+    of its engine list or of its readiness."""
+    if node.failed:
+        return now - node.retry_at
+    ready_due = now - node.ready_checked_at - READY_SECONDS if node.checks_ready else -math.inf
+    return max(now - node.engines_read_at - max_age, ready_due)
 
 
 def _is_ready(node: CoreNode) -> bool:

@@ -7,6 +7,7 @@
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -85,7 +86,7 @@ def scan_file(pool: NodePool, job: ScanJob, deadline: float, clock: Clock | None
     """Scan `job` on the pool's Cores in `attempt_order` until one finishes it before `deadline` (monotonic).
 
     Each Core gets half of the time left while other Cores remain untried, the last one all of it. A scan still
-    waiting or running on the last Core at the deadline is left there when a later attempt can take it over.
+    running on the last Core at the deadline is left there for a later attempt to take over.
     """
     clock = clock or Clock()
     order = pool.attempt_order()
@@ -116,16 +117,21 @@ def scan_file(pool: NodePool, job: ScanJob, deadline: float, clock: Clock | None
 
 def scan_on_node(node: CoreNode, job: ScanJob, end: tuple[float, bool], clock: Clock, watch) -> ScanResult:
     """Take over a scan of this file Core already has, else upload it, and poll until Core is done, by `end` =
-    (deadline, whether a scan unfinished then is left on Core for a later attempt). A CoreError when Core could not.
+    (deadline, whether a scan still running then is left on Core for a later attempt). A CoreError when Core could
+    not.
 
     `watch.nearly_done()` is called once, NEARLY_DONE_LEAD s before the poll that is timed to find the scan finished;
-    `watch.queued()` once our file has waited in Core's queue for a while. A scan given up on (too slow, or its Core
-    failed to answer a poll) is canceled unless it is left for a later attempt, and that too is over by the deadline.
+    `watch.queued()` once our file has waited in Core's queue for a while. A scan given up on is canceled, and that
+    too is over by the deadline, unless it is running and may be left: a later attempt takes it over. A file still
+    waiting in the queue is not left: nothing says a later attempt will come (a file has 3), nor that Core will show
+    it that scan (whether Core's hash look-up shows unfinished scans is not documented); left there, it would wait
+    for nobody or be scanned twice.
     """
     deadline, leave = end
     polls_end = deadline if leave else deadline - min(CANCEL_TIMEOUT, CANCEL_SHARE * (deadline - clock.now()))
     if node.engines is None:
         node.read_engines(clock.now(), timeout=min(PROBE_TIMEOUT, polls_end - clock.now()))
+    _check_size(node, job)
     previous = find_previous(node, job, polls_end - clock.now(), clock.wall()) if job.resumable and node.finds_scans \
         else None
     if previous is not None and is_finished(previous.report):
@@ -140,6 +146,16 @@ def scan_on_node(node: CoreNode, job: ScanJob, end: tuple[float, bool], clock: C
     data_id = node.client.upload(job.path, job.filename, job.rule, job.archive_password,
                                  timeout=polls_end - clock.now())
     return _follow(node, job, data_id, (deadline, polls_end, leave), clock, watch, False)
+
+
+def _check_size(node: CoreNode, job: ScanJob) -> None:
+    """Refuse, before sending it, a file larger than Core's rule takes (its `max_file_size`, where Core lists it)."""
+    limit, size = node.max_file_size, os.path.getsize(job.path)
+    if limit is not None and size > limit:
+        rule = job.rule or node.default_rule or "default"
+        raise CoreError(f"{node.name}: the file ({size} bytes) is larger than the {limit} bytes Core's rule {rule!r} "
+                        "takes (its max_file_size); raise the limit in Core's workflow settings", permanent=True,
+                        node_fault=False)
 
 
 def find_previous(node: CoreNode, job: ScanJob, timeout: float, now: datetime) -> ScanResult | None:
@@ -179,8 +195,8 @@ def _follow(node: CoreNode, job: ScanJob, data_id: str, end: tuple[float, float,
         foreign = foreign_report(report, data_id, job.sha256)
         if foreign:
             raise CoreError(f"{node.name} answered with another file's report: {foreign}")
-    except CoreBusy:
-        if not leave:
+    except CoreBusy as exc:
+        if not (leave and not exc.queued):
             _cancel_quietly(node, data_id, deadline - clock.now())
         raise
     except CoreError:
@@ -235,7 +251,7 @@ def _unfinished(node: CoreNode, data_id: str, waited: float, progress: float | N
     text = f"{node.name} still had the file {where} {waited:.1f} s after it was sent (data id {data_id})"
     if schedule.is_stuck(schedule.uploaded_at + waited):
         return CoreError(f"{text}, its progress stuck for {STALLED:g} s or more")
-    return CoreBusy(text)
+    return CoreBusy(text, queued=not progress)
 
 
 def _cancel_quietly(node: CoreNode, data_id: str, timeout: float) -> None:

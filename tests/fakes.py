@@ -86,6 +86,14 @@ class FakeClient:
         self._check("stat/engines", timeout)
         return ENGINES
 
+    def get_rules(self, timeout=None):
+        """A Core before 5.0: no rule list."""
+        return None
+
+    def check_ready(self, timeout=None):
+        """A Core before 5.0: no readiness endpoint."""
+        return False
+
     def get_load(self, timeout=None):
         self._check("stat/nodes", timeout)
         now = self.clock.now()
