@@ -1,12 +1,15 @@
 """Today's Cores (the emulator's Core 5 flavour, over real HTTP, through the task handling): readiness, rules and
 their size limits, with the fallbacks on Cores that lack each endpoint."""
 
+import json
 from dataclasses import replace
 
 import pytest
+import requests
 from al_checks import run_task
 
-from mdcore_emulator import EICAR, Emulator
+from mdcore_emulator import EICAR, Emulator, scan_marker
+from mdcore_emulator.core import json_reply
 from metadefender import MetaDefender, ServiceStartError
 
 TIMEOUT = 6
@@ -100,3 +103,30 @@ def test_a_file_larger_than_the_rule_takes_is_refused_without_an_upload(tmp_path
         assert "100 bytes" in message and "64 bytes" in message and "'Strict'" in message
         assert uploads(emulator) == [0]
         assert scan(service, tmp_path, content=b"small", name="small")[0] == "result"
+
+
+def reporting_machine_cpus(node, cpus: int) -> None:
+    """Make an emulated Core report `cpus` CPU cores in stat/nodes, as a real Core reports its machine's."""
+    honest = node.nodes_status
+
+    def status():
+        answer = json.loads(honest().body)
+        for item in answer:
+            for entry in item["statuses"]:
+                entry["cpu_cores"] = cpus
+        return json_reply(200, answer)
+
+    node.nodes_status = status
+
+
+def test_core_5s_free_slots_steer_files_away_from_a_core_whose_cpu_count_looks_free(tmp_path):
+    with Emulator(nodes=2, scan_seconds=0.2, core_version=5) as emulator:  # each scans one file at a time
+        for node in emulator.nodes:
+            reporting_machine_cpus(node, 8)
+        busy = requests.post(emulator.urls[0] + "file", data=scan_marker(30).encode(), timeout=5)
+        assert busy.status_code == 200  # another client's long scan holds Core 0's only slot
+        service = start_service(emulator.urls, max_md_scan_time=5)
+        for index in range(4):
+            assert scan(service, tmp_path, name=f"c{index}")[0] == "result"
+        # One file in a Core that reports 8 CPU cores looks like room; its 0 available_slots say otherwise.
+        assert uploads(emulator) == [1, 4]
