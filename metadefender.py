@@ -25,7 +25,7 @@ from mdservice.config import ServiceConfig, is_valid_text, parse_config
 from mdservice.engines import tool_version
 from mdservice.nodes import CoreNode, NodePool
 from mdservice.report import ResultOptions, build_result, sanitized_ran
-from mdservice.scan import ScanJob, scan_file
+from mdservice.scan import ScanJob, hold_if_saturated, scan_file
 
 # Part of the service timeout kept free for Assemblyline's own work after the scan.
 DEADLINE_MARGIN = 0.1
@@ -154,6 +154,7 @@ class MetaDefender(ServiceBase):
             self.ontology.add_result_part(Antivirus, part)
         request.set_service_context(node.engines.service_context() if node.engines else None)
         request.result = result
+        hold_if_saturated(self.pool, scan, deadline)
 
     def _build_pool(self, settings: ServiceConfig) -> NodePool:
         nodes = [CoreNode(CoreClient(url, settings.api_key, settings.verify, settings.md_timeout), settings.md_version,
@@ -164,7 +165,8 @@ class MetaDefender(ServiceBase):
         """Stop the start when the configured `rule` is on none of the Cores that list their rules."""
         rule, listed = self.settings.rule, [node.rules for node in self.pool.nodes if node.rules is not None]
         if rule and listed and not any(rule in rules for rules in listed):
-            offered = ", ".join(repr(name) for name in sorted({name for rules in listed for name in rules}))
+            offered = mask_key(", ".join(repr(name) for name in sorted({name for rules in listed for name in rules})),
+                               self.settings.api_key)
             raise ServiceStartError(f"No MetaDefender Core has the rule {rule!r} that the rule variable names; the "
                                     f"Cores offer: {offered or 'no rule'}. Set rule to one of them (or empty for "
                                     "Core's default)")

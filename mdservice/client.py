@@ -74,6 +74,10 @@ class CoreBusy(CoreError):
         self.queued = queued
 
 
+class CoreTimeout(CoreError):
+    """A Core that did not answer within the time an exchange had."""
+
+
 class CoreNotReady(CoreError):
     """A Core that says it does not meet its admin's health policy (`GET readyz` not 200, Core 5)."""
 
@@ -170,10 +174,8 @@ class CoreClient:
             if exc.permanent:  # 405, 400: a Core that does not offer the list
                 return None
             raise
-        if answer is None:
+        if not isinstance(answer, list):  # a Core that does not list its rules (or not in a form it documents)
             return None
-        if not isinstance(answer, list):
-            raise CoreError(f"{self.name} answered file/rules with something that is not a list of rules")
         return {rule["name"]: rule.get("max_file_size") if _is_count(rule.get("max_file_size")) else None
                 for rule in answer if isinstance(rule, dict) and isinstance(rule.get("name"), str)}
 
@@ -194,10 +196,14 @@ class CoreClient:
         data_id = answer.get("data_id") if isinstance(answer, dict) else None
         if not isinstance(data_id, str) or not DATA_ID.fullmatch(data_id):
             raise CoreError(f"{self.name} accepted the upload but gave no usable data_id")
-        if self._scrub(data_id) != data_id:  # it would reach URLs, logs and error messages
+        if not self._usable_id(data_id):
             raise CoreError(f"{self.name} accepted the upload but answered with a data_id that holds part of the "
                             "API key: not used")
         return data_id
+
+    def _usable_id(self, data_id) -> bool:
+        """Whether `data_id` may go into URLs, logs and error messages: Core's form, and no piece of the API key."""
+        return isinstance(data_id, str) and bool(DATA_ID.fullmatch(data_id)) and self._scrub(data_id) == data_id
 
     def get_report(self, data_id: str, timeout: float | None = None) -> dict:
         """The report of `GET file/{data_id}`; a CoreError when Core no longer knows the data id."""
@@ -215,7 +221,7 @@ class CoreClient:
         headers = {"rule": encode_header_value(rule)} if rule else {}
         path = f"hash/{sha256}"
         report = self._json("GET", path, timeout, REPORT_MAX_BYTES, on_404=lambda: None, headers=headers)
-        if not isinstance(report, dict) or "Not Found" in report.values():
+        if not isinstance(report, dict) or "Not Found" in report.values() or not self._usable_id(report.get("data_id")):
             return None
         return report
 
@@ -280,7 +286,7 @@ class CoreClient:
     def _failure(self, exc: Exception | None, method: str, path: str, budget: float, expired: bool) -> CoreError:
         """The CoreError for an exchange that failed in transport; only a refused certificate is permanent."""
         if expired or isinstance(exc, requests.exceptions.Timeout):
-            return CoreError(f"{self.name} did not answer {method} {path} within {budget:g} s")
+            return CoreTimeout(f"{self.name} did not answer {method} {path} within {budget:g} s")
         if isinstance(exc, requests.exceptions.SSLError) and _failed_verification(exc):
             return CoreError(
                 f"{self.name} failed TLS verification ({_reason(exc)}): set verify_certificate to the path of the "

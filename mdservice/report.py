@@ -150,6 +150,11 @@ def foreign_report(report: dict, data_id: str, sha256: str) -> str | None:
     return None
 
 
+def overall_result(report: dict) -> int | None:
+    """Core's overall result code of the scan (`scan_results.scan_all_result_i`), None when unreadable."""
+    return _result_code(_part(report, "scan_results").get("scan_all_result_i"))
+
+
 def progress_of(report: dict) -> float | None:
     """The progress (0-100) the report shows, None for a queued document that has no (readable) progress yet."""
     for part in ("process_info", "scan_results"):

@@ -1,9 +1,9 @@
 """Whether a scan Core already has of this file may stand for this task (pure: a report in, a decision out).
 
-Assemblyline gives a file a few attempts; under heavy load an attempt can end while the file still waits in a
-Core's queue. The next attempt asks Core for its newest scan of the file (`GET hash/{sha256}`) and takes it over,
-finished or not, instead of uploading again at the back of the queue. A scan may stand for the task only when it
-is this file's, made under the same rule, not canceled, recent, and Core does not say its data is outdated.
+Assemblyline gives a file a few attempts; under heavy load an attempt can end while the file is still being scanned.
+The next attempt asks Core for its newest scan of the file (`GET hash/{sha256}`) and takes it over, finished or not,
+instead of uploading again. A scan may stand for the task only when it is this file's, made under the same rule,
+not canceled, recent, and made with the definitions the Core has now.
 """
 
 from __future__ import annotations
@@ -11,10 +11,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from mdservice.engines import parse_def_time
-from mdservice.report import foreign_report, outdated_kinds
+from mdservice.engines import EngineMap, parse_def_time
+from mdservice.report import foreign_report, outdated_kinds, overall_result
 
-CANCELED = 19
+# Results of scans that ended without scanning the file: 11 Aborted, 19 Canceled.
+ENDED_UNSCANNED = (11, 19)
 # Core's clock and ours may differ a little: a scan that seems to start up to this far in the future is still taken.
 CLOCK_SKEW = timedelta(minutes=5)
 
@@ -30,30 +31,40 @@ class Wanted:
     max_age: timedelta
 
 
-def reuse_problem(report: dict, wanted: Wanted, now: datetime) -> str | None:
-    """Why `report` may not stand for the task, or None when it may."""
-    data_id = report.get("data_id")
-    if not isinstance(data_id, str):
-        return "it has no data id"
-    foreign = foreign_report(report, data_id, wanted.sha256)
-    if foreign or not wanted.sha256:
-        return foreign or "the file's SHA-256 is not known"
-    process = _part(report, "process_info")
+def reuse_problem(report: dict, wanted: Wanted, now: datetime, engines: EngineMap | None) -> str | None:
+    """Why `report` may not stand for the task at wall-clock `now`, given the Core's current `engines`, or None."""
+    file_info = _part(report, "file_info")
+    if not wanted.sha256 or not isinstance(file_info.get("sha256"), str):
+        return "the file's SHA-256 is not known"
+    foreign = foreign_report(report, report.get("data_id"), wanted.sha256)
+    if foreign:
+        return foreign
+    profile = _part(report, "process_info").get("profile")
     rule = wanted.rule or wanted.default_rule
-    if rule is None or process.get("profile") != rule:
-        return f"it was made under another rule ({str(process.get('profile'))[:80]!r})"
-    if _part(report, "scan_results").get("scan_all_result_i") == CANCELED:
-        return "it was canceled"
-    if outdated_kinds(report):
-        return "Core says its data is outdated"
-    started = _upload_time(report)
-    if started is None or not now - wanted.max_age <= started <= now + CLOCK_SKEW:
+    if rule is None or profile != rule:
+        return f"it was made under another rule ({str(profile)[:80]!r})"
+    if overall_result(report) in ENDED_UNSCANNED:
+        return "it was canceled or aborted"
+    if outdated_kinds(report) or _older_definitions(report, engines):
+        return "it was made with definitions older than the Core's"
+    uploaded = parse_def_time(file_info.get("upload_timestamp"), 4)
+    if uploaded is None or not now - wanted.max_age <= uploaded <= now + CLOCK_SKEW:
         return "it is older than reuse_scan_minutes allows (or its upload time is unreadable)"
     return None
 
 
-def _upload_time(report: dict) -> datetime | None:
-    return parse_def_time(_part(report, "file_info").get("upload_timestamp"), 4)
+def _older_definitions(report: dict, engines: EngineMap | None) -> bool:
+    """True when an engine of the report scanned with older definitions than the Core's engine list now shows
+    (the check that works on Cores that do not send `outdated_data`)."""
+    details = _part(report, "scan_results").get("scan_details")
+    if engines is None or not isinstance(details, dict):
+        return False
+    for name, entry in details.items():
+        engine = engines.lookup(name) if isinstance(name, str) else None
+        used = parse_def_time(entry.get("def_time"), engines.md_version) if isinstance(entry, dict) else None
+        if engine and engine.def_time and used and used < engine.def_time:
+            return True
+    return False
 
 
 def _part(report: dict, key: str) -> dict:

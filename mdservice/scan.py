@@ -16,11 +16,11 @@ from functools import partial
 
 from assemblyline.common.exceptions import NonRecoverableError, RecoverableError
 
-from mdservice.client import CoreBusy, CoreError
+from mdservice.client import CoreBusy, CoreError, CoreTimeout
 from mdservice.nodes import PROBE_TIMEOUT, CoreNode, NodePool
 from mdservice.polling import STALLED, PollSchedule
-from mdservice.report import foreign_report, is_finished, progress_of, queue_seconds
-from mdservice.resume import Wanted, reuse_problem
+from mdservice.report import foreign_report, is_finished, overall_result, progress_of, queue_seconds
+from mdservice.resume import ENDED_UNSCANNED, Wanted, reuse_problem
 
 # Of the time a Core is given, this share (at most CANCEL_TIMEOUT s) is kept for canceling a scan given up on.
 CANCEL_SHARE = 0.1
@@ -36,6 +36,8 @@ NEARLY_DONE_LEAD = 0.1
 QUEUED_NOTICE = 1.0
 OVERLOAD_ADVICE = ("Files come faster than the Cores can scan them: lower the service's instance limit in "
                    "Assemblyline (its licence count), add Cores, or raise the service timeout.")
+# While our file waits in Core's queue, an earlier copy's finished scan is looked for this often (in seconds).
+DUPLICATE_CHECK = 2.0
 # The most a look-up of an earlier scan may take: it only saves work, so a slow answer is not waited for.
 LOOKUP_TIMEOUT = 1.0
 # A result held back under overload (see scan_file) is returned this long before the deadline.
@@ -107,12 +109,17 @@ def scan_file(pool: NodePool, job: ScanJob, deadline: float, clock: Clock | None
                 pool.log.warning(f"Failing over from {node.name} to {order[position + 1].name}: {exc}")
             continue
         pool.record_scan(node, clock.now() - started, queue_seconds(result.report), result.resumed)
-        if result.resumed and pool.is_saturated(node):
-            # Under overload an attempt that ends early only brings Assemblyline's next one sooner, and most find
-            # nothing ready: holding the result to the deadline paces the attempts to what the Cores can do.
-            clock.sleep(max(0.0, deadline - HOLD_MARGIN - clock.now()))
         return result
     raise _final_error(pool, order, errors)
+
+
+def hold_if_saturated(pool: NodePool, result: ScanResult, deadline: float, clock: Clock | None = None) -> None:
+    """Return a taken-over result only at the deadline (HOLD_MARGIN before it) while its Core has files waiting for a
+    slot. Under overload an attempt that ends early only brings Assemblyline's next one sooner, and most of those find
+    nothing ready: holding paces the attempts to what the Cores can do. Call it once the result is complete."""
+    clock = clock or Clock()
+    if result.resumed and pool.is_saturated(result.node):
+        clock.sleep(max(0.0, deadline - HOLD_MARGIN - clock.now()))
 
 
 def scan_on_node(node: CoreNode, job: ScanJob, end: tuple[float, bool], clock: Clock, watch) -> ScanResult:
@@ -121,14 +128,14 @@ def scan_on_node(node: CoreNode, job: ScanJob, end: tuple[float, bool], clock: C
     not.
 
     `watch.nearly_done()` is called once, NEARLY_DONE_LEAD s before the poll that is timed to find the scan finished;
-    `watch.queued()` once our file has waited in Core's queue for a while. A scan given up on is canceled, and that
-    too is over by the deadline, unless it is running and may be left: a later attempt takes it over. A file still
-    waiting in the queue is not left: nothing says a later attempt will come (a file has 3), nor that Core will show
-    it that scan (whether Core's hash look-up shows unfinished scans is not documented); left there, it would wait
-    for nobody or be scanned twice.
+    `watch.queued()` once our file has waited in Core's queue for a while. A scan we sent and give up on is canceled,
+    and that too is over by the deadline, unless it is running and may be left: a later attempt takes it over. A file
+    still waiting in the queue is not left: nothing says a later attempt will come (a file has 3), nor that Core will
+    show it that scan (whether Core's hash look-up shows unfinished scans is not documented); left there, it would
+    wait for nobody or be scanned twice. A scan we took over is never canceled: another attempt may wait on it.
     """
     deadline, leave = end
-    polls_end = deadline if leave else deadline - min(CANCEL_TIMEOUT, CANCEL_SHARE * (deadline - clock.now()))
+    polls_end = deadline - min(CANCEL_TIMEOUT, CANCEL_SHARE * (deadline - clock.now()))
     if node.engines is None:
         node.read_engines(clock.now(), timeout=min(PROBE_TIMEOUT, polls_end - clock.now()))
     _check_size(node, job)
@@ -142,7 +149,7 @@ def scan_on_node(node: CoreNode, job: ScanJob, end: tuple[float, bool], clock: C
         except CoreError as exc:
             if not exc.lost or polls_end <= clock.now():
                 raise
-            watch.log.info(f"{node.name} lost the scan an earlier attempt left there: uploading the file again")
+            watch.log.info(f"{node.name}: {exc}; sending the file again")
     data_id = node.client.upload(job.path, job.filename, job.rule, job.archive_password,
                                  timeout=polls_end - clock.now())
     return _follow(node, job, data_id, (deadline, polls_end, leave), clock, watch, False)
@@ -165,6 +172,8 @@ def find_previous(node: CoreNode, job: ScanJob, timeout: float, now: datetime) -
     The look-up only saves work: a Core that cannot answer it is sent the file as usual (and one that refuses it
     for good, such as an API key without the right, is not asked again).
     """
+    if not node.finds_scans:
+        return None
     try:
         report = node.client.find_scan(job.sha256, job.rule, timeout=min(LOOKUP_TIMEOUT, timeout))
     except CoreError as exc:
@@ -173,51 +182,58 @@ def find_previous(node: CoreNode, job: ScanJob, timeout: float, now: datetime) -
     if report is None:
         return None
     wanted = Wanted(job.sha256, job.rule, node.default_rule, timedelta(seconds=job.reuse_seconds))
-    if reuse_problem(report, wanted, now):
+    if reuse_problem(report, wanted, now, node.engines):
         return None
     return ScanResult(node, report["data_id"], report, resumed=True)
 
 
 def _follow(node: CoreNode, job: ScanJob, data_id: str, end: tuple[float, float, bool], clock: Clock, watch,
             resumed: bool) -> ScanResult:
-    """Poll `data_id` until finished; `end` = (deadline, when polls end, leave an unfinished scan on Core)."""
+    """Poll `data_id` (one we sent, or took over when `resumed`) until finished; `end` = (deadline, when polls end,
+    whether a running scan may be left on Core)."""
     deadline, polls_end, leave = end
     try:
         last_poll = min(LAST_POLL_TIME, LAST_POLL_SHARE * (deadline - clock.now()))
         # A file sent without a rule tells, in any report, the name of the rule Core applies then.
         learn = node.learn_default_rule if not (job.rule or resumed) else None
-        earlier = None if resumed or not job.resumable or not node.finds_scans else \
+        earlier = None if resumed or not job.resumable else \
             (lambda: find_previous(node, job, polls_end - clock.now(), clock.wall()))
         report = _poll_until_finished(node, data_id, (polls_end, last_poll), clock, watch, (learn, earlier))
         if isinstance(report, ScanResult):  # an earlier attempt's scan of the file finished while ours waited
             _cancel_quietly(node, data_id, deadline - clock.now())
             return report
-        foreign = foreign_report(report, data_id, job.sha256)
-        if foreign:
-            raise CoreError(f"{node.name} answered with another file's report: {foreign}")
-    except CoreBusy as exc:
-        if not (leave and not exc.queued):
+        _check_complete(node, data_id, report, job)
+    except CoreError as exc:
+        left = isinstance(exc, CoreBusy) and leave and not exc.queued
+        if not (resumed or left):
             _cancel_quietly(node, data_id, deadline - clock.now())
         raise
-    except CoreError:
-        _cancel_quietly(node, data_id, deadline - clock.now())
-        raise
     return ScanResult(node, data_id, report, resumed)
+
+
+def _check_complete(node: CoreNode, data_id: str, report: dict, job: ScanJob) -> None:
+    """A CoreError when a finished report is not this scan's, or the scan ended without scanning (canceled or
+    aborted, by someone else: `lost`, so that a scan taken over is sent again)."""
+    foreign = foreign_report(report, data_id, job.sha256)
+    if foreign:
+        raise CoreError(f"{node.name} answered with another file's report: {foreign}")
+    if overall_result(report) in ENDED_UNSCANNED:
+        raise CoreError(f"{node.name} ended the scan without scanning it: canceled or aborted (data id {data_id})",
+                        node_fault=False, lost=True)
 
 
 def _poll_until_finished(node: CoreNode, data_id: str, end: tuple[float, float], clock: Clock, watch,
                          hooks: tuple[Callable | None, Callable | None]) -> dict | ScanResult:
     """Poll `data_id` until its report is finished; `end` = (when polling ends, the time kept for the last poll).
 
-    `hooks` = (shown every report, or None; asked while our file waits in Core's queue for an earlier attempt's
-    scan of the file, or None): a Core whose look-up hides unfinished scans gets a second copy from a retry, and
-    the first copy's result, once in, is returned instead (a ScanResult) of waiting behind it.
-
+    `hooks` = (shown every report, or None; asked every DUPLICATE_CHECK s while our file waits in Core's queue for
+    an earlier attempt's scan of the file, or None): a Core whose look-up hides unfinished scans gets a second copy
+    from a retry, and the first copy's result, once in, is returned instead (a ScanResult) of waiting behind it.
     The last poll is sent as late as its answer can still come in time; a CoreBusy says where our file stood then.
     """
     polls_end, last_poll = end
     schedule = PollSchedule(clock.now())
-    delay, progress = schedule.first_delay(), None
+    delay, progress, report, next_check = schedule.first_delay(), None, None, DUPLICATE_CHECK
     while True:
         wait = min(delay, polls_end - last_poll - clock.now())
         # A last poll brought forward to fit the time left is not worth it for a scan whose progress is stuck.
@@ -228,19 +244,31 @@ def _poll_until_finished(node: CoreNode, data_id: str, end: tuple[float, float],
             watch.nearly_done()
             wait = min(wait, NEARLY_DONE_LEAD)
         clock.sleep(wait)
-        report = node.client.get_report(data_id, timeout=polls_end - clock.now())
+        report = _poll(node, data_id, polls_end - clock.now(), report is not None, progress)
         learn, earlier = hooks
         if learn:
             learn(report)
         if is_finished(report):
             return report
-        progress = progress_of(report)
-        if not progress and clock.now() - schedule.uploaded_at >= QUEUED_NOTICE:
+        progress, waited = progress_of(report), clock.now() - schedule.uploaded_at
+        if not progress and waited >= QUEUED_NOTICE:
             watch.queued()
-            found = earlier() if earlier else None
+        if not progress and earlier and waited >= next_check:
+            found, next_check = earlier(), waited + DUPLICATE_CHECK
             if found is not None and found.data_id != data_id and is_finished(found.report):
                 return found
         delay = schedule.next_delay(clock.now(), progress)
+
+
+def _poll(node: CoreNode, data_id: str, timeout: float, seen: bool, progress: float | None) -> dict:
+    """One poll. A Core that has answered about this scan before and is now too slow to answer is busy (CoreBusy)."""
+    try:
+        return node.client.get_report(data_id, timeout=timeout)
+    except CoreTimeout as exc:
+        if not seen:
+            raise
+        where = f"being scanned ({progress:.0f} %)" if progress else "waiting in its queue"
+        raise CoreBusy(f"{exc}, with the file {where} (data id {data_id})", queued=not progress) from None
 
 
 def _unfinished(node: CoreNode, data_id: str, waited: float, progress: float | None,
