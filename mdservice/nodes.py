@@ -19,6 +19,7 @@ import math
 import random
 import time
 from collections.abc import Callable
+from dataclasses import dataclass, replace
 
 from mdservice.client import CoreBusy, CoreClient, CoreError, CoreNotReady
 from mdservice.engines import EngineMap
@@ -47,6 +48,30 @@ OVERLOAD_WARNING_SECONDS = 60.0
 LOAD_MEMORY = 60.0
 
 
+@dataclass(frozen=True)
+class Health:
+    """Whether a Core answers (the default: it does): its failures in a row, when it may be tried again, and its latest
+    error, `last_error_permanent` when retrying cannot fix it (API key or certificate refused, wrong address)."""
+
+    failures: int = 0
+    retry_at: float = 0.0
+    last_error: str = ""
+    last_error_permanent: bool = False
+
+    def after_failure(self, error: CoreError, now: float) -> Health:
+        """The health after `error` at `now`: the error is kept, and a fault of the Core itself (`node_fault`) puts
+        it aside for `backoff` of its failures in a row."""
+        noted = replace(self, last_error=str(error), last_error_permanent=error.permanent)
+        if not error.node_fault:
+            return noted
+        return replace(noted, failures=self.failures + 1, retry_at=now + backoff(self.failures + 1))
+
+
+def backoff(failures: int) -> float:
+    """Seconds a Core sits out after `failures` in a row: BACKOFF_START, doubled per failure, at most BACKOFF_MAX."""
+    return min(BACKOFF_START * 2 ** (failures - 1), BACKOFF_MAX)
+
+
 class CoreNode:
     """One Core: its HTTP client, its engines and whether it is in rotation."""
 
@@ -62,13 +87,9 @@ class CoreNode:
         self.ready_checked_at = float("-inf")
         self.engines: EngineMap | None = None
         self.engines_read_at = float("-inf")
-        self.failures = 0
-        self.retry_at = 0.0
+        self.health = Health()
         self.slow_streak = 0
         self.skip_turns = 0
-        self.last_error = ""
-        # True when last_error is one retrying cannot fix (API key or certificate refused, wrong address).
-        self.last_error_permanent = False
         self.reports_queue = True
         self.scan_seconds = 0.0
         self.timed_at = float("-inf")
@@ -86,7 +107,7 @@ class CoreNode:
     @property
     def failed(self) -> bool:
         """True while the Core sits out after a failure (or has never answered)."""
-        return self.failures > 0 or self.engines is None
+        return self.health.failures > 0 or self.engines is None
 
     @property
     def serves_rule(self) -> bool:
@@ -232,7 +253,7 @@ class NodePool:
         self._use_up_turns(rotation, turn)
         if len(ready) > 1:
             ready = self._least_busy_first(ready)
-        failed = sorted((n for n in rotation if n.failed), key=lambda n: n.retry_at)
+        failed = sorted((n for n in rotation if n.failed), key=lambda n: n.health.retry_at)
         # The rotation moves past the Core whose turn it was even when the partner gets the file, so that
         # the next task compares another Core: a slow or busy Core cannot hold the rotation in place.
         self.cursor = (self.nodes.index(turn or (resting or failed)[0]) + 1) % len(self.nodes)
@@ -369,23 +390,20 @@ class NodePool:
         return [n for n in self._rotation() if _is_ready(n)]
 
     def record_success(self, node: CoreNode) -> None:
-        if node.failures:
+        """`node` answered: back in rotation, its failures and error forgotten."""
+        if node.health.failures:
             self.log.info(f"{node.name} answers again: back in rotation")
-        node.failures, node.retry_at, node.last_error, node.last_error_permanent = 0, 0.0, "", False
+        node.health = Health()
 
     def record_failure(self, node: CoreNode, error: CoreError, seconds: float = 0.0) -> None:
-        """Put a Core that failed aside, for 5 s doubling per failure in a row up to 60 s. A Core that is merely full
-        (CoreBusy, after `seconds` with our file) is not: it only sits out turns as a slow Core does."""
-        node.last_error, node.last_error_permanent = str(error), error.permanent
+        """Put a Core that failed aside (see `Health.after_failure`). A Core that is merely full (CoreBusy, after
+        `seconds` with our file) is not: it only sits out turns as a slow Core does."""
+        node.health = node.health.after_failure(error, self.clock())
         if isinstance(error, CoreBusy):
             self._note_duration(node, seconds)
-            return
-        if not error.node_fault:
-            return
-        node.failures += 1
-        pause = min(BACKOFF_START * 2 ** (node.failures - 1), BACKOFF_MAX)
-        node.retry_at = self.clock() + pause
-        self.log.warning(f"{node.name} put aside for {pause:g} s after failure #{node.failures}: {error}")
+        elif error.node_fault:
+            failures = node.health.failures
+            self.log.warning(f"{node.name} put aside for {backoff(failures):g} s after failure #{failures}: {error}")
 
     def watch(self, node: CoreNode) -> ScanWatch:
         return ScanWatch(self, node)
@@ -427,7 +445,7 @@ def _overdue(node: CoreNode, now: float, max_age: float) -> float:
     """How long ago `node` was due for maintenance (negative: not yet): a probe for a failed Core, else a re-read
     of its engine list or of its readiness."""
     if node.failed:
-        return now - node.retry_at
+        return now - node.health.retry_at
     ready_due = now - node.ready_checked_at - READY_SECONDS if node.checks_ready else -math.inf
     return max(now - node.engines_read_at - max_age, ready_due)
 

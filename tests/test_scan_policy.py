@@ -96,10 +96,10 @@ def test_failed_core_is_skipped_within_the_task_and_backs_off_doubling():
     node = pool.nodes[1]
     pauses = []
     for _ in range(6):
-        clock.t = node.retry_at
-        before = node.retry_at
+        clock.t = node.health.retry_at
+        before = node.health.retry_at
         pool.refresh_engines(600, clock.now() + 2)
-        pauses.append(node.retry_at - before)
+        pauses.append(node.health.retry_at - before)
     assert pauses[0] == pytest.approx(2 * BACKOFF_START)
     assert pauses[-1] == pytest.approx(BACKOFF_MAX)
     assert pauses == sorted(pauses)
@@ -302,7 +302,7 @@ def test_a_report_for_another_file_fails_over_and_is_never_the_result(changed, j
     first.client.get_report = lambda data_id, timeout=None: {**honest(data_id, timeout), **changed}
     result = scan_file(pool, job, clock.now() + 54, Clock(clock.now, clock.sleep))
     assert result.node is not first
-    assert first.failed and "another file's report" in first.last_error
+    assert first.failed and "another file's report" in first.health.last_error
 
 
 def test_a_report_with_this_files_sha256_in_other_case_is_accepted():
