@@ -72,6 +72,41 @@ def backoff(failures: int) -> float:
     return min(BACKOFF_START * 2 ** (failures - 1), BACKOFF_MAX)
 
 
+@dataclass(frozen=True)
+class Pace:
+    """How our latest finished scan on a Core went, and the turns the Core sits out after slow ones (the default: no
+    scan yet, in full rotation).
+
+    `scan_seconds`: that scan's time less its wait in Core's queue; `began`, `ended`: when it was sent and seen
+    finished (a queue reading asked in between counts our file); `slow_streak`: files over max_md_scan_time in a row.
+    """
+
+    scan_seconds: float = 0.0
+    began: float = math.inf
+    ended: float = -math.inf
+    slow_streak: int = 0
+    skip_turns: int = 0
+
+    def after_scan(self, seconds: float, queued: float, now: float) -> Pace:
+        """The pace after our scan that ended at `now` after `seconds`, `queued` of them waiting in Core's queue."""
+        return replace(self, scan_seconds=seconds - min(queued, seconds), began=now - seconds, ended=now)
+
+    def after_file(self, over: bool) -> Pace:
+        """The pace after a file that took longer than max_md_scan_time (`over`: one more turn to sit out for each
+        such file in a row, MAX_SKIP_TURNS at most), or within it (back in full rotation)."""
+        if over:
+            return replace(self, slow_streak=self.slow_streak + 1, skip_turns=min(self.slow_streak + 1, MAX_SKIP_TURNS))
+        return replace(self, slow_streak=0, skip_turns=0) if self.slow_streak else self
+
+    def after_turn(self) -> Pace:
+        """The pace after the rotation passed the Core over: one turn fewer to sit out."""
+        return replace(self, skip_turns=self.skip_turns - 1)
+
+    def recent_seconds(self, now: float) -> float:
+        """`scan_seconds` while it is trusted (for SPEED_MEMORY after the scan), else 0."""
+        return self.scan_seconds if now - self.ended < SPEED_MEMORY else 0.0
+
+
 class CoreNode:
     """One Core: its HTTP client, its engines and whether it is in rotation."""
 
@@ -88,13 +123,8 @@ class CoreNode:
         self.engines: EngineMap | None = None
         self.engines_read_at = float("-inf")
         self.health = Health()
-        self.slow_streak = 0
-        self.skip_turns = 0
+        self.pace = Pace()
         self.reports_queue = True
-        self.scan_seconds = 0.0
-        self.timed_at = float("-inf")
-        # When our latest finished scan on this Core began and ended: a queue reading asked in between counts our file.
-        self.own_scan = (math.inf, -math.inf)
         # Whether Core answers look-ups of earlier scans by hash (a key without the right is refused for good).
         self.finds_scans = True
         # The rule (profile) Core applied to our uploads sent without one, as its reports named it.
@@ -248,7 +278,7 @@ class NodePool:
         self.asked_ahead = False
         rotation = [n for n in self._rotation() if n.serves_rule] or self._rotation()
         ready = [n for n in rotation if _is_ready(n)]
-        resting = [n for n in rotation if not n.failed and n.skip_turns > 0]
+        resting = [n for n in rotation if not n.failed and n.pace.skip_turns > 0]
         turn = ready[0] if ready else None
         self._use_up_turns(rotation, turn)
         if len(ready) > 1:
@@ -281,13 +311,14 @@ class NodePool:
         needed = [n for n in candidates if self._needs_reading(n)]
         readings = self.gauge.readings(needed, QUEUE_WAIT)
         loads = {node: self._load_of(node, readings.get(node)) if node in needed else (0, 1) for node in candidates}
-        recent = [n.scan_seconds for n in self.nodes if self._timed_recently(n) and n.scan_seconds > 0]
-        fastest = min(recent, default=0.0)
+        now = self.clock()
+        fastest = min((s for s in (n.pace.recent_seconds(now) for n in self.nodes) if s > 0), default=0.0)
         healthy = [n for n in candidates if not n.failed]
         ready = [n for n in ready if not n.failed]
         if not healthy:
             return ready
-        best = min(healthy, key=lambda n: _preference(*loads[n], self._pace(n, fastest)))
+        paces = {n: relative_pace(n.pace.recent_seconds(now), fastest, self.max_scan_time) for n in healthy}
+        best = min(healthy, key=lambda n: _preference(*loads[n], paces[n]))
         return [best] + [n for n in ready if n is not best]
 
     def _load_of(self, node: CoreNode, reading: Reading | None) -> tuple[float, int]:
@@ -300,7 +331,7 @@ class NodePool:
         if reading is None:
             return math.inf, 1
         if reading.error is None:
-            others = _others_in(node, reading)
+            others = _others_in(reading, node.pace)
             if others:
                 self.others_seen_at = max(self.others_seen_at, reading.at)
             return others, reading.slots
@@ -310,28 +341,14 @@ class NodePool:
             self.record_failure(node, reading.error)
         return 0, 1
 
-    def _timed_recently(self, node: CoreNode) -> bool:
-        return self.clock() - node.timed_at < SPEED_MEMORY
-
-    def _pace(self, node: CoreNode, fastest: float) -> float:
-        """How many times longer than the fastest Core `node` took for its recent scan (not counting the time the
-        file waited in Core's queue).
-
-        1 unless that scan was slow: over max_md_scan_time and over SLOW_RATIO times the fastest. Scan
-        times vary with the file, so only a clear difference may outweigh a shorter queue.
-        """
-        if not self._timed_recently(node) or node.scan_seconds <= max(self.max_scan_time, SLOW_RATIO * fastest):
-            return 1.0
-        return node.scan_seconds / fastest
-
     @staticmethod
     def _use_up_turns(rotation: list[CoreNode], next_ready: CoreNode | None) -> None:
         """Resting Cores that the rotation passes over before reaching the next ready Core lose one turn."""
         for node in rotation:
             if node is next_ready:
                 return
-            if node.skip_turns > 0 and not node.failed:
-                node.skip_turns -= 1
+            if node.pace.skip_turns > 0 and not node.failed:
+                node.pace = node.pace.after_turn()
 
     def record_scan(self, node: CoreNode, seconds: float, queued: float = 0.0, resumed: bool = False) -> None:
         """A scan finished on `node` after `seconds` (upload to complete), `queued` of them waiting in Core's queue.
@@ -343,9 +360,7 @@ class NodePool:
         self.record_success(node)
         if resumed:
             return
-        now = self.clock()
-        node.scan_seconds, node.timed_at, self.partner = seconds - min(queued, seconds), now, node
-        node.own_scan = (now - seconds, now)
+        node.pace, self.partner = node.pace.after_scan(seconds, queued, self.clock()), node
         self._note_duration(node, seconds)
         if not self.asked_ahead:
             self._ask_next_candidates()
@@ -353,13 +368,12 @@ class NodePool:
     def _note_duration(self, node: CoreNode, seconds: float) -> None:
         """With several Cores, one whose file took longer than max_md_scan_time sits out turns (more for each such
         file in a row), and is back in full rotation after a file within it."""
-        if len(self.nodes) > 1 and seconds > self.max_scan_time:
-            node.slow_streak += 1
-            node.skip_turns = min(node.slow_streak, MAX_SKIP_TURNS)
+        over, was_slow = len(self.nodes) > 1 and seconds > self.max_scan_time, node.pace.slow_streak > 0
+        node.pace = node.pace.after_file(over)
+        if over:
             self.log.info(f"{node.name} took {seconds:.1f} s (max_md_scan_time {self.max_scan_time:g} s): "
-                          f"put aside for {node.skip_turns} turn(s)")
-        elif node.slow_streak:
-            node.slow_streak = node.skip_turns = 0
+                          f"put aside for {node.pace.skip_turns} turn(s)")
+        elif was_slow:
             self.log.info(f"{node.name} scanned in {seconds:.1f} s: back in full rotation")
 
     def prepare_next(self, node: CoreNode) -> None:
@@ -419,9 +433,9 @@ class NodePool:
         if reading is None or reading.error is not None:
             return f"{node.name} could not finish the file within the {seconds:.1f} s this task had for it"
         text = f"{node.name} held {reading.queue} files for {reading.slots} scan slots"
-        if self._timed_recently(node) and node.scan_seconds > 0:
-            wait = reading.queue / reading.slots * node.scan_seconds
-            text += f", about {wait:.0f} s of work at {node.scan_seconds:.1f} s a file"
+        pace = node.pace.recent_seconds(self.clock())
+        if pace > 0:
+            text += f", about {reading.queue / reading.slots * pace:.0f} s of work at {pace:.1f} s a file"
         return f"{text}, against the {seconds:.1f} s this task had for it"
 
     def warn_overloaded(self, message: str) -> None:
@@ -452,7 +466,7 @@ def _overdue(node: CoreNode, now: float, max_age: float) -> float:
 
 def _is_ready(node: CoreNode) -> bool:
     """In full rotation: neither failed nor sitting out turns after slow scans."""
-    return not node.failed and node.skip_turns == 0
+    return not node.failed and node.pace.skip_turns == 0
 
 
 def _preference(queue: float, slots: int, pace: float) -> tuple[bool, float]:
@@ -462,8 +476,19 @@ def _preference(queue: float, slots: int, pace: float) -> tuple[bool, float]:
     return waiting > 0, pace * (1 + waiting / slots)
 
 
-def _others_in(node: CoreNode, reading: Reading) -> int:
-    """The files of others in a queue reading of `node`: our own file is left out when the reading was asked for
-    while it was on that Core (Core counted it then, whenever the answer came)."""
-    began, ended = node.own_scan
-    return max(0, reading.queue - 1) if began <= reading.asked_at < ended else reading.queue
+def relative_pace(seconds: float, fastest: float, max_scan_time: float) -> float:
+    """How many times longer than the `fastest` Core's a Core's recent scan took (`seconds`; 0: none trusted).
+
+    1 unless that scan was slow: over `max_scan_time` and over SLOW_RATIO times the fastest. Scan times vary with
+    the file, so only a clear difference may outweigh a shorter queue.
+    """
+    if seconds <= max(max_scan_time, SLOW_RATIO * fastest):
+        return 1.0
+    return seconds / fastest
+
+
+def _others_in(reading: Reading, pace: Pace) -> int:
+    """The files of others in a queue reading of a Core whose `pace` tells our latest scan on it: our own file is
+    left out when the reading was asked for while it was on that Core (Core counted it then, whenever the answer
+    came)."""
+    return max(0, reading.queue - 1) if pace.began <= reading.asked_at < pace.ended else reading.queue
