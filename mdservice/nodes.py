@@ -107,6 +107,16 @@ class Pace:
         return self.scan_seconds if now - self.ended < SPEED_MEMORY else 0.0
 
 
+@dataclass
+class Abilities:
+    """What a Core can be asked, each False once it has lacked or refused it for good: its scan queue (`stat/nodes`),
+    earlier scans by hash, and its readiness (Core 5's readyz)."""
+
+    reports_queue: bool = True
+    finds_scans: bool = True
+    checks_ready: bool = True
+
+
 class CoreNode:
     """One Core: its HTTP client, its engines and whether it is in rotation."""
 
@@ -114,19 +124,14 @@ class CoreNode:
         self.client = client
         self.md_version = md_version
         self.rule = rule
-        # Core's rules and the largest file each takes (None: Core does not list them), and whether to ask.
+        # Core's rules and the largest file each takes (None: Core does not list them, or not yet asked).
         self.rules: dict[str, int | None] | None = None
-        self.lists_rules = True
-        # Whether Core tells its readiness (Core 5's readyz), and when it was last asked.
-        self.checks_ready = True
+        self.abilities = Abilities()
         self.ready_checked_at = float("-inf")
         self.engines: EngineMap | None = None
         self.engines_read_at = float("-inf")
         self.health = Health()
         self.pace = Pace()
-        self.reports_queue = True
-        # Whether Core answers look-ups of earlier scans by hash (a key without the right is refused for good).
-        self.finds_scans = True
         # The rule (profile) Core applied to our uploads sent without one, as its reports named it.
         self.default_rule: str | None = None
 
@@ -138,6 +143,11 @@ class CoreNode:
     def failed(self) -> bool:
         """True while the Core sits out after a failure (or has never answered)."""
         return self.health.failures > 0 or self.engines is None
+
+    @property
+    def lists_rules(self) -> bool:
+        """Whether Core is asked for its rules: until its engines are first read, then while it lists them."""
+        return self.rules is not None or self.engines_read_at == -math.inf
 
     @property
     def serves_rule(self) -> bool:
@@ -163,22 +173,21 @@ class CoreNode:
         if self.lists_rules:
             left = None if timeout is None else max(MIN_REQUEST_SECONDS, timeout - (time.monotonic() - started))
             self.rules = self.client.get_rules(timeout=left)
-            self.lists_rules = self.rules is not None
         self.engines, self.engines_read_at = engines, now
         return engines
 
     def check_ready(self, now: float, timeout: float | None) -> None:
         """Ask Core whether it is ready (Core 5's readyz): a CoreNotReady when it says not. A Core without the
         endpoint is not asked again; one that cannot be asked now tells nothing (its other requests decide)."""
-        if not self.checks_ready:
+        if not self.abilities.checks_ready:
             return
         self.ready_checked_at = now
         try:
-            self.checks_ready = self.client.check_ready(timeout=timeout)
+            self.abilities.checks_ready = self.client.check_ready(timeout=timeout)
         except CoreNotReady:
             raise
         except CoreError as exc:
-            self.checks_ready = not exc.permanent
+            self.abilities.checks_ready = not exc.permanent
 
     def learn_default_rule(self, report: dict) -> None:
         """Remember the rule Core applied to a file we sent without one (`process_info.profile` of its report)."""
@@ -204,7 +213,7 @@ class ScanWatch:
 
     def queued(self) -> None:
         """Start reading the Core's queue, so that a task that cannot finish in time can tell how full it is."""
-        if not self.told_queued and self.node.reports_queue:
+        if not self.told_queued and self.node.abilities.reports_queue:
             self.told_queued = True
             self.pool.gauge.ask([self.node])
 
@@ -336,7 +345,7 @@ class NodePool:
                 self.others_seen_at = max(self.others_seen_at, reading.at)
             return others, reading.slots
         if reading.error.permanent or not reading.error.node_fault:
-            node.reports_queue = False
+            node.abilities.reports_queue = False
         else:
             self.record_failure(node, reading.error)
         return 0, 1
@@ -393,7 +402,7 @@ class NodePool:
         """Whether the choice needs `node`'s queue. Not when it cannot tell it, and not for the Core just used while
         no other instance's file has been seen on any Core lately: ours was its only file, and it has left."""
         alone = self.clock() - self.others_seen_at > OTHERS_MEMORY
-        return node.reports_queue and not (alone and node is self.partner)
+        return node.abilities.reports_queue and not (alone and node is self.partner)
 
     def _rotation(self) -> list[CoreNode]:
         """Every Core, in rotation order from the cursor."""
@@ -424,7 +433,7 @@ class NodePool:
 
     def is_saturated(self, node: CoreNode) -> bool:
         """Whether `node`'s queue, read now, holds files waiting for a scan slot (False when it cannot tell)."""
-        reading = self.gauge.readings([node], QUEUE_WAIT).get(node) if node.reports_queue else None
+        reading = self.gauge.readings([node], QUEUE_WAIT).get(node) if node.abilities.reports_queue else None
         return reading is not None and reading.error is None and reading.queue > reading.slots
 
     def load_text(self, node: CoreNode, seconds: float) -> str:
@@ -460,7 +469,7 @@ def _overdue(node: CoreNode, now: float, max_age: float) -> float:
     of its engine list or of its readiness."""
     if node.failed:
         return now - node.health.retry_at
-    ready_due = now - node.ready_checked_at - READY_SECONDS if node.checks_ready else -math.inf
+    ready_due = now - node.ready_checked_at - READY_SECONDS if node.abilities.checks_ready else -math.inf
     return max(now - node.engines_read_at - max_age, ready_due)
 
 

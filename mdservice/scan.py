@@ -132,8 +132,8 @@ def scan_on_node(node: CoreNode, job: ScanJob, end: tuple[float, bool], clock: C
     if node.engines is None:
         node.read_engines(clock.now(), timeout=min(PROBE_TIMEOUT, polls_end - clock.now()))
     _check_size(node, job)
-    previous = find_previous(node, job, polls_end - clock.now(), clock.wall()) if job.resumable and node.finds_scans \
-        else None
+    lookup = job.resumable and node.abilities.finds_scans
+    previous = find_previous(node, job, polls_end - clock.now(), clock.wall()) if lookup else None
     if previous is not None and is_finished(previous.report):
         return previous
     if previous is not None:
@@ -168,7 +168,7 @@ def find_previous(node: CoreNode, job: ScanJob, timeout: float, now: datetime) -
     try:
         report = node.client.find_scan(job.sha256, job.rule, timeout=min(LOOKUP_TIMEOUT, timeout))
     except CoreError as exc:
-        node.finds_scans = not exc.permanent
+        node.abilities.finds_scans = not exc.permanent
         return None
     if report is None:
         return None
@@ -186,7 +186,7 @@ def _follow(node: CoreNode, job: ScanJob, data_id: str, end: tuple[float, float,
         last_poll = min(LAST_POLL_TIME, LAST_POLL_SHARE * (deadline - clock.now()))
         # A file sent without a rule tells, in any report, the name of the rule Core applies then.
         learn = node.learn_default_rule if not (job.rule or resumed) else None
-        earlier = None if resumed or not job.resumable or not node.finds_scans else \
+        earlier = None if resumed or not job.resumable or not node.abilities.finds_scans else \
             (lambda: find_previous(node, job, polls_end - clock.now(), clock.wall()))
         report = _poll_until_finished(node, data_id, (polls_end, last_poll), clock, watch, (learn, earlier))
         if isinstance(report, ScanResult):  # an earlier attempt's scan of the file finished while ours waited

@@ -67,7 +67,7 @@ def test_cores_without_readyz_or_rules_are_used_as_before(tmp_path):
     with Emulator(nodes=1, scan_seconds=0.1) as emulator:  # Core 4: both answer 404
         service = start_service(emulator.urls, rule="File scan")
         node = service.pool.nodes[0]
-        assert not node.checks_ready and not node.lists_rules and not node.failed
+        assert not node.abilities.checks_ready and not node.lists_rules and not node.failed
         assert scan(service, tmp_path)[0] == "result"
         requests_before = emulator.nodes[0].stats.requests
         assert scan(service, tmp_path, name="g")[0] == "result"
