@@ -285,11 +285,13 @@ class NodePool:
         that no task gives up without trying every Core.
         """
         self.asked_ahead = False
-        rotation = [n for n in self._rotation() if n.serves_rule] or self._rotation()
+        everyone = _rotation(self.nodes, self.cursor)
+        rotation = [n for n in everyone if n.serves_rule] or everyone
         ready = [n for n in rotation if _is_ready(n)]
-        resting = [n for n in rotation if not n.failed and n.pace.skip_turns > 0]
+        resting = [n for n in rotation if _is_resting(n)]
         turn = ready[0] if ready else None
-        self._use_up_turns(rotation, turn)
+        for node in _passed_over(rotation, turn):
+            node.pace = node.pace.after_turn()
         if len(ready) > 1:
             ready = self._least_busy_first(ready)
         failed = sorted((n for n in rotation if n.failed), key=lambda n: n.health.retry_at)
@@ -350,15 +352,6 @@ class NodePool:
             self.record_failure(node, reading.error)
         return 0, 1
 
-    @staticmethod
-    def _use_up_turns(rotation: list[CoreNode], next_ready: CoreNode | None) -> None:
-        """Resting Cores that the rotation passes over before reaching the next ready Core lose one turn."""
-        for node in rotation:
-            if node is next_ready:
-                return
-            if node.pace.skip_turns > 0 and not node.failed:
-                node.pace = node.pace.after_turn()
-
     def record_scan(self, node: CoreNode, seconds: float, queued: float = 0.0, resumed: bool = False) -> None:
         """A scan finished on `node` after `seconds` (upload to complete), `queued` of them waiting in Core's queue.
 
@@ -404,13 +397,8 @@ class NodePool:
         alone = self.clock() - self.others_seen_at > OTHERS_MEMORY
         return node.abilities.reports_queue and not (alone and node is self.partner)
 
-    def _rotation(self) -> list[CoreNode]:
-        """Every Core, in rotation order from the cursor."""
-        count = len(self.nodes)
-        return [self.nodes[(self.cursor + i) % count] for i in range(count)]
-
     def _ready_in_rotation(self) -> list[CoreNode]:
-        return [n for n in self._rotation() if _is_ready(n)]
+        return [n for n in _rotation(self.nodes, self.cursor) if _is_ready(n)]
 
     def record_success(self, node: CoreNode) -> None:
         """`node` answered: back in rotation, its failures and error forgotten."""
@@ -473,9 +461,26 @@ def _overdue(node: CoreNode, now: float, max_age: float) -> float:
     return max(now - node.engines_read_at - max_age, ready_due)
 
 
+def _rotation(nodes: list[CoreNode], cursor: int) -> list[CoreNode]:
+    """Every Core, in rotation order from the one at `cursor`."""
+    return nodes[cursor:] + nodes[:cursor]
+
+
 def _is_ready(node: CoreNode) -> bool:
     """In full rotation: neither failed nor sitting out turns after slow scans."""
     return not node.failed and node.pace.skip_turns == 0
+
+
+def _is_resting(node: CoreNode) -> bool:
+    """Sitting out turns after slow scans (and not failed)."""
+    return not node.failed and node.pace.skip_turns > 0
+
+
+def _passed_over(rotation: list[CoreNode], turn: CoreNode | None) -> list[CoreNode]:
+    """The resting Cores the rotation passes over before it reaches `turn` (None: every resting Core): each loses a
+    turn to sit out."""
+    ahead = rotation[:rotation.index(turn)] if turn else rotation
+    return [n for n in ahead if _is_resting(n)]
 
 
 def _preference(queue: float, slots: int, pace: float) -> tuple[bool, float]:
