@@ -1,8 +1,10 @@
 """Which Core gets the next file: round-robin, the less busy of two candidates, time-outs for slow and failed Cores.
 
-A `CoreNode` is one Core with its client, its engine map and its health. A `NodePool` hands each
-task the Cores to try, in order, and is told how each attempt went. All time is monotonic
-seconds from an injectable clock, so the policy can be tested without waiting.
+A `CoreNode` is one Core with its client, its engine map and its state, one small value per concern: its
+`Health` (failures and back-off), its `Pace` (our latest scan on it, slow scans and the turns it sits out) and its
+`Abilities` (what it can be asked). Health and Pace are frozen: a `NodePool`, which hands each task the Cores to
+try, in order, and is told how each attempt went, replaces them by what their pure methods make of an event. All
+time is monotonic seconds from an injectable clock, so the policy can be tested without waiting.
 
 Choosing costs two `stat/nodes` requests per task whatever the number of Cores, asked in parallel
 before the task arrives: just before the previous scan finishes, for the next task's two candidates
@@ -118,7 +120,7 @@ class Abilities:
 
 
 class CoreNode:
-    """One Core: its HTTP client, its engines and whether it is in rotation."""
+    """One Core: its HTTP client, its engines and rules, and whether it is in rotation (its Health and Pace)."""
 
     def __init__(self, client: CoreClient, md_version: int, rule: str = ""):
         self.client = client
@@ -430,9 +432,9 @@ class NodePool:
         if reading is None or reading.error is not None:
             return f"{node.name} could not finish the file within the {seconds:.1f} s this task had for it"
         text = f"{node.name} held {reading.queue} files for {reading.slots} scan slots"
-        pace = node.pace.recent_seconds(self.clock())
-        if pace > 0:
-            text += f", about {reading.queue / reading.slots * pace:.0f} s of work at {pace:.1f} s a file"
+        per_file = node.pace.recent_seconds(self.clock())
+        if per_file > 0:
+            text += f", about {reading.queue / reading.slots * per_file:.0f} s of work at {per_file:.1f} s a file"
         return f"{text}, against the {seconds:.1f} s this task had for it"
 
     def warn_overloaded(self, message: str) -> None:
