@@ -180,8 +180,8 @@ class MetaDefender(ServiceBase):
     def _refuse_refused_config(self) -> None:
         """Stop the start when every Core refused the service for a reason only the admin can fix."""
         nodes = self.pool.nodes
-        if all(node.engines is None and node.last_error_permanent for node in nodes):
-            problems = "; ".join(node.last_error for node in nodes)
+        if all(node.engines is None and node.health.last_error_permanent for node in nodes):
+            problems = "; ".join(node.health.last_error for node in nodes)
             raise ServiceStartError(f"No MetaDefender Core accepts this configuration: {problems}")
 
     def _track_outage(self) -> bool:
@@ -201,7 +201,7 @@ class MetaDefender(ServiceBase):
     def _outage_text(self) -> str:
         """Since when (UTC) no Core can scan, and each Core's problem."""
         since = datetime.fromtimestamp(self.outage_since, UTC).strftime("%Y-%m-%d %H:%M:%S")
-        problems = "; ".join(node.last_error if node.failed and node.last_error else
+        problems = "; ".join(node.health.last_error if node.failed and node.health.last_error else
                              f"{node.name} has no active antivirus engine: check Core's Inventory > Technologies "
                              "(licence and engine updates)" for node in self.pool.nodes)
         return f"No MetaDefender Core can scan files since {since} UTC: {problems}"

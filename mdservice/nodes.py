@@ -1,8 +1,10 @@
 """Which Core gets the next file: round-robin, the less busy of two candidates, time-outs for slow and failed Cores.
 
-A `CoreNode` is one Core with its client, its engine map and its health. A `NodePool` hands each
-task the Cores to try, in order, and is told how each attempt went. All time is monotonic
-seconds from an injectable clock, so the policy can be tested without waiting.
+A `CoreNode` is one Core with its client, its engine map and its state, one small value per concern: its
+`Health` (failures and back-off), its `Pace` (our latest scan on it, slow scans and the turns it sits out) and its
+`Abilities` (what it can be asked). Health and Pace are frozen: a `NodePool`, which hands each task the Cores to
+try, in order, and is told how each attempt went, replaces them by what their pure methods make of an event. All
+time is monotonic seconds from an injectable clock, so the policy can be tested without waiting.
 
 Choosing costs two `stat/nodes` requests per task whatever the number of Cores, asked in parallel
 before the task arrives: just before the previous scan finishes, for the next task's two candidates
@@ -19,6 +21,7 @@ import math
 import random
 import time
 from collections.abc import Callable
+from dataclasses import dataclass, replace
 
 from mdservice.client import CoreBusy, CoreClient, CoreError, CoreNotReady
 from mdservice.engines import EngineMap
@@ -39,6 +42,8 @@ REASK_SECONDS = 0.25
 OTHERS_MEMORY = 60.0
 # Engine refreshes and probes are not started with less time than this left in their budget.
 MIN_REQUEST_SECONDS = 0.05
+# Core's rules are not asked for with less time left than this (the engine list alone then stands).
+MIN_RULES_SECONDS = 0.5
 # A Core that tells its readiness (Core 5's readyz) is asked again after this many seconds.
 READY_SECONDS = 30.0
 # The warning that the Cores are full is logged at most once in this many seconds.
@@ -47,37 +52,95 @@ OVERLOAD_WARNING_SECONDS = 60.0
 LOAD_MEMORY = 60.0
 
 
+@dataclass(frozen=True)
+class Health:
+    """Whether a Core answers (the default: it does): its failures in a row, when it may be tried again, and its latest
+    error, `last_error_permanent` when retrying cannot fix it (API key or certificate refused, wrong address)."""
+
+    failures: int = 0
+    retry_at: float = 0.0
+    last_error: str = ""
+    last_error_permanent: bool = False
+
+    def after_failure(self, error: CoreError, now: float) -> Health:
+        """The health after `error` at `now`: the error is kept, and a fault of the Core itself (`node_fault`) puts
+        it aside for `backoff` of its failures in a row."""
+        noted = replace(self, last_error=str(error), last_error_permanent=error.permanent)
+        if not error.node_fault:
+            return noted
+        return replace(noted, failures=self.failures + 1, retry_at=now + backoff(self.failures + 1))
+
+
+def backoff(failures: int) -> float:
+    """Seconds a Core sits out after `failures` in a row: BACKOFF_START, doubled per failure, at most BACKOFF_MAX."""
+    return min(BACKOFF_START * 2 ** (failures - 1), BACKOFF_MAX)
+
+
+@dataclass(frozen=True)
+class Pace:
+    """How our latest finished scan on a Core went, and the turns the Core sits out after slow ones (the default: no
+    scan yet, in full rotation).
+
+    `scan_seconds`: that scan's time less its wait in Core's queue; `began`, `ended`: when it was sent and seen
+    finished (a queue reading asked in between counts our file); `slow_streak`: files over max_md_scan_time in a row.
+    """
+
+    scan_seconds: float = 0.0
+    began: float = math.inf
+    ended: float = -math.inf
+    slow_streak: int = 0
+    skip_turns: int = 0
+
+    def after_scan(self, seconds: float, queued: float, now: float) -> Pace:
+        """The pace after our scan that ended at `now` after `seconds`, `queued` of them waiting in Core's queue."""
+        return replace(self, scan_seconds=seconds - min(queued, seconds), began=now - seconds, ended=now)
+
+    def after_file(self, over: bool) -> Pace:
+        """The pace after a file that took longer than max_md_scan_time (`over`: one more turn to sit out for each
+        such file in a row, MAX_SKIP_TURNS at most), or within it (back in full rotation)."""
+        if over:
+            return replace(self, slow_streak=self.slow_streak + 1, skip_turns=min(self.slow_streak + 1, MAX_SKIP_TURNS))
+        return replace(self, slow_streak=0, skip_turns=0) if self.slow_streak else self
+
+    def after_turn(self) -> Pace:
+        """The pace after the rotation passed the Core over: one turn fewer to sit out."""
+        return replace(self, skip_turns=self.skip_turns - 1)
+
+    def recent_seconds(self, now: float) -> float:
+        """`scan_seconds` while it is trusted (for SPEED_MEMORY after the scan), else 0."""
+        return self.scan_seconds if now - self.ended < SPEED_MEMORY else 0.0
+
+
+@dataclass
+class Abilities:
+    """What a Core can be asked, each False once it has lacked or refused it for good: its scan queue (`stat/nodes`),
+    earlier scans by hash, its readiness (Core 5's readyz) and its rules (`file/rules`)."""
+
+    reports_queue: bool = True
+    finds_scans: bool = True
+    checks_ready: bool = True
+    lists_rules: bool = True
+
+
 class CoreNode:
-    """One Core: its HTTP client, its engines and whether it is in rotation."""
+    """One Core: its HTTP client, its engines and rules, and whether it is in rotation (its Health and Pace)."""
 
     def __init__(self, client: CoreClient, md_version: int, rule: str = ""):
         self.client = client
         self.md_version = md_version
         self.rule = rule
-        # Core's rules and the largest file each takes (None: Core does not list them), and whether to ask.
+        # Core's rules and the largest file each takes (None: Core does not list them, or not yet asked).
         self.rules: dict[str, int | None] | None = None
-        self.lists_rules = True
-        # Whether Core tells its readiness (Core 5's readyz), and when it was last asked.
-        self.checks_ready = True
+        self.abilities = Abilities()
         self.ready_checked_at = float("-inf")
         self.engines: EngineMap | None = None
         self.engines_read_at = float("-inf")
-        self.failures = 0
-        self.retry_at = 0.0
-        self.slow_streak = 0
-        self.skip_turns = 0
-        self.last_error = ""
-        # True when last_error is one retrying cannot fix (API key or certificate refused, wrong address).
-        self.last_error_permanent = False
-        self.reports_queue = True
-        self.scan_seconds = 0.0
-        self.timed_at = float("-inf")
-        # When our latest finished scan on this Core began and ended: a queue reading asked in between counts our file.
-        self.own_scan = (math.inf, -math.inf)
-        # Whether Core answers look-ups of earlier scans by hash (a key without the right is refused for good).
-        self.finds_scans = True
+        self.health = Health()
+        self.pace = Pace()
         # The rule (profile) Core applied to our uploads sent without one, as its reports named it.
         self.default_rule: str | None = None
+        # Why Core said it is not ready, while it says so ("": ready, or it does not tell).
+        self.not_ready = ""
 
     @property
     def name(self) -> str:
@@ -86,7 +149,7 @@ class CoreNode:
     @property
     def failed(self) -> bool:
         """True while the Core sits out after a failure (or has never answered)."""
-        return self.failures > 0 or self.engines is None
+        return self.health.failures > 0 or self.engines is None
 
     @property
     def serves_rule(self) -> bool:
@@ -109,25 +172,32 @@ class CoreNode:
             engines = EngineMap.from_engine_list(payload, self.md_version)
         except ValueError as exc:
             raise CoreError(f"{self.name} sent an unreadable engine list: {exc}") from None
-        if self.lists_rules:
-            left = None if timeout is None else max(MIN_REQUEST_SECONDS, timeout - (time.monotonic() - started))
-            self.rules = self.client.get_rules(timeout=left)
-            self.lists_rules = self.rules is not None
         self.engines, self.engines_read_at = engines, now
+        left = None if timeout is None else timeout - (time.monotonic() - started)
+        if self.abilities.lists_rules and (left is None or left >= MIN_RULES_SECONDS):
+            try:
+                self.rules = self.client.get_rules(timeout=left)
+            except CoreError:  # the engine list decides whether the Core answers; its rules stay as read last
+                return engines
+            self.abilities.lists_rules = self.rules is not None
         return engines
 
     def check_ready(self, now: float, timeout: float | None) -> None:
-        """Ask Core whether it is ready (Core 5's readyz): a CoreNotReady when it says not. A Core without the
-        endpoint is not asked again; one that cannot be asked now tells nothing (its other requests decide)."""
-        if not self.checks_ready:
+        """Ask Core whether it is ready (Core 5's readyz) and keep its answer in `not_ready`: a CoreNotReady when it
+        says not. A Core without the endpoint is not asked again; one that cannot be asked now tells nothing (its
+        other requests decide, and what it said last stands)."""
+        if not self.abilities.checks_ready:
             return
         self.ready_checked_at = now
         try:
-            self.checks_ready = self.client.check_ready(timeout=timeout)
-        except CoreNotReady:
+            self.abilities.checks_ready = self.client.check_ready(timeout=timeout)
+        except CoreNotReady as exc:
+            self.not_ready = str(exc)
             raise
         except CoreError as exc:
-            self.checks_ready = not exc.permanent
+            self.abilities.checks_ready = not exc.permanent
+            return
+        self.not_ready = ""
 
     def learn_default_rule(self, report: dict) -> None:
         """Remember the rule Core applied to a file we sent without one (`process_info.profile` of its report)."""
@@ -153,7 +223,7 @@ class ScanWatch:
 
     def queued(self) -> None:
         """Start reading the Core's queue, so that a task that cannot finish in time can tell how full it is."""
-        if not self.told_queued and self.node.reports_queue:
+        if not self.told_queued and self.node.abilities.reports_queue:
             self.told_queued = True
             self.pool.gauge.ask([self.node])
 
@@ -208,7 +278,8 @@ class NodePool:
                 if node.failed or now - node.engines_read_at >= max_age:
                     node.read_engines(self.clock(), timeout=self._request_time(until))
                 node.check_ready(self.clock(), self._request_time(until))
-                self.record_success(node)
+                if not node.not_ready:  # a readyz that could not be asked does not readmit a Core that said no
+                    self.record_success(node)
             except CoreError as exc:
                 self.record_failure(node, exc)
 
@@ -222,17 +293,22 @@ class NodePool:
         The healthy Cores in rotation order, but the less busy of two candidates first (so that
         several service instances spread over the Cores instead of queueing behind each other);
         then Cores sitting out turns after slow scans; then failed Cores, soonest retry first, so
-        that no task gives up without trying every Core.
+        that no task gives up without trying every Core. Cores that say they are not ready get no file (none
+        may be left); Cores that lack the configured rule get one only when every Core lacks it.
         """
         self.asked_ahead = False
-        rotation = [n for n in self._rotation() if n.serves_rule] or self._rotation()
+        everyone = [n for n in _rotation(self.nodes, self.cursor) if not n.not_ready]
+        rotation = [n for n in everyone if n.serves_rule] or everyone
+        if not rotation:
+            return []
         ready = [n for n in rotation if _is_ready(n)]
-        resting = [n for n in rotation if not n.failed and n.skip_turns > 0]
+        resting = [n for n in rotation if _is_resting(n)]
         turn = ready[0] if ready else None
-        self._use_up_turns(rotation, turn)
+        for node in _passed_over(rotation, turn):
+            node.pace = node.pace.after_turn()
         if len(ready) > 1:
             ready = self._least_busy_first(ready)
-        failed = sorted((n for n in rotation if n.failed), key=lambda n: n.retry_at)
+        failed = sorted((n for n in rotation if n.failed), key=lambda n: n.health.retry_at)
         # The rotation moves past the Core whose turn it was even when the partner gets the file, so that
         # the next task compares another Core: a slow or busy Core cannot hold the rotation in place.
         self.cursor = (self.nodes.index(turn or (resting or failed)[0]) + 1) % len(self.nodes)
@@ -260,13 +336,14 @@ class NodePool:
         needed = [n for n in candidates if self._needs_reading(n)]
         readings = self.gauge.readings(needed, QUEUE_WAIT)
         loads = {node: self._load_of(node, readings.get(node)) if node in needed else (0, 1) for node in candidates}
-        recent = [n.scan_seconds for n in self.nodes if self._timed_recently(n) and n.scan_seconds > 0]
-        fastest = min(recent, default=0.0)
+        now = self.clock()
+        fastest = min((s for s in (n.pace.recent_seconds(now) for n in self.nodes) if s > 0), default=0.0)
         healthy = [n for n in candidates if not n.failed]
         ready = [n for n in ready if not n.failed]
         if not healthy:
             return ready
-        best = min(healthy, key=lambda n: _preference(*loads[n], self._pace(n, fastest)))
+        paces = {n: relative_pace(n.pace.recent_seconds(now), fastest, self.max_scan_time) for n in healthy}
+        best = min(healthy, key=lambda n: _preference(*loads[n], paces[n]))
         return [best] + [n for n in ready if n is not best]
 
     def _load_of(self, node: CoreNode, reading: Reading | None) -> tuple[float, int]:
@@ -279,38 +356,15 @@ class NodePool:
         if reading is None:
             return math.inf, 1
         if reading.error is None:
-            others = _others_in(node, reading)
+            others = _others_in(reading, node.pace)
             if others:
                 self.others_seen_at = max(self.others_seen_at, reading.at)
             return others, reading.slots
         if reading.error.permanent or not reading.error.node_fault:
-            node.reports_queue = False
+            node.abilities.reports_queue = False
         else:
             self.record_failure(node, reading.error)
         return 0, 1
-
-    def _timed_recently(self, node: CoreNode) -> bool:
-        return self.clock() - node.timed_at < SPEED_MEMORY
-
-    def _pace(self, node: CoreNode, fastest: float) -> float:
-        """How many times longer than the fastest Core `node` took for its recent scan (not counting the time the
-        file waited in Core's queue).
-
-        1 unless that scan was slow: over max_md_scan_time and over SLOW_RATIO times the fastest. Scan
-        times vary with the file, so only a clear difference may outweigh a shorter queue.
-        """
-        if not self._timed_recently(node) or node.scan_seconds <= max(self.max_scan_time, SLOW_RATIO * fastest):
-            return 1.0
-        return node.scan_seconds / fastest
-
-    @staticmethod
-    def _use_up_turns(rotation: list[CoreNode], next_ready: CoreNode | None) -> None:
-        """Resting Cores that the rotation passes over before reaching the next ready Core lose one turn."""
-        for node in rotation:
-            if node is next_ready:
-                return
-            if node.skip_turns > 0 and not node.failed:
-                node.skip_turns -= 1
 
     def record_scan(self, node: CoreNode, seconds: float, queued: float = 0.0, resumed: bool = False) -> None:
         """A scan finished on `node` after `seconds` (upload to complete), `queued` of them waiting in Core's queue.
@@ -322,23 +376,20 @@ class NodePool:
         self.record_success(node)
         if resumed:
             return
-        now = self.clock()
-        node.scan_seconds, node.timed_at, self.partner = seconds - min(queued, seconds), now, node
-        node.own_scan = (now - seconds, now)
+        node.pace, self.partner = node.pace.after_scan(seconds, queued, self.clock()), node
         self._note_duration(node, seconds)
         if not self.asked_ahead:
             self._ask_next_candidates()
 
-    def _note_duration(self, node: CoreNode, seconds: float) -> None:
-        """With several Cores, one whose file took longer than max_md_scan_time sits out turns (more for each such
-        file in a row), and is back in full rotation after a file within it."""
-        if len(self.nodes) > 1 and seconds > self.max_scan_time:
-            node.slow_streak += 1
-            node.skip_turns = min(node.slow_streak, MAX_SKIP_TURNS)
-            self.log.info(f"{node.name} took {seconds:.1f} s (max_md_scan_time {self.max_scan_time:g} s): "
-                          f"put aside for {node.skip_turns} turn(s)")
-        elif node.slow_streak:
-            node.slow_streak = node.skip_turns = 0
+    def _note_duration(self, node: CoreNode, seconds: float, full: bool = False) -> None:
+        """With several Cores, one whose file took longer than max_md_scan_time, or that was `full`, sits out turns
+        (more for each such file in a row), and is back in full rotation after a file within it."""
+        over, was_slow = len(self.nodes) > 1 and (full or seconds > self.max_scan_time), node.pace.slow_streak > 0
+        node.pace = node.pace.after_file(over)
+        if over:
+            why = "was full" if full else f"took {seconds:.1f} s (max_md_scan_time {self.max_scan_time:g} s)"
+            self.log.info(f"{node.name} {why}: put aside for {node.pace.skip_turns} turn(s)")
+        elif was_slow:
             self.log.info(f"{node.name} scanned in {seconds:.1f} s: back in full rotation")
 
     def prepare_next(self, node: CoreNode) -> None:
@@ -358,41 +409,33 @@ class NodePool:
         """Whether the choice needs `node`'s queue. Not when it cannot tell it, and not for the Core just used while
         no other instance's file has been seen on any Core lately: ours was its only file, and it has left."""
         alone = self.clock() - self.others_seen_at > OTHERS_MEMORY
-        return node.reports_queue and not (alone and node is self.partner)
-
-    def _rotation(self) -> list[CoreNode]:
-        """Every Core, in rotation order from the cursor."""
-        count = len(self.nodes)
-        return [self.nodes[(self.cursor + i) % count] for i in range(count)]
+        return node.abilities.reports_queue and not (alone and node is self.partner)
 
     def _ready_in_rotation(self) -> list[CoreNode]:
-        return [n for n in self._rotation() if _is_ready(n)]
+        return [n for n in _rotation(self.nodes, self.cursor) if _is_ready(n)]
 
     def record_success(self, node: CoreNode) -> None:
-        if node.failures:
+        """`node` answered: back in rotation, its failures and error forgotten."""
+        if node.health.failures:
             self.log.info(f"{node.name} answers again: back in rotation")
-        node.failures, node.retry_at, node.last_error, node.last_error_permanent = 0, 0.0, "", False
+        node.health = Health()
 
     def record_failure(self, node: CoreNode, error: CoreError, seconds: float = 0.0) -> None:
-        """Put a Core that failed aside, for 5 s doubling per failure in a row up to 60 s. A Core that is merely full
-        (CoreBusy, after `seconds` with our file) is not: it only sits out turns as a slow Core does."""
-        node.last_error, node.last_error_permanent = str(error), error.permanent
+        """Put a Core that failed aside (see `Health.after_failure`). A Core that is merely full (CoreBusy, after
+        `seconds` with our file) is not: it only sits out turns as a slow Core does."""
+        node.health = node.health.after_failure(error, self.clock())
         if isinstance(error, CoreBusy):
-            self._note_duration(node, seconds)
-            return
-        if not error.node_fault:
-            return
-        node.failures += 1
-        pause = min(BACKOFF_START * 2 ** (node.failures - 1), BACKOFF_MAX)
-        node.retry_at = self.clock() + pause
-        self.log.warning(f"{node.name} put aside for {pause:g} s after failure #{node.failures}: {error}")
+            self._note_duration(node, seconds, full=True)
+        elif error.node_fault:
+            failures = node.health.failures
+            self.log.warning(f"{node.name} put aside for {backoff(failures):g} s after failure #{failures}: {error}")
 
     def watch(self, node: CoreNode) -> ScanWatch:
         return ScanWatch(self, node)
 
     def is_saturated(self, node: CoreNode) -> bool:
         """Whether `node`'s queue, read now, holds files waiting for a scan slot (False when it cannot tell)."""
-        reading = self.gauge.readings([node], QUEUE_WAIT).get(node) if node.reports_queue else None
+        reading = self.gauge.readings([node], QUEUE_WAIT).get(node) if node.abilities.reports_queue else None
         return reading is not None and reading.error is None and reading.queue > reading.slots
 
     def load_text(self, node: CoreNode, seconds: float) -> str:
@@ -401,9 +444,9 @@ class NodePool:
         if reading is None or reading.error is not None:
             return f"{node.name} could not finish the file within the {seconds:.1f} s this task had for it"
         text = f"{node.name} held {reading.queue} files for {reading.slots} scan slots"
-        if self._timed_recently(node) and node.scan_seconds > 0:
-            wait = reading.queue / reading.slots * node.scan_seconds
-            text += f", about {wait:.0f} s of work at {node.scan_seconds:.1f} s a file"
+        per_file = node.pace.recent_seconds(self.clock())
+        if per_file > 0:
+            text += f", about {reading.queue / reading.slots * per_file:.0f} s of work at {per_file:.1f} s a file"
         return f"{text}, against the {seconds:.1f} s this task had for it"
 
     def warn_overloaded(self, message: str) -> None:
@@ -427,14 +470,31 @@ def _overdue(node: CoreNode, now: float, max_age: float) -> float:
     """How long ago `node` was due for maintenance (negative: not yet): a probe for a failed Core, else a re-read
     of its engine list or of its readiness."""
     if node.failed:
-        return now - node.retry_at
-    ready_due = now - node.ready_checked_at - READY_SECONDS if node.checks_ready else -math.inf
+        return now - node.health.retry_at
+    ready_due = now - node.ready_checked_at - READY_SECONDS if node.abilities.checks_ready else -math.inf
     return max(now - node.engines_read_at - max_age, ready_due)
+
+
+def _rotation(nodes: list[CoreNode], cursor: int) -> list[CoreNode]:
+    """Every Core, in rotation order from the one at `cursor`."""
+    return nodes[cursor:] + nodes[:cursor]
 
 
 def _is_ready(node: CoreNode) -> bool:
     """In full rotation: neither failed nor sitting out turns after slow scans."""
-    return not node.failed and node.skip_turns == 0
+    return not node.failed and node.pace.skip_turns == 0
+
+
+def _is_resting(node: CoreNode) -> bool:
+    """Sitting out turns after slow scans (and not failed)."""
+    return not node.failed and node.pace.skip_turns > 0
+
+
+def _passed_over(rotation: list[CoreNode], turn: CoreNode | None) -> list[CoreNode]:
+    """The resting Cores the rotation passes over before it reaches `turn` (None: every resting Core): each loses a
+    turn to sit out."""
+    ahead = rotation[:rotation.index(turn)] if turn else rotation
+    return [n for n in ahead if _is_resting(n)]
 
 
 def _preference(queue: float, slots: int, pace: float) -> tuple[bool, float]:
@@ -444,8 +504,19 @@ def _preference(queue: float, slots: int, pace: float) -> tuple[bool, float]:
     return waiting > 0, pace * (1 + waiting / slots)
 
 
-def _others_in(node: CoreNode, reading: Reading) -> int:
-    """The files of others in a queue reading of `node`: our own file is left out when the reading was asked for
-    while it was on that Core (Core counted it then, whenever the answer came)."""
-    began, ended = node.own_scan
-    return max(0, reading.queue - 1) if began <= reading.asked_at < ended else reading.queue
+def relative_pace(seconds: float, fastest: float, max_scan_time: float) -> float:
+    """How many times longer than the `fastest` Core's a Core's recent scan took (`seconds`; 0: none trusted).
+
+    1 unless that scan was slow: over `max_scan_time` and over SLOW_RATIO times the fastest. Scan times vary with
+    the file, so only a clear difference may outweigh a shorter queue.
+    """
+    if seconds <= max(max_scan_time, SLOW_RATIO * fastest):
+        return 1.0
+    return seconds / fastest
+
+
+def _others_in(reading: Reading, pace: Pace) -> int:
+    """The files of others in a queue reading of a Core whose `pace` tells our latest scan on it: our own file is
+    left out when the reading was asked for while it was on that Core (Core counted it then, whenever the answer
+    came)."""
+    return max(0, reading.queue - 1) if pace.began <= reading.asked_at < pace.ended else reading.queue

@@ -12,12 +12,9 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import Protocol
 
-from mdservice.client import CoreError
-
-if TYPE_CHECKING:
-    from mdservice.nodes import CoreNode
+from mdservice.client import CoreError, CoreLoad
 
 # A Core that cannot say how busy it is within this time is failing.
 QUEUE_TIMEOUT = 1.0
@@ -37,17 +34,33 @@ class Reading:
     error: CoreError | None = None
 
 
+class LoadSource(Protocol):
+    """A client that tells how busy its Core is (`CoreClient.get_load`)."""
+
+    def get_load(self, timeout: float | None = None) -> CoreLoad: ...
+
+
+class Gauged(Protocol):
+    """What the gauge needs of a Core (a key, such as a CoreNode): a name for its messages and a client to ask."""
+
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def client(self) -> LoadSource: ...
+
+
 class QueueGauge:
     """The latest scan-queue reading of each Core, refreshed on demand by background requests."""
 
     def __init__(self, clock: Callable[[], float]):
         self._clock = clock
         self._lock = threading.Lock()
-        self._asking: dict[CoreNode, threading.Event] = {}
-        self._latest: dict[CoreNode, Reading] = {}
+        self._asking: dict[Gauged, threading.Event] = {}
+        self._latest: dict[Gauged, Reading] = {}
         self._closed = False
 
-    def ask(self, nodes: list[CoreNode]) -> None:
+    def ask(self, nodes: list[Gauged]) -> None:
         """Start asking each of `nodes` (unless already being asked) for its queue, without waiting."""
         with self._lock:
             if self._closed:
@@ -56,7 +69,7 @@ class QueueGauge:
                 if node not in self._asking:
                     self._start_reading(node)
 
-    def _start_reading(self, node: CoreNode) -> None:
+    def _start_reading(self, node: Gauged) -> None:
         """Ask `node` on a daemon thread; with no thread to be had, it is not asked (its queue counts as unknown)."""
         try:
             threading.Thread(target=self._read, args=(node,), daemon=True, name="md-stat-nodes").start()
@@ -64,19 +77,19 @@ class QueueGauge:
             return
         self._asking[node] = threading.Event()
 
-    def is_fresh(self, node: CoreNode, within: float = FRESH_SECONDS) -> bool:
+    def is_fresh(self, node: Gauged, within: float = FRESH_SECONDS) -> bool:
         """Whether the latest answer of `node` is at most `within` seconds old (by default: recent enough to go by)."""
         return self.latest(node, within) is not None
 
-    def latest(self, node: CoreNode, within: float = FRESH_SECONDS) -> Reading | None:
+    def latest(self, node: Gauged, within: float = FRESH_SECONDS) -> Reading | None:
         """The latest answer of `node` if it is at most `within` seconds old."""
         with self._lock:
             return self._latest[node] if self._fresh(node, self._clock(), within) else None
 
-    def _fresh(self, node: CoreNode, now: float, within: float = FRESH_SECONDS) -> bool:
+    def _fresh(self, node: Gauged, now: float, within: float = FRESH_SECONDS) -> bool:
         return node in self._latest and now - self._latest[node].at <= within
 
-    def readings(self, nodes: list[CoreNode], wait: float) -> dict[CoreNode, Reading]:
+    def readings(self, nodes: list[Gauged], wait: float) -> dict[Gauged, Reading]:
         """Fresh readings of `nodes`; errors are handed out once.
 
         A fresh reading is used even while a newer one is being asked for; for the others this waits at most
@@ -104,7 +117,7 @@ class QueueGauge:
         with self._lock:
             self._closed = True
 
-    def _read(self, node: CoreNode) -> None:
+    def _read(self, node: Gauged) -> None:
         asked_at = self._clock()
         try:
             load = node.client.get_load(timeout=QUEUE_TIMEOUT)

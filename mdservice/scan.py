@@ -92,6 +92,9 @@ def scan_file(pool: NodePool, job: ScanJob, deadline: float, clock: Clock | None
     """
     clock = clock or Clock()
     order = pool.attempt_order()
+    if not order:
+        reasons = "; ".join(node.not_ready for node in pool.nodes)
+        raise RecoverableError(f"No MetaDefender Core is ready to scan, Assemblyline will retry: {reasons}")
     errors: list[tuple[CoreNode, CoreError, float]] = []
     for position, node in enumerate(order):
         remaining = deadline - clock.now()
@@ -139,8 +142,8 @@ def scan_on_node(node: CoreNode, job: ScanJob, end: tuple[float, bool], clock: C
     if node.engines is None:
         node.read_engines(clock.now(), timeout=min(PROBE_TIMEOUT, polls_end - clock.now()))
     _check_size(node, job)
-    previous = find_previous(node, job, polls_end - clock.now(), clock.wall()) if job.resumable and node.finds_scans \
-        else None
+    lookup = job.resumable and node.abilities.finds_scans
+    previous = find_previous(node, job, polls_end - clock.now(), clock.wall()) if lookup else None
     if previous is not None and is_finished(previous.report):
         return previous
     if previous is not None:
@@ -172,12 +175,12 @@ def find_previous(node: CoreNode, job: ScanJob, timeout: float, now: datetime) -
     The look-up only saves work: a Core that cannot answer it is sent the file as usual (and one that refuses it
     for good, such as an API key without the right, is not asked again).
     """
-    if not node.finds_scans:
+    if not node.abilities.finds_scans:
         return None
     try:
         report = node.client.find_scan(job.sha256, job.rule, timeout=min(LOOKUP_TIMEOUT, timeout))
     except CoreError as exc:
-        node.finds_scans = not exc.permanent
+        node.abilities.finds_scans = not exc.permanent
         return None
     if report is None:
         return None

@@ -44,12 +44,13 @@ def test_a_core_that_says_it_is_not_ready_gets_no_files_and_rejoins_when_ready(t
         emulator.nodes[0].set_ready(False, "scan queue above threshold")
         service = start_service(emulator.urls)
         assert service.pool.nodes[0].failed
-        assert "scan queue above threshold" in service.pool.nodes[0].last_error
+        assert "scan queue above threshold" in service.pool.nodes[0].health.last_error
         for index in range(4):
             assert scan(service, tmp_path, name=f"a{index}")[0] == "result"
         assert uploads(emulator) == [0, 4]
         emulator.nodes[0].set_ready(True)
-        service.pool.nodes[0].retry_at = 0.0  # its back-off is over
+        node = service.pool.nodes[0]
+        node.health = replace(node.health, retry_at=0.0)  # its back-off is over
         for index in range(4):
             assert scan(service, tmp_path, name=f"b{index}")[0] == "result"
         assert not service.pool.nodes[0].failed and uploads(emulator)[0] >= 1
@@ -69,7 +70,7 @@ def test_cores_without_readyz_or_rules_are_used_as_before(tmp_path):
     with Emulator(nodes=1, scan_seconds=0.1) as emulator:  # Core 4: both answer 404
         service = start_service(emulator.urls, rule="File scan")
         node = service.pool.nodes[0]
-        assert not node.checks_ready and not node.lists_rules and not node.failed
+        assert not node.abilities.checks_ready and not node.abilities.lists_rules and not node.failed
         assert scan(service, tmp_path)[0] == "result"
         requests_before = emulator.nodes[0].stats.requests
         assert scan(service, tmp_path, name="g")[0] == "result"

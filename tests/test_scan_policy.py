@@ -4,6 +4,7 @@ import random
 import threading
 import time
 from collections import Counter
+from dataclasses import replace
 
 import pytest
 from assemblyline.common.exceptions import NonRecoverableError, RecoverableError
@@ -65,7 +66,7 @@ def test_slow_core_sits_out_growing_turns_when_the_fast_cores_are_busy():
         client.backlog = 40
     used = run_tasks(pool, clock, 30)
     assert 3 <= used["core2"] <= 8
-    assert pool.nodes[2].slow_streak >= 3
+    assert pool.nodes[2].pace.slow_streak >= 3
 
 
 def test_slow_core_back_in_full_rotation_after_a_fast_scan():
@@ -75,7 +76,7 @@ def test_slow_core_back_in_full_rotation_after_a_fast_scan():
     clients[2].scan_seconds = 0.5
     clock.t += SPEED_MEMORY
     run_tasks(pool, clock, 15)
-    assert pool.nodes[2].slow_streak == 0
+    assert pool.nodes[2].pace.slow_streak == 0
     used = run_tasks(pool, clock, 30)
     assert sorted(used.values()) == [10, 10, 10]
 
@@ -84,7 +85,7 @@ def test_single_core_is_never_put_aside():
     clock = FakeClock()
     pool, clients = make_pool(clock, [9.0], max_scan_time=5.0)
     assert run_tasks(pool, clock, 5)["core0"] == 5
-    assert pool.nodes[0].skip_turns == 0
+    assert pool.nodes[0].pace.skip_turns == 0
 
 
 def test_failed_core_is_skipped_within_the_task_and_backs_off_doubling():
@@ -96,10 +97,10 @@ def test_failed_core_is_skipped_within_the_task_and_backs_off_doubling():
     node = pool.nodes[1]
     pauses = []
     for _ in range(6):
-        clock.t = node.retry_at
-        before = node.retry_at
+        clock.t = node.health.retry_at
+        before = node.health.retry_at
         pool.refresh_engines(600, clock.now() + 2)
-        pauses.append(node.retry_at - before)
+        pauses.append(node.health.retry_at - before)
     assert pauses[0] == pytest.approx(2 * BACKOFF_START)
     assert pauses[-1] == pytest.approx(BACKOFF_MAX)
     assert pauses == sorted(pauses)
@@ -302,7 +303,7 @@ def test_a_report_for_another_file_fails_over_and_is_never_the_result(changed, j
     first.client.get_report = lambda data_id, timeout=None: {**honest(data_id, timeout), **changed}
     result = scan_file(pool, job, clock.now() + 54, Clock(clock.now, clock.sleep))
     assert result.node is not first
-    assert first.failed and "another file's report" in first.last_error
+    assert first.failed and "another file's report" in first.health.last_error
 
 
 def test_a_report_with_this_files_sha256_in_other_case_is_accepted():
@@ -368,7 +369,7 @@ def test_time_a_file_waited_in_cores_queue_does_not_make_the_core_look_slow():
     pool.cursor = 0
     clients[0].wait = 6.0  # other instances' files ahead of ours on core0, this once
     first = scan_file(pool, JOB, clock.now() + 54, Clock(clock.now, clock.sleep))
-    assert first.node.name == "core0" and pool.nodes[0].skip_turns == 1, "over max_md_scan_time: sits out a turn"
+    assert first.node.name == "core0" and pool.nodes[0].pace.skip_turns == 1, "over max_md_scan_time: sits out a turn"
     clients[0].wait = 0.0
     used = run_tasks(pool, clock, 30)
     assert used["core0"] >= 8, f"core0 was judged by the time its file waited for others: {used}"
@@ -495,12 +496,12 @@ def test_a_scan_that_ends_without_a_nearly_done_call_still_asks_for_the_next_tas
         client.backlog, client.slots = 1, 4  # other instances are about: the Core just used is read too
     run_tasks(pool, clock, 3)  # the last of them asked its successors ahead, while ending
     for node in pool.nodes[1:]:
-        node.skip_turns = 1  # both other Cores sit out: the next task has a single ready Core
+        node.pace = replace(node.pace, skip_turns=1)  # both other Cores sit out: the next task has a single ready Core
     pool.cursor = 0
     node = pool.attempt_order()[0]
     assert node is pool.nodes[0]
     for other in pool.nodes[1:]:
-        other.skip_turns = 0  # back in rotation by the time the scan ends
+        other.pace = replace(other.pace, skip_turns=0)  # back in rotation by the time the scan ends
     answered_then_sleep(pool, clock)(1.5)  # every reading so far is stale
     before = sum(c.requests["stat/nodes"] for c in clients)
     pool.record_scan(node, 0.2)  # a scan seen finished at its first poll: no nearly-done call

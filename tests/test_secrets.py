@@ -81,7 +81,7 @@ def test_api_key_never_shows_through_any_task_failure(core, sample, tmp_path, ev
     service = MetaDefender({"base_url": CORE, "api_key": KEY, "fetch_sanitized_file": True})
     service.start()
     kind, doc, raw = run_task(service, sample, str(tmp_path))
-    text = everything(repr(doc), repr(raw), str(service.pool.nodes[0].last_error))
+    text = everything(repr(doc), repr(raw), str(service.pool.nodes[0].health.last_error))
     assert visible in text, "the failure did not reach the captured output"
     assert KEY not in text
     assert all(r.headers.get("apikey") == KEY for r in core.request_history), "the key must still be sent to Core"
