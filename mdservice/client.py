@@ -487,14 +487,17 @@ def _reason(exc: Exception) -> str:
 def _slots(status: dict) -> int:
     """The files one Core node scans at once, as far as its status tells. Core 5's free slots
     (`scan_queue_details.available_slots`) say it best: with some free, every file it has is being scanned; with none,
-    at most as many as it has. Older Cores only give `cpu_cores` (at least 1)."""
+    at most as many as it has. Older Cores only give `cpu_cores` (at least 1), and so does a Core whose free places
+    and files add up to its whole queue (`total_scan_queue`): those count free places in its queue (OPSWAT's Helm
+    chart shows an idle Core with 500 of 500 available), which say nothing of its scan slots."""
     cpus = status.get("cpu_cores")
     cpus = cpus if _is_count(cpus) and cpus > 0 else 1
     details = status.get("scan_queue_details")
-    free = details.get("available_slots") if isinstance(details, dict) else None
-    if not _is_count(free):
+    details = details if isinstance(details, dict) else {}
+    free, total, queue = details.get("available_slots"), details.get("total_scan_queue"), status["scan_queue"]
+    # Free places that fill the whole queue with the files in it are queue places, not scan slots: not used.
+    if not _is_count(free) or (_is_count(total) and queue + free >= total):
         return cpus
-    queue = status["scan_queue"]
     return queue + free if free else max(1, min(cpus, queue))
 
 

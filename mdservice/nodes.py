@@ -157,15 +157,20 @@ class CoreNode:
         return not (self.rule and self.rules is not None and self.rule not in self.rules)
 
     @property
+    def rule_applied(self) -> str | None:
+        """The rule our files are scanned under on this Core: the configured one, else Core's default as its reports
+        named it, or the only rule Core lists; None while unknown."""
+        listed = self.rules or {}
+        return self.rule or self.default_rule or (next(iter(listed)) if len(listed) == 1 else None)
+
+    @property
     def max_file_size(self) -> int | None:
         """The largest file, in bytes, the rule our files are scanned under takes on this Core; None when unknown."""
-        rules = self.rules or {}
-        name = self.rule or self.default_rule or (next(iter(rules)) if len(rules) == 1 else None)
-        return rules.get(name)
+        return (self.rules or {}).get(self.rule_applied)
 
     def read_engines(self, now: float, timeout: float | None = None) -> EngineMap:
         """Fetch and keep the engine map and, where Core lists them, its rules; a CoreError when Core's answer is
-        unusable. Both requests together take at most `timeout`."""
+        unusable. Both requests together take at most `timeout`, the rules at most PROBE_TIMEOUT."""
         started = time.monotonic()
         payload = self.client.get_engines(timeout=timeout)
         try:
@@ -173,8 +178,8 @@ class CoreNode:
         except ValueError as exc:
             raise CoreError(f"{self.name} sent an unreadable engine list: {exc}") from None
         self.engines, self.engines_read_at = engines, now
-        left = None if timeout is None else timeout - (time.monotonic() - started)
-        if self.abilities.lists_rules and (left is None or left >= MIN_RULES_SECONDS):
+        left = PROBE_TIMEOUT if timeout is None else min(PROBE_TIMEOUT, timeout - (time.monotonic() - started))
+        if self.abilities.lists_rules and left >= MIN_RULES_SECONDS:
             try:
                 self.rules = self.client.get_rules(timeout=left)
             except CoreError:  # the engine list decides whether the Core answers; its rules stay as read last

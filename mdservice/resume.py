@@ -22,12 +22,11 @@ CLOCK_SKEW = timedelta(minutes=5)
 
 @dataclass(frozen=True)
 class Wanted:
-    """What the task needs of a previous scan: the file, the rule it must be made under ("" = Core's default, whose
-    name the Core told us in an earlier report, if it did), and how old it may be."""
+    """What the task needs of a previous scan: the file, the rule it must be made under (None while the name of the
+    rule Core applies to our files is not known: then no scan is taken), and how old it may be."""
 
     sha256: str
-    rule: str
-    default_rule: str | None
+    rule: str | None
     max_age: timedelta
 
 
@@ -40,8 +39,7 @@ def reuse_problem(report: dict, wanted: Wanted, now: datetime, engines: EngineMa
     if foreign:
         return foreign
     profile = _part(report, "process_info").get("profile")
-    rule = wanted.rule or wanted.default_rule
-    if rule is None or profile != rule:
+    if wanted.rule is None or profile != wanted.rule:
         return f"it was made under another rule ({str(profile)[:80]!r})"
     if overall_result(report) in ENDED_UNSCANNED:
         return "it was canceled or aborted"

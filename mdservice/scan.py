@@ -162,7 +162,7 @@ def _check_size(node: CoreNode, job: ScanJob) -> None:
     """Refuse, before sending it, a file larger than Core's rule takes (its `max_file_size`, where Core lists it)."""
     limit, size = node.max_file_size, os.path.getsize(job.path)
     if limit is not None and size > limit:
-        rule = job.rule or node.default_rule or "default"
+        rule = node.rule_applied or "default"
         raise CoreError(f"{node.name}: the file ({size} bytes) is larger than the {limit} bytes Core's rule {rule!r} "
                         "takes (its max_file_size); raise the limit in Core's workflow settings", permanent=True,
                         node_fault=False)
@@ -184,7 +184,7 @@ def find_previous(node: CoreNode, job: ScanJob, timeout: float, now: datetime) -
         return None
     if report is None:
         return None
-    wanted = Wanted(job.sha256, job.rule, node.default_rule, timedelta(seconds=job.reuse_seconds))
+    wanted = Wanted(job.sha256, node.rule_applied, timedelta(seconds=job.reuse_seconds))
     if reuse_problem(report, wanted, now, node.engines):
         return None
     return ScanResult(node, report["data_id"], report, resumed=True)

@@ -1,5 +1,7 @@
 """Answers a MetaDefender Core gives, for tests that mock Core at the HTTP level."""
 
+import re
+
 CLAMAV_ONLY = [{"eng_name": "ClamAV", "eng_ver": "1.0.1", "engine_type": "av", "def_time": "2026-11-26T11:08:00.000Z",
                 "active": True, "state": "production"}]
 
@@ -15,8 +17,12 @@ CLAMAV_EICAR = {"ClamAV": {"scan_result_i": 1, "threat_found": "Eicar-Test-Signa
 
 
 def mock_core(requests_mock, base: str, engines: list, report: dict):
-    """Answer as one Core at `base` would: its engines, an upload as data id d1, `report` for it, a cancel."""
+    """Answer as one Core 4 at `base` would: its engines, an upload as data id d1, `report` for it, a cancel, and
+    404 for what only newer Cores offer (readyz, file/rules) and for hash look-ups (no earlier scan)."""
     requests_mock.get(base + "stat/engines", json=engines)
+    requests_mock.get(base + "readyz", status_code=404, json={"err": "Not found"})
+    requests_mock.get(base + "file/rules", status_code=404, json={"rules": "Not Found"})
+    requests_mock.get(re.compile(re.escape(base) + "hash/.*"), status_code=404, json={"HASH": "Not Found"})
     requests_mock.post(base + "file", json={"data_id": "d1"})
     requests_mock.get(base + "file/d1", json=report)
     requests_mock.post(base + "file/d1/cancel", json={})

@@ -220,6 +220,8 @@ def test_unreadable_scan_queue_is_an_error_but_not_a_core_fault(requests_mock, b
     ({"scan_queue": 3, "cpu_cores": 16, "scan_queue_details": {"available_slots": 1}}, 4),
     ({"scan_queue": 10, "cpu_cores": 16, "scan_queue_details": {"available_slots": 0, "total_scan_queue": 500}}, 10),
     ({"scan_queue": 3, "cpu_cores": 16, "scan_queue_details": {"available_slots": "x"}}, 16),
+    # Free places that fill the whole queue with its files are queue places, not slots: cpu_cores decides.
+    ({"scan_queue": 3, "cpu_cores": 16, "scan_queue_details": {"available_slots": 497, "total_scan_queue": 500}}, 16),
     ({"scan_queue": 3, "cpu_cores": 16, "scan_queue_details": []}, 16),
 ])
 def test_core_5s_free_slots_decide_the_slot_count_and_cpu_cores_is_the_fallback(requests_mock, status, slots):
@@ -227,6 +229,7 @@ def test_core_5s_free_slots_decide_the_slot_count_and_cpu_cores_is_the_fallback(
     load = CoreClient(BASE).get_load()
     assert load.slots == slots
     # A file sent now finds a free slot exactly when Core said one was free (or, without the field, by cpu_cores).
-    free = status["scan_queue_details"].get("available_slots") if isinstance(status["scan_queue_details"], dict) \
-        else None
-    assert (load.queue < load.slots) is (free > 0 if isinstance(free, int) else load.queue < status["cpu_cores"])
+    details = status["scan_queue_details"] if isinstance(status["scan_queue_details"], dict) else {}
+    free = details.get("available_slots")
+    as_slots = isinstance(free, int) and status["scan_queue"] + free < details.get("total_scan_queue", float("inf"))
+    assert (load.queue < load.slots) is (free > 0 if as_slots else load.queue < status["cpu_cores"])

@@ -127,7 +127,8 @@ def test_core_5s_free_slots_steer_files_away_from_a_core_whose_cpu_count_looks_f
         busy = requests.post(emulator.urls[0] + "file", data=scan_marker(30).encode(), timeout=5)
         assert busy.status_code == 200  # another client's long scan holds Core 0's only slot
         service = start_service(emulator.urls, max_md_scan_time=5)
-        for index in range(4):
+        for index in range(8):
             assert scan(service, tmp_path, name=f"c{index}")[0] == "result"
-        # One file in a Core that reports 8 CPU cores looks like room; its 0 available_slots say otherwise.
-        assert uploads(emulator) == [1, 4]
+        # One file in a Core that reports 8 CPU cores looks like room; its 0 available_slots say otherwise. (A queue
+        # reading that comes in late can still send one file there, which then moves on to the free Core.)
+        assert uploads(emulator)[0] - 1 <= 1 and uploads(emulator)[1] == 8
