@@ -270,16 +270,19 @@ def _poll(node: CoreNode, data_id: str, timeout: float, seen: bool, progress: fl
     except CoreTimeout as exc:
         if not seen:
             raise
-        where = f"being scanned ({progress:.0f} %)" if progress else "waiting in its queue"
-        raise CoreBusy(f"{exc}, with the file {where} (data id {data_id})", queued=not progress) from None
+        raise CoreBusy(f"{exc}, with the file {_where(progress)} (data id {data_id})", queued=not progress) from None
+
+
+def _where(progress: float | None) -> str:
+    """Where our file stood on Core, by the progress its latest report showed."""
+    return f"being scanned ({progress:.0f} %)" if progress else "waiting in its queue"
 
 
 def _unfinished(node: CoreNode, data_id: str, waited: float, progress: float | None,
                 schedule: PollSchedule) -> CoreError:
     """Why the scan did not finish in time: a CoreBusy while our file waits or its scan moves on (a later attempt can
     take it over), a plain CoreError when its progress is stuck (a later attempt should not wait on that scan)."""
-    where = f"being scanned ({progress:.0f} %)" if progress else "waiting in its queue"
-    text = f"{node.name} still had the file {where} {waited:.1f} s after it was sent (data id {data_id})"
+    text = f"{node.name} still had the file {_where(progress)} {waited:.1f} s after it was sent (data id {data_id})"
     if schedule.is_stuck(schedule.uploaded_at + waited):
         return CoreError(f"{text}, its progress stuck for {STALLED:g} s or more")
     return CoreBusy(text, queued=not progress)
