@@ -25,6 +25,9 @@ from mdservice.resume import ENDED_UNSCANNED, Wanted, reuse_problem
 # Of the time a Core is given, this share (at most CANCEL_TIMEOUT s) is kept for canceling a scan given up on.
 CANCEL_SHARE = 0.1
 CANCEL_TIMEOUT = 1.0
+# On the last Core, where a running scan is left for the retry, only this share (at most this many s) is kept.
+LEAVE_CANCEL_SHARE = 0.025
+LEAVE_CANCEL_TIMEOUT = 0.25
 # The last poll is only sent while this share of the time (at most LAST_POLL_TIME s) is left for its answer.
 LAST_POLL_SHARE = 0.05
 LAST_POLL_TIME = 0.5
@@ -37,10 +40,10 @@ QUEUED_NOTICE = 1.0
 OVERLOAD_ADVICE = ("Files come faster than the Cores can scan them: lower the service's instance limit in "
                    "Assemblyline (its licence count), add Cores, or raise the service timeout.")
 # While our file waits in Core's queue, an earlier copy's finished scan is looked for this often (in seconds).
-DUPLICATE_CHECK = 2.0
+DUPLICATE_CHECK = 1.0
 # The most a look-up of an earlier scan may take: it only saves work, so a slow answer is not waited for.
 LOOKUP_TIMEOUT = 1.0
-# A result held back under overload (see scan_file) is returned this long before the deadline.
+# A result held back under overload (see hold_if_saturated) is returned this long before the deadline.
 HOLD_MARGIN = 0.2
 
 
@@ -138,7 +141,12 @@ def scan_on_node(node: CoreNode, job: ScanJob, end: tuple[float, bool], clock: C
     wait for nobody or be scanned twice. A scan we took over is never canceled: another attempt may wait on it.
     """
     deadline, leave = end
-    polls_end = deadline - min(CANCEL_TIMEOUT, CANCEL_SHARE * (deadline - clock.now()))
+    budget = deadline - clock.now()
+    # On the last Core the polls go on as long as they can (under overload every second of an attempt counts): only
+    # a little time is kept, for canceling a file still queued at the end.
+    share, most = (LEAVE_CANCEL_SHARE, LEAVE_CANCEL_TIMEOUT) if leave else (CANCEL_SHARE, CANCEL_TIMEOUT)
+    reserve = min(most, share * budget)
+    polls_end = deadline - reserve
     if node.engines is None:
         node.read_engines(clock.now(), timeout=min(PROBE_TIMEOUT, polls_end - clock.now()))
     _check_size(node, job)
