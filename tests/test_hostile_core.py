@@ -302,7 +302,7 @@ def test_a_scan_stuck_at_99_percent_is_polled_at_most_once_a_second_and_canceled
     polls = [r.at - upload for r in core.requests if r.method == "GET" and r.path.startswith("file/")]
     late = [b - a for a, b in zip(polls, polls[1:], strict=False) if a >= 2.5]
     assert late and min(late) >= 0.9, f"polls of a stalled scan came {min(late):.2f} s apart"
-    # Polls 20 ms apart for the first 2 s (the scan looks nearly done), then once a second until 0.25 s before the
+    # Polls 50 ms apart for the first 2 s (the scan looks nearly done), then once a second until 0.25 s before the
     # deadline (what the last Core keeps for a cancel).
     assert len(polls) <= 47
     # A stuck scan is not left for a later attempt to wait on: it is canceled.
