@@ -131,7 +131,7 @@ def is_finished(report: dict) -> bool:
 
     Old Cores' in-progress reports can look clean (code 0, no engines yet): only the progress tells them apart.
     """
-    parts = [_part(report, key) for key in ("process_info", "scan_results")]
+    parts = [report_part(report, key) for key in ("process_info", "scan_results")]
     progresses = [part["progress_percentage"] for part in parts if "progress_percentage" in part]
     members = [m["progress_percentage"] for m in archive_members(report) if "progress_percentage" in m]
     return bool(progresses) and all(_is_complete(p) for p in progresses + members) and not _engine_in_progress(report)
@@ -143,7 +143,7 @@ def foreign_report(report: dict, data_id: str, sha256: str) -> str | None:
     theirs = report.get("data_id") if isinstance(report, dict) else None
     if theirs is not None and theirs != data_id:
         return f"the report is for data id {_excerpt(theirs)}, not {data_id}"
-    their_sha256 = _part(report, "file_info").get("sha256")
+    their_sha256 = report_part(report, "file_info").get("sha256")
     if sha256 and their_sha256 not in (None, "") and not (
             isinstance(their_sha256, str) and their_sha256.lower() == sha256.lower()):
         return f"the report is for a file with SHA-256 {_excerpt(their_sha256)}, not {sha256}"
@@ -152,13 +152,13 @@ def foreign_report(report: dict, data_id: str, sha256: str) -> str | None:
 
 def overall_result(report: dict) -> int | None:
     """Core's overall result code of the scan (`scan_results.scan_all_result_i`), None when unreadable."""
-    return _result_code(_part(report, "scan_results").get("scan_all_result_i"))
+    return _result_code(report_part(report, "scan_results").get("scan_all_result_i"))
 
 
 def progress_of(report: dict) -> float | None:
     """The progress (0-100) the report shows, None for a queued document that has no (readable) progress yet."""
     for part in ("process_info", "scan_results"):
-        value = _finite(_part(report, part).get("progress_percentage"))
+        value = _finite(report_part(report, part).get("progress_percentage"))
         if value is not None:
             return min(max(value, 0.0), 100.0)
     return None
@@ -167,13 +167,13 @@ def progress_of(report: dict) -> float | None:
 def queue_seconds(report: dict) -> float:
     """How long the file waited in Core's queue before its scan began (`process_info.queue_time`, ms); 0 when the
     report does not say (older Cores) or says something unusable."""
-    value = _finite(_part(report, "process_info").get("queue_time"))
+    value = _finite(report_part(report, "process_info").get("queue_time"))
     return value / 1000 if value is not None and value > 0 else 0.0
 
 
 def engine_outcomes(report: dict, engines: EngineMap | None, av_config: AvConfig) -> list[EngineOutcome]:
     """Every engine of `scan_results.scan_details` that is not blocklisted, in engine-name order."""
-    details = _part(report, "scan_results").get("scan_details")
+    details = report_part(report, "scan_results").get("scan_details")
     if not isinstance(details, dict):
         return []
     outcomes = []
@@ -334,7 +334,7 @@ def av_sections(outcomes: list[EngineOutcome], shown: list[EngineOutcome], av_co
 
 def archive_members(report: dict) -> list[dict]:
     """The entries of `extracted_files.files_in_archive` that are JSON objects."""
-    members = _part(report, "extracted_files").get("files_in_archive")
+    members = report_part(report, "extracted_files").get("files_in_archive")
     return [member for member in members if isinstance(member, dict)] if isinstance(members, list) else []
 
 
@@ -387,7 +387,7 @@ def hits_section(hits: list[EngineOutcome], outcomes: list[EngineOutcome], av_co
 
 def cdr_section(report: dict) -> ResultSection | None:
     """The post-processing (Deep CDR) section, only once `process_info` reached 100."""
-    process_info = _part(report, "process_info")
+    process_info = report_part(report, "process_info")
     if process_info.get("progress_percentage") != 100:
         return None
     post = process_info.get("post_processing")
@@ -405,7 +405,7 @@ def cdr_section(report: dict) -> ResultSection | None:
 
 def sanitized_ran(report: dict) -> bool:
     """True when Core's finished post-processing produced a sanitized file."""
-    post = _part(report, "process_info").get("post_processing")
+    post = report_part(report, "process_info").get("post_processing")
     actions = post.get("actions_ran") if isinstance(post, dict) else None
     return is_finished(report) and isinstance(actions, str) and "sanitized" in actions.lower()
 
@@ -451,7 +451,7 @@ def core_verdict(report: dict) -> dict[str, str | list[str]]:
     """Core's own verdict from `process_info`, as summary keys: `core_result` ("Blocked", "Allowed"),
     `core_blocked_reason`, and Core 5's lists `core_verdicts` and `core_blocked_reasons`; each only when present
     and readable, as bounded, cleaned text."""
-    info = _part(report, "process_info")
+    info = report_part(report, "process_info")
     verdict = {
         "core_result": _text(info.get("result")),
         "core_blocked_reason": _text(info.get("blocked_reason")),
@@ -464,7 +464,7 @@ def core_verdict(report: dict) -> dict[str, str | list[str]]:
 def outdated_kinds(report: dict) -> list[str]:
     """The kinds of data Core says this result is based on an outdated copy of (`process_info.outdated_data`, e.g.
     `["enginedefinitions"]`), cleaned and bounded like other Core text; [] when none or unreadable."""
-    return _fields(_part(report, "process_info").get("outdated_data"))
+    return _fields(report_part(report, "process_info").get("outdated_data"))
 
 
 def outdated_section(report: dict) -> ResultSection | None:
@@ -527,11 +527,11 @@ def _vulnerable_product(result: dict) -> tuple[str, dict, list[str]] | None:
     entries = [entry for entry in listed if isinstance(entry, dict)] if isinstance(listed, list) else []
     if not entries:
         return None
-    detected = _part(result, "detected_product")
-    name = _field(_part(detected, "product").get("name")) or _field(detected.get("sig_name")) or UNKNOWN
+    detected = report_part(result, "detected_product")
+    name = _field(report_part(detected, "product").get("name")) or _field(detected.get("sig_name")) or UNKNOWN
     version = _field(detected.get("version")) or UNKNOWN
     ids = list(dict.fromkeys(cve for cve in map(_cve_of, entries[:MAX_CVES * 10]) if cve))
-    body = {"product": name, "vendor": _field(_part(detected, "vendor").get("name")) or UNKNOWN,
+    body = {"product": name, "vendor": _field(report_part(detected, "vendor").get("name")) or UNKNOWN,
             "version": version, "severity": _field(detected.get("severity")) or UNKNOWN,
             "vulnerabilities": len(entries), "cve": ids[:MAX_CVES]}
     tagged = [cve for cve in ids[:MAX_CVES] if CVE_ID.fullmatch(cve)]
@@ -540,7 +540,7 @@ def _vulnerable_product(result: dict) -> tuple[str, dict, list[str]] | None:
 
 def _cve_of(entry: dict) -> str:
     """The CVE id of one listed vulnerability (`details.cve`, or `cve` beside it), upper-cased when it is one."""
-    value = _field(_part(entry, "details").get("cve")) or _field(entry.get("cve"))
+    value = _field(report_part(entry, "details").get("cve")) or _field(entry.get("cve"))
     return value.upper() if CVE_ID.fullmatch(value) else value
 
 
@@ -574,14 +574,14 @@ def antivirus_parts(outcomes: list[EngineOutcome]) -> list[dict]:
     } for o in outcomes]
 
 
-def _part(report, key: str) -> dict:
+def report_part(report, key: str) -> dict:
     """`report[key]` when both are JSON objects, else an empty dict: a hostile report cannot crash the reading."""
     value = report.get(key) if isinstance(report, dict) else None
     return value if isinstance(value, dict) else {}
 
 
 def _engine_in_progress(report: dict) -> bool:
-    engines = _part(report, "scan_results").get("scan_details")
+    engines = report_part(report, "scan_results").get("scan_details")
     entries = engines.values() if isinstance(engines, dict) else []
     return any(isinstance(entry, dict) and _result_code(entry.get("scan_result_i")) == IN_PROGRESS for entry in entries)
 

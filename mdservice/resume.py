@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from mdservice.engines import EngineMap, parse_def_time
-from mdservice.report import foreign_report, outdated_kinds, overall_result
+from mdservice.report import foreign_report, outdated_kinds, overall_result, report_part
 
 # Results of scans that ended without scanning the file: 11 Aborted, 19 Canceled.
 ENDED_UNSCANNED = (11, 19)
@@ -32,13 +32,13 @@ class Wanted:
 
 def reuse_problem(report: dict, wanted: Wanted, now: datetime, engines: EngineMap | None) -> str | None:
     """Why `report` may not stand for the task at wall-clock `now`, given the Core's current `engines`, or None."""
-    file_info = _part(report, "file_info")
+    file_info = report_part(report, "file_info")
     if not wanted.sha256 or not isinstance(file_info.get("sha256"), str):
         return "the file's SHA-256 is not known"
     foreign = foreign_report(report, report.get("data_id"), wanted.sha256)
     if foreign:
         return foreign
-    profile = _part(report, "process_info").get("profile")
+    profile = report_part(report, "process_info").get("profile")
     if wanted.rule is None or profile != wanted.rule:
         return f"it was made under another rule ({str(profile)[:80]!r})"
     if overall_result(report) in ENDED_UNSCANNED:
@@ -54,7 +54,7 @@ def reuse_problem(report: dict, wanted: Wanted, now: datetime, engines: EngineMa
 def _older_definitions(report: dict, engines: EngineMap | None) -> bool:
     """True when an engine of the report scanned with older definitions than the Core's engine list now shows
     (the check that works on Cores that do not send `outdated_data`)."""
-    details = _part(report, "scan_results").get("scan_details")
+    details = report_part(report, "scan_results").get("scan_details")
     if engines is None or not isinstance(details, dict):
         return False
     for name, entry in details.items():
@@ -64,7 +64,3 @@ def _older_definitions(report: dict, engines: EngineMap | None) -> bool:
             return True
     return False
 
-
-def _part(report: dict, key: str) -> dict:
-    value = report.get(key)
-    return value if isinstance(value, dict) else {}

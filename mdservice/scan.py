@@ -150,8 +150,7 @@ def scan_on_node(node: CoreNode, job: ScanJob, end: tuple[float, bool], clock: C
     if node.engines is None:
         node.read_engines(clock.now(), timeout=min(PROBE_TIMEOUT, polls_end - clock.now()))
     _check_size(node, job)
-    lookup = job.resumable and node.abilities.finds_scans
-    previous = find_previous(node, job, polls_end - clock.now(), clock.wall()) if lookup else None
+    previous = find_previous(node, job, polls_end - clock.now(), clock.wall()) if job.resumable else None
     if previous is not None and is_finished(previous.report):
         return previous
     if previous is not None:
@@ -243,6 +242,7 @@ def _poll_until_finished(node: CoreNode, data_id: str, end: tuple[float, float],
     The last poll is sent as late as its answer can still come in time; a CoreBusy says where our file stood then.
     """
     polls_end, last_poll = end
+    learn, earlier = hooks
     schedule = PollSchedule(clock.now())
     delay, progress, report, next_check = schedule.first_delay(), None, None, DUPLICATE_CHECK
     while True:
@@ -256,7 +256,6 @@ def _poll_until_finished(node: CoreNode, data_id: str, end: tuple[float, float],
             wait = min(wait, NEARLY_DONE_LEAD)
         clock.sleep(wait)
         report = _poll(node, data_id, polls_end - clock.now(), report is not None, progress)
-        learn, earlier = hooks
         if learn:
             learn(report)
         if is_finished(report):
