@@ -28,9 +28,13 @@ CANCEL_TIMEOUT = 1.0
 # On the last Core, where a running scan is left for the retry, only this share (at most this many s) is kept.
 LEAVE_CANCEL_SHARE = 0.025
 LEAVE_CANCEL_TIMEOUT = 0.25
-# The last poll is only sent while this share of the time (at most LAST_POLL_TIME s) is left for its answer.
+# The last poll is only sent while this share of the time (at most LAST_POLL_TIME s) is left for its answer; once
+# Core has answered a poll of the scan, ANSWER_FACTOR times its slowest answer so far (at least LAST_POLL_FLOOR s)
+# is enough: a Core nearby is asked until just before the deadline, so a failing attempt too uses all its time.
 LAST_POLL_SHARE = 0.05
 LAST_POLL_TIME = 0.5
+ANSWER_FACTOR = 3.0
+LAST_POLL_FLOOR = 0.05
 # The next task's candidate Cores are asked this long before the poll expected to find the scan finished: time
 # for the answers of a Core across a network to be in when that task arrives, which is soon after that poll.
 NEARLY_DONE_LEAD = 0.1
@@ -244,9 +248,10 @@ def _poll_until_finished(node: CoreNode, data_id: str, end: tuple[float, float],
     polls_end, last_poll = end
     learn, earlier = hooks
     schedule = PollSchedule(clock.now())
-    delay, progress, report, next_check = schedule.first_delay(), None, None, DUPLICATE_CHECK
+    delay, progress, report, next_check, slowest = schedule.first_delay(), None, None, DUPLICATE_CHECK, None
     while True:
-        wait = min(delay, polls_end - last_poll - clock.now())
+        keep = last_poll if slowest is None else min(last_poll, max(LAST_POLL_FLOOR, ANSWER_FACTOR * slowest))
+        wait = min(delay, polls_end - keep - clock.now())
         # A last poll brought forward to fit the time left is not worth it for a scan whose progress is stuck.
         if wait <= 0 or (wait < delay and schedule.is_stuck(clock.now())):
             raise _unfinished(node, data_id, clock.now() - schedule.uploaded_at, progress, schedule)
@@ -255,7 +260,9 @@ def _poll_until_finished(node: CoreNode, data_id: str, end: tuple[float, float],
             watch.nearly_done()
             wait = min(wait, NEARLY_DONE_LEAD)
         clock.sleep(wait)
-        report = _poll(node, data_id, polls_end - clock.now(), report is not None, progress)
+        asked = clock.now()
+        report = _poll(node, data_id, polls_end - asked, report is not None, progress)
+        slowest = max(slowest or 0.0, clock.now() - asked)
         if learn:
             learn(report)
         if is_finished(report):

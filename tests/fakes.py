@@ -45,7 +45,8 @@ class FakeClient:
     `delay`: fake seconds every answer takes (a request given less time fails as a timeout);
     `backlog`: files of other service instances in Core's queue; `slots`: files it scans at once; `wait`: seconds
     the next uploads wait in Core's queue before their scan starts; `late`: seconds a scan stays at 90 % past its
-    `scan_seconds` (its end comes later than its progress promised); `requests` counts calls per kind.
+    `scan_seconds` (its end comes later than its progress promised); `requests` counts calls per kind, `polled_at`
+    holds when each poll was sent.
     Look-ups by hash answer the newest scan of the file under the rule asked for (unfinished ones only with
     `shows_unfinished`); `outdated` adds Core's outdated_data to every report; `lose` lists data ids Core forgot.
     """
@@ -59,6 +60,7 @@ class FakeClient:
         self.never_finishes = False
         self.uploads = 0
         self.polls = 0
+        self.polled_at: list[float] = []
         self.cancelled: list[str] = []
         self.started: dict[str, float] = {}
         self.delay = 0.0
@@ -111,6 +113,7 @@ class FakeClient:
         return data_id
 
     def get_report(self, data_id, timeout=None):
+        self.polled_at.append(self.clock.now())
         self._check("result", timeout)
         self.polls += 1
         if self.report_error:
