@@ -1,13 +1,13 @@
-"""`python -m bench [all|overhead|memory|throughput|scale|overload] [options of that benchmark]`: run benchmarks,
-exit 1 when a target is missed (`python -m bench.overload --help` lists the options of one)."""
+"""`python -m bench [all|overhead|memory|throughput|scale|overload|overload-model] [options of that benchmark]`:
+run benchmarks, exit 1 when a target is missed (`python -m bench.overload --help` lists the options of one)."""
 
 import argparse
 import sys
 
-from bench import memory, overhead, overload, scale, throughput
+from bench import memory, overhead, overload, overload_model, scale, throughput
 
 BENCHMARKS = {"overhead": overhead.main, "memory": memory.main, "throughput": throughput.main,
-              "scale": scale.main, "overload": overload.main}
+              "scale": scale.main, "overload": overload.main, "overload-model": overload_model.main}
 
 
 def main() -> int:

@@ -1,0 +1,202 @@
+"""A model of `python -m bench overload` in simulated time: what the 3x targets need that the service cannot know.
+
+The benchmark's shape (one Core of SLOTS slots scanning first come first served, SCAN_SECONDS +- 10 % a file, FILES
+files queued at once, the scenario's instances, Assemblyline's 3 attempts of one deadline each), as discrete events,
+so that RUNS bursts of each policy take seconds. It models the service's policy, not its code. Policies:
+
+- service: what mdservice/scan.py does, on a Core whose hash look-up hides unfinished scans: a retry finds an
+  earlier attempt's finished scan (held to the deadline while files wait), else uploads again and, while its copy
+  waits, takes over the earlier copy once finished; at the deadline a file still queued is canceled and one being
+  scanned is left for the retry.
+- no late start: the service, also canceling a file still queued when less than a scan's time is left (no scan
+  starts that its own attempt cannot read).
+- knows last attempt: the service, told which attempt is a file's last (Assemblyline's dispatcher counts attempts
+  but does not put the count in the task), canceling on that attempt a scan still running at the deadline.
+
+Figures as the benchmark defines them; `misses` counts the runs that miss at least one of the scenario's targets.
+"""
+
+from __future__ import annotations
+
+import argparse
+import heapq
+import itertools
+import random
+import statistics
+import sys
+from collections import deque
+from dataclasses import dataclass
+
+from bench.overload import ATTEMPTS, FILES, SCAN_SECONDS, SCENARIOS, SLOTS, deadline_seconds, instances_for
+
+RUNS = 40
+JITTER = 0.1
+POLLS_END = 0.22  # before the deadline: the cancel reserve and the last poll's answer (scan.py, a nearby Core)
+HOLD = 0.2  # scan.HOLD_MARGIN
+DUPLICATE_CHECK = 1.0  # scan.DUPLICATE_CHECK
+
+
+@dataclass
+class Scan:
+    file: int
+    start: float | None = None
+    end: float | None = None
+    canceled_at: float | None = None
+    fetched: bool = False
+
+
+@dataclass
+class Attempt:
+    file: int
+    number: int
+    deadline: float
+    scan: Scan | None = None
+    over: bool = False
+
+
+class Burst:
+    """One burst under `policy` (a name of POLICIES) with `instances` instances; `run()` returns its figures."""
+
+    def __init__(self, policy: str, instances: int, seed: int) -> None:
+        self.policy, self.instances, self.rng = policy, instances, random.Random(seed)
+        self.now, self.events, self.order = 0.0, [], itertools.count()
+        self.queue: deque[Scan] = deque()
+        self.running: list[Scan] = []
+        self.scans: list[Scan] = []
+        self.waiting: dict[int, Attempt] = {}  # id(scan) -> the attempt polling it
+        self.tasks = deque((file, 1) for file in range(FILES))
+        self.verdicts = self.lost = 0
+        self.deadline = deadline_seconds()
+
+    def at(self, when: float, action, *args) -> None:
+        heapq.heappush(self.events, (when, next(self.order), action, args))
+
+    def run(self) -> tuple[float, float, float]:
+        for _ in range(self.instances):
+            self.at(0.0, self.next_task)
+        while self.events:
+            self.now, _, action, args = heapq.heappop(self.events)
+            action(*args)
+        wasted = sum(self.scan_time(scan) for scan in self.scans if scan.start is not None and not scan.fetched)
+        return self.verdicts / self.now / (SLOTS / SCAN_SECONDS), wasted / (self.now * SLOTS), self.lost / FILES
+
+    def scan_time(self, scan: Scan) -> float:
+        """Slot time a scan took: to its end, its cancel, or (still running after the run) a whole scan."""
+        stop = scan.end if scan.end is not None else scan.canceled_at
+        return stop - scan.start if stop is not None else SCAN_SECONDS
+
+    # Core
+    def upload(self, file: int) -> Scan:
+        scan = Scan(file)
+        self.scans.append(scan)
+        self.queue.append(scan)
+        self.start_scans()
+        return scan
+
+    def start_scans(self) -> None:
+        while len(self.running) < SLOTS and self.queue:
+            scan = self.queue.popleft()
+            scan.start = self.now
+            self.running.append(scan)
+            self.at(self.now + SCAN_SECONDS * self.rng.uniform(1 - JITTER, 1 + JITTER), self.finish, scan)
+
+    def finish(self, scan: Scan) -> None:
+        if scan.canceled_at is not None:
+            return
+        self.running.remove(scan)
+        scan.end = self.now
+        self.start_scans()
+        attempt = self.waiting.pop(id(scan), None)
+        if attempt and not attempt.over:
+            self.succeed(attempt, scan, held=False)
+
+    def cancel(self, scan: Scan) -> None:
+        scan.canceled_at = self.now
+        (self.queue if scan.start is None else self.running).remove(scan)
+        self.start_scans()
+
+    def finished_scan(self, file: int) -> Scan | None:
+        """What the hash look-up answers: the newest finished scan of the file that was not canceled."""
+        found = [scan for scan in self.scans if scan.file == file and scan.end is not None]
+        return found[-1] if found else None
+
+    # Assemblyline and the service
+    def next_task(self) -> None:
+        if self.tasks:
+            file, number = self.tasks.popleft()
+            self.begin(Attempt(file, number, self.now + self.deadline))
+
+    def begin(self, attempt: Attempt) -> None:
+        earlier = self.finished_scan(attempt.file)
+        if earlier is not None:
+            return self.succeed(attempt, earlier, held=True)
+        attempt.scan = self.upload(attempt.file)
+        self.waiting[id(attempt.scan)] = attempt
+        self.at(self.now + DUPLICATE_CHECK, self.look_for_earlier, attempt)
+        self.at(attempt.deadline - POLLS_END, self.give_up, attempt)
+        if self.policy == "no late start":
+            self.at(attempt.deadline - POLLS_END - SCAN_SECONDS, self.drop_late_start, attempt)
+
+    def look_for_earlier(self, attempt: Attempt) -> None:
+        if attempt.over or attempt.scan.start is not None:
+            return
+        earlier = self.finished_scan(attempt.file)
+        if earlier is not None:
+            self.cancel(attempt.scan)
+            return self.succeed(attempt, earlier, held=True)
+        self.at(self.now + DUPLICATE_CHECK, self.look_for_earlier, attempt)
+
+    def drop_late_start(self, attempt: Attempt) -> None:
+        if not attempt.over and attempt.scan.start is None:
+            self.cancel(attempt.scan)
+
+    def give_up(self, attempt: Attempt) -> None:
+        if attempt.over:
+            return
+        scan, last = attempt.scan, attempt.number == ATTEMPTS
+        if scan.canceled_at is None and scan.end is None and (scan.start is None or (
+                last and self.policy == "knows last attempt")):
+            self.cancel(scan)
+        self.end(attempt, verdict=False, when=self.now)
+
+    def succeed(self, attempt: Attempt, scan: Scan, held: bool) -> None:
+        scan.fetched = True
+        when = max(self.now, attempt.deadline - HOLD) if held and self.queue else self.now
+        self.end(attempt, verdict=True, when=when)
+
+    def end(self, attempt: Attempt, verdict: bool, when: float) -> None:
+        attempt.over = True
+        if verdict:
+            self.verdicts += 1
+        elif attempt.number == ATTEMPTS:
+            self.lost += 1
+        else:
+            self.tasks.append((attempt.file, attempt.number + 1))
+        self.at(when, self.next_task)
+
+
+POLICIES = ("service", "no late start", "knows last attempt")
+
+
+def main(argv: list[str] | None = None) -> bool:
+    """Print the model's table; True (it measures the policies, it has no target of its own)."""
+    parser = argparse.ArgumentParser(prog="python -m bench.overload_model", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--runs", type=int, default=RUNS, help=f"bursts per policy and scenario (default {RUNS})")
+    runs_each = parser.parse_args(argv).runs
+    print(f"Overload model: {runs_each} bursts per row; mean figures, and runs missing a target of bench overload")
+    print(f"  {'policy':<20} {'scenario':<9} {'goodput':>8} {'wasted':>8} {'lost':>8} {'misses':>8}")
+    for policy in POLICIES:
+        for name in ("2x", "3x"):
+            scenario = SCENARIOS[name]
+            instances = instances_for(scenario.overload, deadline_seconds())
+            runs = [Burst(policy, instances, seed).run() for seed in range(runs_each)]
+            misses = sum(goodput < scenario.goodput or wasted > scenario.wasted or lost > scenario.lost
+                         for goodput, wasted, lost in runs)
+            goodput, wasted, lost = (statistics.mean(figures) for figures in zip(*runs, strict=True))
+            print(f"  {policy:<20} {name:<9} {goodput:>8.2f} {wasted:>8.1%} {lost:>8.1%} {misses:>5}/{runs_each}")
+    return True
+
+
+if __name__ == "__main__":
+    sys.exit(0 if main() else 1)
