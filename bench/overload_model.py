@@ -1,15 +1,18 @@
 """A model of `python -m bench overload` in simulated time: what the 3x targets need that the service cannot know.
 
-The benchmark's shape (one Core of SLOTS slots scanning first come first served, SCAN_SECONDS +- 10 % a file, FILES
-files queued at once, the scenario's instances, Assemblyline's 3 attempts of one deadline each), as discrete events,
-so that RUNS bursts of each policy take seconds. It models the service's policy, not its code. Policies:
+The benchmark's shape (one Core of SLOTS slots scanning first come first served, SCAN_SECONDS a file, FILES files
+queued at once, the scenario's instances, Assemblyline's 3 attempts of one deadline each), as discrete events, so
+that RUNS bursts of each policy take seconds. The emulator scans each file in exactly SCAN_SECONDS; here scan times
+vary by +- JITTER, standing in for the timing noise of the real benchmark's processes, so that bursts differ. It
+models the service's policy, not its code. Policies:
 
 - service: what mdservice/scan.py does, on a Core whose hash look-up hides unfinished scans: a retry finds an
   earlier attempt's finished scan (held to the deadline while files wait), else uploads again and, while its copy
-  waits, takes over the earlier copy once finished; at the deadline a file still queued is canceled and one being
-  scanned is left for the retry.
+  waits (at the polls of a queued file), takes over the earlier copy once finished; at the deadline a file still
+  queued is canceled and one being scanned is left for the retry.
 - no late start: the service, also canceling a file still queued when less than a scan's time is left (no scan
-  starts that its own attempt cannot read).
+  starts that its own attempt cannot read); the attempt then waits out its deadline, as attempts are held under
+  overload.
 - knows last attempt: the service, told which attempt is a file's last (Assemblyline's dispatcher counts attempts
   but does not put the count in the task), canceling on that attempt a scan still running at the deadline.
 
@@ -28,12 +31,11 @@ from collections import deque
 from dataclasses import dataclass
 
 from bench.overload import ATTEMPTS, FILES, SCAN_SECONDS, SCENARIOS, SLOTS, deadline_seconds, instances_for
+from mdservice.polling import FLOOR, QUEUED_CEILING, QUEUED_FACTOR
+from mdservice.scan import DUPLICATE_CHECK, HOLD_MARGIN, LAST_POLL_FLOOR, LEAVE_CANCEL_SHARE, LEAVE_CANCEL_TIMEOUT
 
 RUNS = 40
 JITTER = 0.1
-POLLS_END = 0.22  # before the deadline: the cancel reserve and the last poll's answer (scan.py, a nearby Core)
-HOLD = 0.2  # scan.HOLD_MARGIN
-DUPLICATE_CHECK = 1.0  # scan.DUPLICATE_CHECK
 
 
 @dataclass
@@ -52,6 +54,7 @@ class Attempt:
     deadline: float
     scan: Scan | None = None
     over: bool = False
+    next_check: float = DUPLICATE_CHECK
 
 
 class Burst:
@@ -66,7 +69,10 @@ class Burst:
         self.waiting: dict[int, Attempt] = {}  # id(scan) -> the attempt polling it
         self.tasks = deque((file, 1) for file in range(FILES))
         self.verdicts = self.lost = 0
+        self.ended = 0.0  # when the last final attempt ended: the end of the run
         self.deadline = deadline_seconds()
+        # Before the deadline, the polls of the last Core end: its cancel reserve and a nearby Core's last poll.
+        self.polls_end = min(LEAVE_CANCEL_TIMEOUT, LEAVE_CANCEL_SHARE * self.deadline) + LAST_POLL_FLOOR
 
     def at(self, when: float, action, *args) -> None:
         heapq.heappush(self.events, (when, next(self.order), action, args))
@@ -78,7 +84,7 @@ class Burst:
             self.now, _, action, args = heapq.heappop(self.events)
             action(*args)
         wasted = sum(self.scan_time(scan) for scan in self.scans if scan.start is not None and not scan.fetched)
-        return self.verdicts / self.now / (SLOTS / SCAN_SECONDS), wasted / (self.now * SLOTS), self.lost / FILES
+        return self.verdicts / self.ended / (SLOTS / SCAN_SECONDS), wasted / (self.ended * SLOTS), self.lost / FILES
 
     def scan_time(self, scan: Scan) -> float:
         """Slot time a scan took: to its end, its cancel, or (still running after the run) a whole scan."""
@@ -132,19 +138,25 @@ class Burst:
             return self.succeed(attempt, earlier, held=True)
         attempt.scan = self.upload(attempt.file)
         self.waiting[id(attempt.scan)] = attempt
-        self.at(self.now + DUPLICATE_CHECK, self.look_for_earlier, attempt)
-        self.at(attempt.deadline - POLLS_END, self.give_up, attempt)
+        self.at(self.now + FLOOR, self.poll_queued, attempt, self.now)
+        self.at(attempt.deadline - self.polls_end, self.give_up, attempt)
         if self.policy == "no late start":
-            self.at(attempt.deadline - POLLS_END - SCAN_SECONDS, self.drop_late_start, attempt)
+            self.at(attempt.deadline - self.polls_end - SCAN_SECONDS, self.drop_late_start, attempt)
 
-    def look_for_earlier(self, attempt: Attempt) -> None:
-        if attempt.over or attempt.scan.start is not None:
+    def poll_queued(self, attempt: Attempt, uploaded: float) -> None:
+        """A poll of our file while it waits (PollSchedule's cadence), looking for an earlier finished copy every
+        DUPLICATE_CHECK s of waiting; a scan that started is seen at its end (`finish`)."""
+        scan = attempt.scan
+        if attempt.over or scan.start is not None or scan.canceled_at is not None:
             return
-        earlier = self.finished_scan(attempt.file)
-        if earlier is not None:
-            self.cancel(attempt.scan)
-            return self.succeed(attempt, earlier, held=True)
-        self.at(self.now + DUPLICATE_CHECK, self.look_for_earlier, attempt)
+        waited = self.now - uploaded
+        if waited >= attempt.next_check:
+            attempt.next_check = waited + DUPLICATE_CHECK
+            earlier = self.finished_scan(attempt.file)
+            if earlier is not None:
+                self.cancel(scan)
+                return self.succeed(attempt, earlier, held=True)
+        self.at(self.now + min(max(FLOOR, QUEUED_FACTOR * waited), QUEUED_CEILING), self.poll_queued, attempt, uploaded)
 
     def drop_late_start(self, attempt: Attempt) -> None:
         if not attempt.over and attempt.scan.start is None:
@@ -161,15 +173,14 @@ class Burst:
 
     def succeed(self, attempt: Attempt, scan: Scan, held: bool) -> None:
         scan.fetched = True
-        when = max(self.now, attempt.deadline - HOLD) if held and self.queue else self.now
+        when = max(self.now, attempt.deadline - HOLD_MARGIN) if held and self.queue else self.now
         self.end(attempt, verdict=True, when=when)
 
     def end(self, attempt: Attempt, verdict: bool, when: float) -> None:
         attempt.over = True
-        if verdict:
-            self.verdicts += 1
-        elif attempt.number == ATTEMPTS:
-            self.lost += 1
+        if verdict or attempt.number == ATTEMPTS:
+            self.verdicts, self.lost = self.verdicts + verdict, self.lost + (not verdict)
+            self.ended = max(self.ended, when)
         else:
             self.tasks.append((attempt.file, attempt.number + 1))
         self.at(when, self.next_task)

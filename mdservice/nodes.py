@@ -438,9 +438,11 @@ class NodePool:
     def watch(self, node: CoreNode) -> ScanWatch:
         return ScanWatch(self, node)
 
-    def is_saturated(self, node: CoreNode) -> bool:
-        """Whether `node`'s queue, read now, holds files waiting for a scan slot (False when it cannot tell)."""
-        reading = self.gauge.readings([node], QUEUE_WAIT).get(node) if node.abilities.reports_queue else None
+    def is_saturated(self, node: CoreNode, wait: float) -> bool:
+        """Whether `node`'s queue, read now (waiting at most `wait` s, QUEUE_WAIT at most, for the answer), holds files
+        waiting for a scan slot (False when it cannot tell)."""
+        wait = max(0.0, min(QUEUE_WAIT, wait))
+        reading = self.gauge.readings([node], wait).get(node) if node.abilities.reports_queue else None
         return reading is not None and reading.error is None and reading.queue > reading.slots
 
     def load_text(self, node: CoreNode, seconds: float) -> str:

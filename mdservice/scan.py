@@ -30,11 +30,12 @@ LEAVE_CANCEL_SHARE = 0.025
 LEAVE_CANCEL_TIMEOUT = 0.25
 # The last poll is only sent while this share of the time (at most LAST_POLL_TIME s) is left for its answer; once
 # Core has answered a poll of the scan, ANSWER_FACTOR times its slowest answer so far (at least LAST_POLL_FLOOR s)
-# is enough: a Core nearby is asked until just before the deadline, so a failing attempt too uses all its time.
+# is enough: a Core nearby is asked until just before the deadline, so a failing attempt too uses all its time (the
+# floor covers a busy host's scheduling delays and a finished report that takes longer to send).
 LAST_POLL_SHARE = 0.05
 LAST_POLL_TIME = 0.5
 ANSWER_FACTOR = 3.0
-LAST_POLL_FLOOR = 0.05
+LAST_POLL_FLOOR = 0.1
 # The next task's candidate Cores are asked this long before the poll expected to find the scan finished: time
 # for the answers of a Core across a network to be in when that task arrives, which is soon after that poll.
 NEARLY_DONE_LEAD = 0.1
@@ -128,7 +129,7 @@ def hold_if_saturated(pool: NodePool, result: ScanResult, deadline: float, clock
     slot. Under overload an attempt that ends early only brings Assemblyline's next one sooner, and most of those find
     nothing ready: holding paces the attempts to what the Cores can do. Call it once the result is complete."""
     clock = clock or Clock()
-    if result.resumed and pool.is_saturated(result.node):
+    if result.resumed and pool.is_saturated(result.node, wait=deadline - HOLD_MARGIN - clock.now()):
         clock.sleep(max(0.0, deadline - HOLD_MARGIN - clock.now()))
 
 
@@ -238,7 +239,8 @@ def _check_complete(node: CoreNode, data_id: str, report: dict, job: ScanJob) ->
 
 def _poll_until_finished(node: CoreNode, data_id: str, end: tuple[float, float], clock: Clock, watch,
                          hooks: tuple[Callable | None, Callable | None]) -> dict | ScanResult:
-    """Poll `data_id` until its report is finished; `end` = (when polling ends, the time kept for the last poll).
+    """Poll `data_id` until its report is finished; `end` = (when polling ends, the most time kept for the last poll's
+    answer: see LAST_POLL_SHARE).
 
     `hooks` = (shown every report, or None; asked every DUPLICATE_CHECK s while our file waits in Core's queue for
     an earlier attempt's scan of the file, or None): a Core whose look-up hides unfinished scans gets a second copy
@@ -248,9 +250,9 @@ def _poll_until_finished(node: CoreNode, data_id: str, end: tuple[float, float],
     polls_end, last_poll = end
     learn, earlier = hooks
     schedule = PollSchedule(clock.now())
-    delay, progress, report, next_check, slowest = schedule.first_delay(), None, None, DUPLICATE_CHECK, None
+    delay, progress, report, next_check, slowest = schedule.first_delay(), None, None, DUPLICATE_CHECK, 0.0
     while True:
-        keep = last_poll if slowest is None else min(last_poll, max(LAST_POLL_FLOOR, ANSWER_FACTOR * slowest))
+        keep = last_poll if report is None else min(last_poll, max(LAST_POLL_FLOOR, ANSWER_FACTOR * slowest))
         wait = min(delay, polls_end - keep - clock.now())
         # A last poll brought forward to fit the time left is not worth it for a scan whose progress is stuck.
         if wait <= 0 or (wait < delay and schedule.is_stuck(clock.now())):
@@ -262,7 +264,7 @@ def _poll_until_finished(node: CoreNode, data_id: str, end: tuple[float, float],
         clock.sleep(wait)
         asked = clock.now()
         report = _poll(node, data_id, polls_end - asked, report is not None, progress)
-        slowest = max(slowest or 0.0, clock.now() - asked)
+        slowest = max(slowest, clock.now() - asked)
         if learn:
             learn(report)
         if is_finished(report):

@@ -7,7 +7,7 @@ import logging
 from collections import Counter
 from datetime import UTC, datetime, timedelta
 
-from mdservice.client import CoreError, CoreLoad
+from mdservice.client import CoreError, CoreLoad, CoreTimeout
 from mdservice.nodes import CoreNode, NodePool
 
 ENGINES = [{"eng_name": "ClamAV", "eng_ver": "1", "engine_type": "av", "def_time": "2026-11-01T00:00:00Z",
@@ -79,7 +79,7 @@ class FakeClient:
         self.requests[kind] += 1
         if timeout is not None and self.delay > timeout:
             self.clock.t += timeout
-            raise CoreError(f"{self.name} did not answer {kind} within {timeout:g} s")
+            raise CoreTimeout(f"{self.name} did not answer {kind} within {timeout:g} s")
         self.clock.t += self.delay
         if self.error:
             raise self.error
@@ -150,6 +150,7 @@ class FakeClient:
         return None
 
     def cancel(self, data_id, timeout=None):
+        self._check("cancel", timeout)
         self.cancelled.append(data_id)
 
 

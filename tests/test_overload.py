@@ -50,8 +50,8 @@ def test_a_file_still_queued_at_the_deadline_leaves_its_core_in_rotation_and_use
         attempt(pool, fake)
     assert not pool.nodes[0].failed
     # Polls go on until only the time to cancel the file (0.175 s) and to hear a last poll's answer is left: this Core
-    # answers at once, so the floor of 0.05 s is enough.
-    assert fake.now() - start >= DEADLINE - 0.25, "the task gave up before its deadline"
+    # answers at once, so the floor of 0.1 s is kept.
+    assert fake.now() - start >= DEADLINE - 0.3, "the task gave up before its deadline"
     assert fake.now() - start <= DEADLINE
     assert client.cancelled == [f"{client.name}-1"], "a file nobody may come back for kept its place in the queue"
 
@@ -62,11 +62,29 @@ def test_a_core_slow_to_answer_keeps_three_of_its_answer_times_for_the_last_poll
     with pytest.raises(RecoverableError, match="waiting in its queue"):
         attempt(pool, fake)
     # The last poll went out at most 0.24 s (3 x 0.08 s) before the polls' end (the cancel reserve: 0.175 s), less at
-    # most one answer time (the poll before it may end just past that point), and its answer and the cancel's came in
-    # before the deadline.
+    # most two answer times (the poll before it, and the look-up for an earlier scan after it, may end just past that
+    # point), and its answer and the cancel's came in before the deadline.
     last = client.polled_at[-1] - start
-    assert DEADLINE - 0.175 - 0.24 - 0.08 - 1e-6 <= last <= DEADLINE - 0.175 - 0.24 + 1e-6
+    assert DEADLINE - 0.175 - 0.24 - 2 * 0.08 - 1e-6 <= last <= DEADLINE - 0.175 - 0.24 + 1e-6
     assert fake.now() - start <= DEADLINE
+    assert client.cancelled == [f"{client.name}-1"]
+
+
+def test_a_last_poll_answered_too_late_is_a_full_core_not_a_failed_one():
+    fake, pool, client = full_core(delay=0.01)
+    start, poll = fake.now(), client.get_report
+
+    def slower_near_the_end(data_id, timeout=None):
+        if fake.now() - start > DEADLINE - 1:
+            client.delay = 0.15  # longer than the 0.1 s kept for the last poll's answer, shorter than the cancel's
+        return poll(data_id, timeout)
+
+    client.get_report = slower_near_the_end
+    with pytest.raises(RecoverableError, match="MetaDefender Core is full.*waiting in its queue"):
+        attempt(pool, fake)
+    assert not pool.nodes[0].failed
+    assert fake.now() - start <= DEADLINE
+    assert client.cancelled == [f"{client.name}-1"], "the file left waiting in the queue was not canceled"
 
 
 def test_a_retry_takes_over_the_scan_left_running_without_a_second_upload():
