@@ -39,15 +39,6 @@ JITTER = 0.1
 
 
 @dataclass
-class Scan:
-    file: int
-    start: float | None = None
-    end: float | None = None
-    canceled_at: float | None = None
-    fetched: bool = False
-
-
-@dataclass
 class Attempt:
     file: int
     number: int
@@ -55,6 +46,16 @@ class Attempt:
     scan: Scan | None = None
     over: bool = False
     next_check: float = DUPLICATE_CHECK
+
+
+@dataclass
+class Scan:
+    file: int
+    attempt: Attempt  # the attempt that uploaded it and polls it
+    start: float | None = None
+    end: float | None = None
+    canceled_at: float | None = None
+    fetched: bool = False
 
 
 class Burst:
@@ -66,7 +67,6 @@ class Burst:
         self.queue: deque[Scan] = deque()
         self.running: list[Scan] = []
         self.scans: list[Scan] = []
-        self.waiting: dict[int, Attempt] = {}  # id(scan) -> the attempt polling it
         self.tasks = deque((file, 1) for file in range(FILES))
         self.verdicts = self.lost = 0
         self.ended = 0.0  # when the last final attempt ended: the end of the run
@@ -92,8 +92,8 @@ class Burst:
         return stop - scan.start if stop is not None else SCAN_SECONDS
 
     # Core
-    def upload(self, file: int) -> Scan:
-        scan = Scan(file)
+    def upload(self, attempt: Attempt) -> Scan:
+        scan = Scan(attempt.file, attempt)
         self.scans.append(scan)
         self.queue.append(scan)
         self.start_scans()
@@ -112,9 +112,8 @@ class Burst:
         self.running.remove(scan)
         scan.end = self.now
         self.start_scans()
-        attempt = self.waiting.pop(id(scan), None)
-        if attempt and not attempt.over:
-            self.succeed(attempt, scan, held=False)
+        if not scan.attempt.over:
+            self.succeed(scan.attempt, scan, held=False)
 
     def cancel(self, scan: Scan) -> None:
         scan.canceled_at = self.now
@@ -136,8 +135,7 @@ class Burst:
         earlier = self.finished_scan(attempt.file)
         if earlier is not None:
             return self.succeed(attempt, earlier, held=True)
-        attempt.scan = self.upload(attempt.file)
-        self.waiting[id(attempt.scan)] = attempt
+        attempt.scan = self.upload(attempt)
         self.at(self.now + FLOOR, self.poll_queued, attempt, self.now)
         self.at(attempt.deadline - self.polls_end, self.give_up, attempt)
         if self.policy == "no late start":
@@ -166,8 +164,7 @@ class Burst:
         if attempt.over:
             return
         scan, last = attempt.scan, attempt.number == ATTEMPTS
-        if scan.canceled_at is None and scan.end is None and (scan.start is None or (
-                last and self.policy == "knows last attempt")):
+        if scan.canceled_at is None and (scan.start is None or (last and self.policy == "knows last attempt")):
             self.cancel(scan)
         self.end(attempt, verdict=False, when=self.now)
 

@@ -128,9 +128,9 @@ def hold_if_saturated(pool: NodePool, result: ScanResult, deadline: float, clock
     """Return a taken-over result only at the deadline (HOLD_MARGIN before it) while its Core has files waiting for a
     slot. Under overload an attempt that ends early only brings Assemblyline's next one sooner, and most of those find
     nothing ready: holding paces the attempts to what the Cores can do. Call it once the result is complete."""
-    clock = clock or Clock()
-    if result.resumed and pool.is_saturated(result.node, wait=deadline - HOLD_MARGIN - clock.now()):
-        clock.sleep(max(0.0, deadline - HOLD_MARGIN - clock.now()))
+    clock, until = clock or Clock(), deadline - HOLD_MARGIN
+    if result.resumed and pool.is_saturated(result.node, wait=until - clock.now()):
+        clock.sleep(max(0.0, until - clock.now()))
 
 
 def scan_on_node(node: CoreNode, job: ScanJob, end: tuple[float, bool], clock: Clock, watch) -> ScanResult:
