@@ -25,7 +25,7 @@ from mdservice.config import ServiceConfig, is_valid_text, parse_config
 from mdservice.engines import tool_version
 from mdservice.nodes import CoreNode, NodePool
 from mdservice.report import ResultOptions, build_result, sanitized_ran
-from mdservice.scan import ScanJob, hold_if_saturated, scan_file
+from mdservice.scan import Clock, ScanJob, hold_if_saturated, scan_file
 
 # Part of the service timeout kept free for Assemblyline's own work after the scan.
 DEADLINE_MARGIN = 0.1
@@ -62,6 +62,8 @@ class MetaDefender(ServiceBase):
         self._safelist_read_at = 0.0
         self._safelist_reread: threading.Thread | None = None
         self.task_started: float | None = None
+        # Monotonic time for deadlines, wall time for the age of definitions and of earlier scans.
+        self.clock = Clock()
         # Wall-clock time since which no Core can scan (None while one can), and the tool version meanwhile.
         self.outage_since: float | None = None
         self._outage_version = ""
@@ -98,7 +100,7 @@ class MetaDefender(ServiceBase):
         The framework asks get_tool_version() before execute(), so the engine refresh and probes done
         there are part of the task's time.
         """
-        self.task_started = time.monotonic()
+        self.task_started = self.clock.now()
         try:
             super().handle_task(task)
         finally:
@@ -141,9 +143,9 @@ class MetaDefender(ServiceBase):
         self.refresh_safelist(time.monotonic())
         job = ScanJob(request.file_path, request.file_name or request.sha256, settings.rule,
                       _archive_password(request), request.sha256, 60 * settings.reuse_scan_minutes)
-        scan = scan_file(self.pool, job, deadline)
+        scan = scan_file(self.pool, job, deadline, self.clock)
         node, report = scan.node, mask_json(scan.report, settings.api_key)
-        options = ResultOptions(settings.av_config, self.safelist, settings.stale_definition_days)
+        options = ResultOptions(settings.av_config, self.safelist, settings.stale_definition_days, self.clock.wall())
         built = build_result(report, node.engines, options)
         if built.cdr and settings.fetch_sanitized_file and sanitized_ran(report):
             self._attach_sanitized(request, node, scan.data_id, built.cdr, deadline)
@@ -154,7 +156,7 @@ class MetaDefender(ServiceBase):
             self.ontology.add_result_part(Antivirus, part)
         request.set_service_context(node.engines.service_context() if node.engines else None)
         request.result = result
-        hold_if_saturated(self.pool, scan, deadline)
+        hold_if_saturated(self.pool, scan, deadline, self.clock)
 
     def _build_pool(self, settings: ServiceConfig) -> NodePool:
         nodes = [CoreNode(CoreClient(url, settings.api_key, settings.verify, settings.md_timeout), settings.md_version,
@@ -244,7 +246,7 @@ class MetaDefender(ServiceBase):
 
     def _task_start(self) -> float:
         """When the current task started (now, outside a task)."""
-        return time.monotonic() if self.task_started is None else self.task_started
+        return self.clock.now() if self.task_started is None else self.task_started
 
     def _deadline(self) -> float:
         """The monotonic time by which the scan must be over: the service timeout from the task start, less a margin."""
@@ -260,7 +262,7 @@ class MetaDefender(ServiceBase):
         destination = os.path.join(self.working_directory, f"{request.sha256}.sanitized")
         max_bytes = int(self.settings.sanitized_file_max_mb * 2**20)
         try:
-            remaining = deadline - time.monotonic()
+            remaining = deadline - self.clock.now()
             if remaining <= 0:
                 raise CoreError("the task had no time left to download it")
             node.client.download_converted(data_id, destination, max_bytes, timeout=remaining)

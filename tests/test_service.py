@@ -4,6 +4,7 @@ import json
 import logging
 import os
 import re
+from datetime import UTC, datetime
 from urllib.parse import unquote
 
 import pytest
@@ -13,6 +14,7 @@ from core_answers import finished_report, mock_core
 
 from mdservice.engines import tool_version
 from mdservice.report import TITLE_STALE
+from mdservice.scan import Clock
 from metadefender import MetaDefender, ServiceStartError
 
 CORE = "http://core-1:8008/"
@@ -281,13 +283,22 @@ def test_sanitized_file_not_fetched_by_default(core, sample, tmp_path):
     assert not any("converted" in r.path for r in core.request_history)
 
 
+def on_day(service: MetaDefender, day: datetime) -> MetaDefender:
+    """`service` with its wall clock fixed at `day` (its deadlines still on the real monotonic clock)."""
+    service.clock = Clock(wall=lambda: day)
+    return service
+
+
 def test_stale_definitions_listed_only_when_asked(core, sample, tmp_path):
     old = json.loads(json.dumps(ENGINES_V4))
     old[1]["def_time"] = "2020-01-01T00:00:00.000Z"
     core.get(CORE + "stat/engines", json=old)
-    kind, result, _ = run_task(started(), sample, str(tmp_path))
+    # Not asked for: nothing listed, even a year after every definition.
+    kind, result, _ = run_task(on_day(started(), datetime(2027, 12, 7, tzinfo=UTC)), sample, str(tmp_path))
     assert TITLE_STALE not in [t for _, t in titles(result)]
-    kind, result, _ = run_task(started({"stale_definition_days": 7}), sample, str(tmp_path))
+    # Asked for (7 days), a day after ClamAV's definitions of 2026-11-26: only ESET's of 2020 are listed.
+    kind, result, _ = run_task(on_day(started({"stale_definition_days": 7}), datetime(2026, 11, 27, tzinfo=UTC)),
+                               sample, str(tmp_path))
     stale = next(s for s in result.result.sections if s.title_text == TITLE_STALE)
     assert "ESET: 2020-01-01 00:00:00" in stale.body and "ClamAV" not in stale.body
 
