@@ -1,15 +1,19 @@
 """Overload: files come faster than the Cores can scan them, under Assemblyline's retry rule.
 
-One emulated Core scans SLOTS files at once in SCAN_SECONDS each (capacity 1 file/s). N service
-instances (processes) with a service timeout of TIMEOUT s (a task's deadline: that less the service's
-margin, 7 s) work through a burst of FILES files of unique content queued at once. An attempt fails when
-the task wrote a recoverable error, or lasted longer than the service timeout (Assemblyline would have
-killed it, whatever it wrote); a failed file goes to the back of the queue, and after ATTEMPTS failed
-attempts it is lost. A NonRecoverableError ends the file too (counted apart).
+A set of emulated Cores, each scanning its own number of files at once (slots) in its own scan time: one Core
+of 2 slots x 2 s (capacity 1 file/s), or three Cores of 1 slot x 2 s, 1 x 3 s and 1 x 3 s (1.17 files/s). N service
+instances (processes) with a service timeout of TIMEOUT s (a task's deadline: that less the service's margin, 7 s)
+work through a burst of FILES files of unique content queued at once. An attempt fails when the task wrote a
+recoverable error, or lasted longer than the service timeout (Assemblyline would have killed it, whatever it wrote);
+a failed file goes to the back of the queue, and after ATTEMPTS failed attempts it is lost. A NonRecoverableError
+ends the file too (counted apart).
 
-Scenarios by overload = instances x scan time / slots / deadline: fits (0.5: 4 instances), 2x (14), 3x (21).
+Scenarios by overload = instances / (capacity x deadline): fits (0.5), 2x, 3x; and outage: the load of fits while
+one Core (the second) refuses connections for OUTAGE_SECONDS from OUTAGE_AFTER s after its first upload, then comes
+back with its scans as they are (see the emulator's --outage).
 Figures, run = burst start until every file has a verdict or is lost:
-- goodput: files with a verdict per second of the run / capacity;
+- goodput: files with a verdict per second of the run / capacity (in the outage: / the capacity of the Cores while
+  they were up);
 - Core time wasted: scan time (the report's processing_time) of scans canceled, or never fetched finished
   by the service, / slot time (run x slots). Seen from outside, through Core's API: a response hook records
   every scan the service uploaded, canceled and fetched finished; after the run every uploaded scan's
@@ -18,7 +22,8 @@ Figures, run = burst start until every file has a verdict or is lost:
   agree on a Core whose canceled scans free their slot at once; only the sampled one sees a slot that a
   canceled scan keeps holding (no report shows that time);
 - verdicts lost / files, beside the floor of a naive service that uploads each attempt afresh and cancels at
-  its deadline: each attempt succeeds with p = min(1, capacity x deadline / instances), so (1 - p)^3 is lost.
+  its deadline: each attempt succeeds with p = min(1, capacity x deadline / instances), so (1 - p)^3 is lost;
+- uploads per Core: a Core that scans faster, or has more slots, should get more files.
 """
 
 from __future__ import annotations
@@ -50,9 +55,6 @@ from bench.common import (
 )
 
 FILES = 120
-SCAN_SECONDS = 2.0
-SLOTS = 2
-CAPACITY = SLOTS / SCAN_SECONDS
 TIMEOUT = 8
 ATTEMPTS = 3
 CANCELED = 19  # scan_all_result_i of a canceled scan
@@ -61,6 +63,23 @@ SETTLE_SECONDS = 30  # how long, after the run, Core may take to finish the scan
 POLL_INTERVAL = 0.25
 SAMPLE_INTERVAL = 0.1  # stat/nodes reads of the load sampler
 VERDICT, FAILED, NONRECOVERABLE = "verdict", "failed", "nonrecoverable"
+OUTAGE_AFTER = 20.0
+OUTAGE_SECONDS = 30.0
+
+
+@dataclass(frozen=True)
+class CoreSpec:
+    """One emulated Core: files it scans at once, and seconds per file."""
+
+    slots: int
+    seconds: float
+
+    @property
+    def capacity(self) -> float:
+        return self.slots / self.seconds
+
+
+CORE_SETS = {"one": (CoreSpec(2, 2.0),), "three": (CoreSpec(1, 2.0), CoreSpec(1, 3.0), CoreSpec(1, 3.0))}
 
 
 @dataclass(frozen=True)
@@ -73,8 +92,8 @@ class Scenario:
     lost: float
 
 
-SCENARIOS = {"fits": Scenario(0.5, 0.9, 0.05, 0.0), "2x": Scenario(2.0, 0.9, 0.05, 0.10),
-             "3x": Scenario(3.0, 0.8, 0.15, 0.35)}
+SCENARIOS = {"fits": Scenario(0.5, 0.95, 0.02, 0.0), "2x": Scenario(2.0, 0.9, 0.05, 0.10),
+             "3x": Scenario(3.0, 0.8, 0.15, 0.35), "outage": Scenario(0.5, 0.9, 0.02, 0.0)}
 
 
 def deadline_seconds() -> float:
@@ -84,9 +103,9 @@ def deadline_seconds() -> float:
     return TIMEOUT - max(MIN_DEADLINE_MARGIN, DEADLINE_MARGIN * TIMEOUT)
 
 
-def instances_for(overload: float, deadline: float) -> int:
-    """The fewest instances that load the Core `overload` times what it can scan within `deadline`."""
-    return math.ceil(overload * SLOTS * deadline / SCAN_SECONDS - 1e-9)
+def instances_for(overload: float, capacity: float, deadline: float) -> int:
+    """The fewest instances that load Cores of `capacity` `overload` times what they can scan within `deadline`."""
+    return math.ceil(overload * capacity * deadline - 1e-9)
 
 
 def is_complete(report: dict) -> bool:
@@ -122,9 +141,10 @@ class _ReadAlong:
 
 @dataclass
 class CoreLog:
-    """What one instance did on Core, read from its HTTP answers: scans uploaded, canceled and fetched finished."""
+    """What one instance did on the Cores, read from its HTTP answers: scans uploaded (each with its Core's base
+    URL), canceled and fetched finished."""
 
-    uploads: list[str] = field(default_factory=list)
+    uploads: list[tuple[str, str]] = field(default_factory=list)
     cancels: set[str] = field(default_factory=set)
     fetched: set[str] = field(default_factory=set)
 
@@ -138,15 +158,16 @@ class CoreLog:
             return
         method, parts = response.request.method, response.request.path_url.split("?")[0].strip("/").split("/")
         if method == "POST" and parts[-1] == "file":
-            response.raw = _ReadAlong(response.raw, self._uploaded)
+            base = response.request.url.split("?")[0].removesuffix("file")
+            response.raw = _ReadAlong(response.raw, lambda answer: self._uploaded(base, answer))
         elif method == "POST" and parts[-1] == "cancel" and len(parts) >= 3:
             self.cancels.add(parts[-2])
         elif method == "GET" and len(parts) >= 2 and parts[-2] in ("file", "hash"):
             response.raw = _ReadAlong(response.raw, self._fetched)
 
-    def _uploaded(self, answer: dict) -> None:
+    def _uploaded(self, base: str, answer: dict) -> None:
         if isinstance(answer.get("data_id"), str):
-            self.uploads.append(answer["data_id"])
+            self.uploads.append((base, answer["data_id"]))
 
     def _fetched(self, report: dict) -> None:
         if isinstance(report.get("data_id"), str) and is_complete(report):
@@ -191,11 +212,11 @@ def attempt_task(service, path: str, number: int, workdir: str) -> Attempt:
     return Attempt(path, number, outcome_of(workdir, task, ended - started), started, ended)
 
 
-def worker(url: str, files, events, logs, ready) -> None:
+def worker(urls: list[str], files, events, logs, ready) -> None:
     """One instance: attempt (path, number) items from `files` until None, putting a failed file back at the
     end of `files` while it has attempts left; each Attempt goes to `events`, the CoreLog to `logs` at the end."""
     workdir = tasking_dir()
-    service = started_service({"base_url": [url]}, timeout=TIMEOUT)
+    service = started_service({"base_url": urls}, timeout=TIMEOUT)
     logging.disable(logging.WARNING)  # every scan given up on is a warning: hundreds per run
     log = CoreLog()
     log.attach(service)
@@ -210,13 +231,15 @@ def worker(url: str, files, events, logs, ready) -> None:
 
 
 class LoadSampler:
-    """Reads Core's stat/nodes `load` (share of slots busy) every SAMPLE_INTERVAL s while in its `with` block.
+    """Reads each Core's stat/nodes `load` (share of slots busy) every SAMPLE_INTERVAL s while in its `with` block.
 
-    Busy slots include any a canceled scan still holds: what no report shows.
+    Busy slots include any a canceled scan still holds: what no report shows. A Core that does not answer (an
+    outage) adds nothing for that interval.
     """
 
-    def __init__(self, url: str) -> None:
-        self.url, self.busy_seconds = f"{url.rstrip('/')}/stat/nodes", 0.0
+    def __init__(self, urls: list[str], cores: tuple[CoreSpec, ...]) -> None:
+        self.cores = [(f"{url.rstrip('/')}/stat/nodes", core.slots) for url, core in zip(urls, cores, strict=True)]
+        self.busy_seconds = 0.0
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._sample, daemon=True)
 
@@ -224,10 +247,17 @@ class LoadSampler:
         with requests.Session() as session:
             last = time.perf_counter()
             while not self._stop.wait(SAMPLE_INTERVAL):
-                load = session.get(self.url, timeout=5).json()[0]["statuses"][0]["load"]
+                busy = sum(self._load(session, url) / 100 * slots for url, slots in self.cores)
                 now = time.perf_counter()
-                self.busy_seconds += load / 100 * SLOTS * (now - last)
+                self.busy_seconds += busy * (now - last)
                 last = now
+
+    @staticmethod
+    def _load(session: requests.Session, url: str) -> float:
+        try:
+            return session.get(url, timeout=5).json()[0]["statuses"][0]["load"]
+        except requests.RequestException:
+            return 0.0
 
     def __enter__(self) -> LoadSampler:
         self._thread.start()
@@ -261,19 +291,19 @@ def collect(events, files: int) -> list[Attempt]:
     return attempts
 
 
-def run_burst(url: str, instances: int, files: int, workdir: str) -> Burst:
+def run_burst(urls: list[str], cores: tuple[CoreSpec, ...], instances: int, files: int, workdir: str) -> Burst:
     """`files` files queued at once for `instances` service processes, all started before the clock starts."""
     context = multiprocessing.get_context("spawn")
     queue, events, logs = context.Queue(), context.Queue(), context.Queue()
     ready = context.Barrier(instances + 1)
-    workers = [context.Process(target=worker, args=(url, queue, events, logs, ready)) for _ in range(instances)]
+    workers = [context.Process(target=worker, args=(urls, queue, events, logs, ready)) for _ in range(instances)]
     for process in workers:
         process.start()
     for path in write_files(workdir, files, "overload"):
         queue.put((path, 1))
     ready.wait(timeout=STARTUP_SECONDS)
     started = time.perf_counter()
-    with LoadSampler(url) as load:
+    with LoadSampler(urls, cores) as load:
         attempts = collect(events, files)
     for _ in workers:
         queue.put(None)
@@ -283,16 +313,16 @@ def run_burst(url: str, instances: int, files: int, workdir: str) -> Burst:
     return Burst(max(a.ended for a in attempts if a.final) - started, attempts, core_logs, load.busy_seconds)
 
 
-def settled_reports(url: str, data_ids: list[str]) -> tuple[dict[str, dict | None], int]:
-    """Each scan's report once Core finished or dropped it (None: Core no longer knows it), and how many were
-    still unfinished after SETTLE_SECONDS (their last report is kept)."""
-    reports: dict[str, dict | None] = {}
-    pending, give_up = list(data_ids), time.monotonic() + SETTLE_SECONDS
+def settled_reports(scans: list[tuple[str, str]]) -> tuple[dict[tuple[str, str], dict | None], int]:
+    """Each scan's report, by (Core's base URL, data id), once Core finished or dropped it (None: Core no longer
+    knows it), and how many were still unfinished after SETTLE_SECONDS (their last report is kept)."""
+    reports: dict[tuple[str, str], dict | None] = {}
+    pending, give_up = list(scans), time.monotonic() + SETTLE_SECONDS
     with requests.Session() as session:
         while pending:
-            for data_id in pending:
-                answer = session.get(f"{url.rstrip('/')}/file/{data_id}", timeout=10)
-                reports[data_id] = answer.json() if answer.status_code == 200 else None
+            for base, data_id in pending:
+                answer = session.get(f"{base}file/{data_id}", timeout=10)
+                reports[base, data_id] = answer.json() if answer.status_code == 200 else None
             pending = [d for d in pending if reports[d] is not None and not is_complete(reports[d])]
             if pending and time.monotonic() < give_up:
                 time.sleep(POLL_INTERVAL)
@@ -304,43 +334,86 @@ def settled_reports(url: str, data_ids: list[str]) -> tuple[dict[str, dict | Non
 @dataclass(frozen=True)
 class CoreUse:
     """Core's side of a burst: scan seconds wasted and of scans fetched finished (useful), uploads, cancels, and
-    scans unfinished when the reports were read."""
+    scans unfinished when the reports were read; uploads per Core, in the order of `urls`."""
 
     wasted: float
     useful: float
     uploads: int
     cancels: int
     unfinished: int
+    per_core: tuple[int, ...]
 
 
-def core_use(url: str, logs: list[CoreLog]) -> CoreUse:
+def core_use(urls: list[str], logs: list[CoreLog]) -> CoreUse:
     """Scan time of the uploaded scans: wasted if canceled or never fetched finished by the service, else useful."""
-    uploads = [data_id for log in logs for data_id in log.uploads]
+    uploads = [scan for log in logs for scan in log.uploads]
     fetched = set().union(*(log.fetched for log in logs))
-    reports, unfinished = settled_reports(url, uploads)
+    reports, unfinished = settled_reports(uploads)
     spent = {True: 0.0, False: 0.0}
-    for data_id, report in reports.items():
+    for (_, data_id), report in reports.items():
         report = report or {}
         canceled = (report.get("scan_results") or {}).get("scan_all_result_i") == CANCELED
         spent[canceled or data_id not in fetched] += ((report.get("process_info") or {}).get("processing_time")
                                                       or 0) / 1000
-    return CoreUse(spent[True], spent[False], len(uploads), sum(len(log.cancels) for log in logs), unfinished)
+    per_core = Counter(base for base, _ in uploads)
+    return CoreUse(spent[True], spent[False], len(uploads), sum(len(log.cancels) for log in logs), unfinished,
+                   tuple(per_core[url] for url in urls))
 
 
-def scenario_rows(name: str, scenario: Scenario, instances: int, files: int, burst: Burst, core: CoreUse) -> list[Row]:
+@dataclass(frozen=True)
+class Setup:
+    """A scenario's Cores, and the second Core's outage in it (None: every Core stays up)."""
+
+    name: str
+    cores: tuple[CoreSpec, ...]
+    scenario: Scenario
+    outage: bool
+
+    @property
+    def capacity(self) -> float:
+        return sum(core.capacity for core in self.cores)
+
+    @property
+    def slots(self) -> int:
+        return sum(core.slots for core in self.cores)
+
+    def capacity_up(self, seconds: float) -> float:
+        """Files per second the Cores could scan on average over a run of `seconds`, while they were up."""
+        if not self.outage:
+            return self.capacity
+        down = min(OUTAGE_SECONDS, max(0.0, seconds - OUTAGE_AFTER))
+        return self.capacity - self.cores[1].capacity * down / seconds
+
+    def emulator_args(self, hash_unfinished: bool) -> list[str]:
+        args = []
+        for index, core in enumerate(self.cores):
+            args += ["--node-concurrency", f"{index}:{core.slots}", "--node-scan-seconds", f"{index}:{core.seconds}"]
+        if self.outage:
+            args += ["--outage", f"1:{OUTAGE_AFTER:g}:{OUTAGE_SECONDS:g}"]
+        return args + (["--hash-unfinished"] if hash_unfinished else [])
+
+    def describe(self) -> str:
+        cores = ", ".join(f"{core.slots} x {core.seconds:g} s" for core in self.cores)
+        outage = f"; Core 2 down {OUTAGE_SECONDS:g} s from {OUTAGE_AFTER:g} s" if self.outage else ""
+        return f"{len(self.cores)} Core(s) of {cores} (capacity {self.capacity:.2f}/s){outage}"
+
+
+def scenario_rows(setup: Setup, instances: int, files: int, burst: Burst, core: CoreUse) -> list[Row]:
     """The scenario's figures against its targets, the naive floor beside the verdicts lost."""
+    name, scenario = setup.name, setup.scenario
     outcomes, deadline = burst.outcomes(), deadline_seconds()
-    goodput = outcomes[VERDICT] / burst.seconds / CAPACITY
-    wasted = core.wasted / (burst.seconds * SLOTS)
-    sampled_waste = max(0.0, burst.busy_seconds - core.useful) / (burst.seconds * SLOTS)
+    capacity, slot_time = setup.capacity_up(burst.seconds), burst.seconds * setup.slots
+    goodput = outcomes[VERDICT] / burst.seconds / capacity
+    wasted = core.wasted / slot_time
+    sampled_waste = max(0.0, burst.busy_seconds - core.useful) / slot_time
     lost = outcomes[FAILED] / files
-    naive_lost = (1 - min(1.0, CAPACITY * deadline / instances)) ** ATTEMPTS
+    naive_lost = (1 - min(1.0, setup.capacity * deadline / instances)) ** ATTEMPTS
     times = [attempt.ended - attempt.started for attempt in burst.attempts]
     unfinished = f", {core.unfinished} scans unfinished {SETTLE_SECONDS} s after" if core.unfinished else ""
     return [
         Row(f"{name}: goodput ({outcomes[VERDICT]}/{files} verdicts in {burst.seconds:.0f} s)", f"{goodput:.2f}",
             f">= {scenario.goodput:.2f}", goodput >= scenario.goodput, "-"),
-        Row(f"{name}: Core time wasted, reports ({core.wasted:.0f} s of {burst.seconds * SLOTS:.0f}{unfinished})",
+        Row(f"{name}: Core time wasted, reports ({core.wasted:.0f} s of {slot_time:.0f}{unfinished})",
             f"{wasted:.1%}", f"<= {scenario.wasted:.0%}", wasted <= scenario.wasted, "-"),
         Row(f"{name}: Core time wasted, sampled (slots busy, not on a fetched scan)", f"{sampled_waste:.1%}",
             f"<= {scenario.wasted:.0%}", sampled_waste <= scenario.wasted, "-"),
@@ -350,35 +423,43 @@ def scenario_rows(name: str, scenario: Scenario, instances: int, files: int, bur
             not outcomes[NONRECOVERABLE]),
         Row(f"{name}: task time median / max ({len(times)} attempts, {core.uploads} uploads, {core.cancels} "
             f"cancels)", f"{statistics.median(times):.1f} / {max(times):.1f} s", "(reported)", True),
+        Row(f"{name}: uploads per Core", " / ".join(map(str, core.per_core)), "(reported)", True),
     ]
 
 
-def run_scenario(name: str, files: int, emulator_args: list[str]) -> bool:
-    """One scenario on a fresh Core; prints its table, True when every target is met."""
-    scenario, deadline = SCENARIOS[name], deadline_seconds()
-    instances = instances_for(scenario.overload, deadline)
+def run_scenario(setup: Setup, files: int, hash_unfinished: bool) -> bool:
+    """One scenario on fresh Cores; prints its table, True when every target is met."""
+    deadline = deadline_seconds()
+    instances = instances_for(setup.scenario.overload, setup.capacity, deadline)
     workdir = tasking_dir()
-    with EmulatorProcess(*emulator_args) as emulator:
-        burst = run_burst(emulator.urls[0], instances, files, workdir)
-        core = core_use(emulator.urls[0], burst.logs)
-    overload = instances * SCAN_SECONDS / SLOTS / deadline
-    return print_table(f"Overload {name}: {instances} instances, overload {overload:.2f}, {files} files at once, "
-                       f"one Core {SLOTS} x {SCAN_SECONDS:g} s (capacity {CAPACITY:g}/s), deadline {deadline:g} s",
-                       scenario_rows(name, scenario, instances, files, burst, core))
+    with EmulatorProcess(*setup.emulator_args(hash_unfinished), nodes=len(setup.cores)) as emulator:
+        burst = run_burst(emulator.urls, setup.cores, instances, files, workdir)
+        core = core_use(emulator.urls, burst.logs)
+    overload = instances / setup.capacity / deadline
+    return print_table(f"Overload {setup.name}: {instances} instances, overload {overload:.2f}, {files} files at "
+                       f"once, {setup.describe()}, deadline {deadline:g} s",
+                       scenario_rows(setup, instances, files, burst, core))
+
+
+def setups(core_sets: list[str], scenarios: list[str]) -> list[Setup]:
+    """Each named scenario on each named set of Cores; the outage only where there is a second Core."""
+    return [Setup(f"{cores} {name}", CORE_SETS[cores], SCENARIOS[name], name == "outage")
+            for cores in core_sets for name in scenarios if name != "outage" or len(CORE_SETS[cores]) > 1]
 
 
 def main(argv: list[str] | None = None) -> bool:
     parser = argparse.ArgumentParser(prog="python -m bench.overload", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--files", type=int, default=FILES, help=f"files in the burst (default {FILES})")
+    parser.add_argument("--cores", nargs="+", action="extend", choices=list(CORE_SETS),
+                        help="sets of Cores (default: all)")
     parser.add_argument("--scenario", nargs="+", action="extend", choices=list(SCENARIOS),
-                        help="scenarios to run (default: all)")
+                        help="scenarios to run on each set (default: all)")
     parser.add_argument("--hash-unfinished", action="store_true",
                         help="start the emulator with --hash-unfinished (GET /hash also answers unfinished scans)")
     args = parser.parse_args(argv)
-    emulator_args = ["--concurrency", str(SLOTS), "--scan-seconds", str(SCAN_SECONDS),
-                     *(["--hash-unfinished"] if args.hash_unfinished else [])]
-    results = [run_scenario(name, args.files, emulator_args) for name in args.scenario or SCENARIOS]
+    chosen = setups(args.cores or list(CORE_SETS), args.scenario or list(SCENARIOS))
+    results = [run_scenario(setup, args.files, args.hash_unfinished) for setup in chosen]
     return all(results)
 
 

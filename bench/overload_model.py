@@ -30,10 +30,12 @@ import sys
 from collections import deque
 from dataclasses import dataclass
 
-from bench.overload import ATTEMPTS, FILES, SCAN_SECONDS, SCENARIOS, SLOTS, deadline_seconds, instances_for
+from bench.overload import ATTEMPTS, CORE_SETS, FILES, SCENARIOS, deadline_seconds, instances_for
 from mdservice.polling import FLOOR, QUEUED_CEILING, QUEUED_FACTOR
 from mdservice.scan import DUPLICATE_CHECK, HOLD_MARGIN, LAST_POLL_FLOOR, LEAVE_CANCEL_SHARE, LEAVE_CANCEL_TIMEOUT
 
+(ONE_CORE,) = CORE_SETS["one"]
+SLOTS, SCAN_SECONDS = ONE_CORE.slots, ONE_CORE.seconds
 RUNS = 40
 JITTER = 0.1
 
@@ -197,7 +199,7 @@ def main(argv: list[str] | None = None) -> bool:
     for policy in POLICIES:
         for name in ("2x", "3x"):
             scenario = SCENARIOS[name]
-            instances = instances_for(scenario.overload, deadline_seconds())
+            instances = instances_for(scenario.overload, ONE_CORE.capacity, deadline_seconds())
             runs = [Burst(policy, instances, seed).run() for seed in range(runs_each)]
             misses = sum(goodput < scenario.goodput or wasted > scenario.wasted or lost > scenario.lost
                          for goodput, wasted, lost in runs)

@@ -62,6 +62,11 @@ def _parser() -> argparse.ArgumentParser:
     )
     add("--node-scan-seconds", action="append", default=[], metavar="NODE:SECONDS",
         help="scan time of node NODE instead of --scan-seconds (repeatable), e.g. 2:2.5 for a slow Core")
+    add("--node-concurrency", action="append", default=[], metavar="NODE:SLOTS",
+        help="files node NODE scans at once instead of --concurrency (repeatable), e.g. 0:2 for a bigger Core")
+    add("--outage", action="append", default=[], metavar="NODE:AFTER:SECONDS",
+        help="node NODE refuses connections from AFTER s after its first upload for SECONDS s, then answers again "
+             "with its scans as they are then (repeatable), e.g. 1:20:30")
     add("--engine-list", choices=ENGINE_LISTS, default="tidy",
         help="tidy: one entry per engine (default); packages: Linux and Windows packages of the engines, as real "
              "Cores list them (inactive copies, names in other case, engines with inactive packages only)")
@@ -102,16 +107,24 @@ def _faults(parser: argparse.ArgumentParser, args: argparse.Namespace) -> dict[i
 
 def _per_node_seconds(parser: argparse.ArgumentParser, args: argparse.Namespace, option: str) -> dict[int, float]:
     """The NODE:SECONDS values of a repeatable per-node `option` (e.g. --node-scan-seconds)."""
-    times: dict[int, float] = {}
+    return {node: seconds for node, (seconds,) in
+            _per_node_values(parser, args, option, "NODE:SECONDS, e.g. 2:2.5").items()}
+
+
+def _per_node_values(parser: argparse.ArgumentParser, args: argparse.Namespace, option: str, example: str,
+                     parts: int = 1) -> dict[int, tuple[float, ...]]:
+    """The NODE:VALUE[:VALUE] numbers (>= 0) of a repeatable per-node `option`, by node."""
+    values: dict[int, tuple[float, ...]] = {}
     for spec in getattr(args, option.removeprefix("--").replace("-", "_")):
-        index, sep, seconds = spec.partition(":")
+        index, *numbers = spec.split(":")
         try:
-            times[int(index)] = float(seconds)
+            node, numbers = int(index), tuple(float(n) for n in numbers)
         except ValueError:
-            parser.error(f"{option} expects NODE:SECONDS, e.g. 2:2.5, not {spec!r}")
-        if not sep or not 0 <= int(index) < args.nodes or times[int(index)] < 0:
-            parser.error(f"{option} {spec!r}: needs an existing node and a time >= 0")
-    return times
+            parser.error(f"{option} expects {example}, not {spec!r}")
+        if len(numbers) != parts or not 0 <= node < args.nodes or min(numbers) < 0:
+            parser.error(f"{option} {spec!r}: expects {example} with an existing node and numbers >= 0")
+        values[node] = numbers
+    return values
 
 
 def _rules(parser: argparse.ArgumentParser, args: argparse.Namespace) -> dict[str, int] | None:
@@ -166,6 +179,9 @@ def _emulator(parser: argparse.ArgumentParser, args: argparse.Namespace) -> Emul
         hash_unfinished=args.hash_unfinished,
         core_version=args.core_version,
         rules=_rules(parser, args),
+        node_concurrency={node: max(1, int(slots)) for node, (slots,) in
+                          _per_node_values(parser, args, "--node-concurrency", "NODE:SLOTS, e.g. 0:2").items()},
+        outages=_per_node_values(parser, args, "--outage", "NODE:AFTER:SECONDS, e.g. 1:20:30", parts=2),
     )
 
 

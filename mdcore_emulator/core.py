@@ -91,6 +91,8 @@ class Core:
         self.latency: float | None = None
         self._faults = {check_fault(name) for name in faults}
         self._book = ScanBook()
+        # Files this Core scans at once (its scan slots).
+        self.concurrency = settings.concurrency
         self._scheduler = Scheduler(settings.concurrency, settings.queue_limit)
         self._not_ready: str | None = None  # why GET /readyz answers 503; None: ready
         self._lock = threading.Lock()
@@ -116,6 +118,12 @@ class Core:
     def clear_faults(self) -> None:
         for name in self.faults:
             self.clear_fault(name)
+
+    def set_concurrency(self, slots: int) -> None:
+        """Give this Core its own number of scan slots (before it takes any file)."""
+        with self._lock:
+            self.concurrency = slots
+            self._scheduler = Scheduler(slots, self.settings.queue_limit)
 
     def set_ready(self, ready: bool, reason: str = "not ready") -> None:
         """Core 5: make GET /readyz answer 200, or 503 with `reason` (e.g. "scan queue above threshold")."""
@@ -197,12 +205,12 @@ class Core:
             waiting, busy = self._scheduler.waiting(now), self._scheduler.busy(now)
         status = {
             "address": "",
-            "cpu_cores": self.settings.concurrency,
+            "cpu_cores": self.concurrency,
             "engines": [node_engine_summary(e, self.settings.md_version) for e in self.engines],
             "free_disk_space": 100 * 1024**3,
             "id": f":{self.index}",
             "issues": self._issues(now),
-            "load": int(100 * busy / self.settings.concurrency),
+            "load": int(100 * busy / self.concurrency),
             "os": "Linux (MetaDefender Core emulator)",
             "scan_queue": waiting + busy,  # files Core has not finished: waiting or being scanned
             "total_memory": 16384,
@@ -210,7 +218,7 @@ class Core:
         }
         if self.settings.core_version == 5:
             status["scan_queue_details"] = {
-                "available_slots": self.settings.concurrency - busy,
+                "available_slots": self.concurrency - busy,
                 "total_scan_queue": self.settings.queue_limit,
             }
         return json_reply(200, [{"external_nodes_allowed": False, "max_node_count": 1, "statuses": [status]}])

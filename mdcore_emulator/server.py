@@ -184,6 +184,12 @@ class _Handler(BaseHTTPRequestHandler):
         self.server.node.note(format % args)
 
 
+def _later(seconds: float, action, *args) -> None:
+    timer = threading.Timer(seconds, action, args)
+    timer.daemon = True
+    timer.start()
+
+
 def hang_up(connection: socket.socket) -> None:
     """Cut a connection from any thread: the plain-socket shutdown, so a TLS socket's state
     is not touched by a thread that does not own it. The owning thread then sees EOF."""
@@ -231,6 +237,8 @@ class Node(Core):
         self._running = False
         self._connections: set[socket.socket] = set()
         self._io_lock = threading.Lock()
+        # (seconds after this Core's first upload, seconds down): an outage to play, once; None: none.
+        self.outage: tuple[float, float] | None = None
 
     @property
     def url(self) -> str:
@@ -261,6 +269,17 @@ class Node(Core):
         super().clear_fault(name)
         if name == "down" and self._running:
             self._listen()
+
+    def upload(self, digest: UploadDigest, submission: Submission) -> Reply:
+        """Core's upload; the first one starts the clock of this Core's outage, if it has one."""
+        reply = super().upload(digest, submission)
+        with self._io_lock:
+            outage, self.outage = self.outage, None
+        if outage is not None:
+            after, seconds = outage
+            _later(after, self.set_fault, "down")
+            _later(after + seconds, self.clear_fault, "down")
+        return reply
 
     def _listen(self) -> None:
         with self._io_lock:
@@ -322,7 +341,10 @@ class Emulator:
     core_version: 4, or 5 (md_version 4, report_flavour "current"): /version 5.x, GET /readyz (see
     Node.set_ready), GET /file/rules, stat/nodes scan_queue_details, Core 5 report fields, and uploads
     refused under a rule the Core lacks or above its rule's max_file_size; rules: {name: max_file_size
-    in bytes}, Core 5 only (default {"File scan": DEFAULT_MAX_FILE_SIZE}).
+    in bytes}, Core 5 only (default {"File scan": DEFAULT_MAX_FILE_SIZE}); node_concurrency: {node index: scan
+    slots} for Cores bigger or smaller than concurrency; outages: {node index: (after, seconds)}: that Core refuses
+    connections (the `down` fault) from `after` s after its first upload, for `seconds`, then answers again with its
+    scans as they are then (they go on meanwhile, as on a Core cut off by its network).
     """
 
     def __init__(
@@ -348,6 +370,8 @@ class Emulator:
         hash_unfinished: bool = False,
         core_version: int = 4,
         rules: dict[str, int] | None = None,
+        node_concurrency: dict[int, int] | None = None,
+        outages: dict[int, tuple[float, float]] | None = None,
     ) -> None:
         _check(nodes >= 1, "nodes must be at least 1")
         _check(md_version in (3, 4), "md_version must be 3 or 4")
@@ -359,6 +383,10 @@ class Emulator:
             _check(all(0 <= index < nodes and seconds >= 0 for index, seconds in (per_node or {}).items()),
                    f"{name} needs existing nodes and times >= 0")
         _check(latency >= 0, "latency must be >= 0")
+        _check(all(0 <= index < nodes and slots >= 1 for index, slots in (node_concurrency or {}).items()),
+               "node_concurrency needs existing nodes and at least 1 slot")
+        _check(all(0 <= index < nodes and min(times) >= 0 for index, times in (outages or {}).items()),
+               "outages need existing nodes and times >= 0")
         _check(engine_list in ENGINE_LISTS, f"engine_list must be one of {', '.join(ENGINE_LISTS)}")
         _check(report_flavour in REPORT_FLAVOURS, f"report_flavour must be one of {', '.join(REPORT_FLAVOURS)}")
         _check_core_version(core_version, md_version, report_flavour, rules)
@@ -373,6 +401,8 @@ class Emulator:
         self._faults = faults or {}
         self._node_scan_seconds = node_scan_seconds or {}
         self._node_latency = node_latency or {}
+        self._node_concurrency = node_concurrency or {}
+        self._outages = outages or {}
         self._temp_dir: str | None = None
         self.nodes: list[Node] = []
         self.ca_path: str | None = None
@@ -401,6 +431,10 @@ class Emulator:
             self.nodes[index].scan_seconds = seconds
         for index, seconds in self._node_latency.items():
             self.nodes[index].latency = seconds
+        for index, slots in self._node_concurrency.items():
+            self.nodes[index].set_concurrency(slots)
+        for index, outage in self._outages.items():
+            self.nodes[index].outage = outage
         try:
             for node in self.nodes:
                 node.start()

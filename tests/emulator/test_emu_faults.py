@@ -166,3 +166,36 @@ def test_faults_at_construction_and_clear_faults(start_emulator, client):
     node.clear_faults()
     assert node.faults == set()
     assert client(emulator.urls[0]).get("version").ok
+
+
+def _until(condition, limit: float = 20.0) -> None:
+    """Wait (checking every 20 ms, `limit` s at most) until `condition()` is true."""
+    give_up = time.monotonic() + limit
+    while not condition():
+        assert time.monotonic() < give_up, "the emulator never got there"
+        time.sleep(0.02)
+
+
+def _refuses(core) -> bool:
+    try:
+        core.get("version")
+    except requests.ConnectionError:
+        return True
+    return False
+
+
+def test_an_outage_refuses_connections_after_the_first_upload_then_keeps_the_scans(start_emulator, client):
+    emulator = start_emulator(scan_seconds=0.1, outages={0: (0.0, 2.0)})
+    core = client(emulator.urls[0])
+    data_id = core.submit(b"a file")
+    _until(lambda: _refuses(client(core.base_url)))
+    _until(lambda: not _refuses(client(core.base_url)))
+    assert client(core.base_url).report(data_id)["data_id"] == data_id
+    client(core.base_url).submit(b"another file")  # an outage is played once
+    assert not _refuses(client(core.base_url))
+
+
+def test_each_core_can_have_its_own_scan_slots(start_emulator, client):
+    emulator = start_emulator(nodes=2, concurrency=1, node_concurrency={1: 3})
+    statuses = [client(url).get("stat/nodes").json()[0]["statuses"][0] for url in emulator.urls]
+    assert [status["cpu_cores"] for status in statuses] == [1, 3]
