@@ -32,7 +32,7 @@ from dataclasses import dataclass
 
 from bench.overload import ATTEMPTS, CORE_SETS, FILES, SCENARIOS, deadline_seconds, instances_for
 from mdservice.polling import FLOOR, QUEUED_CEILING, QUEUED_FACTOR
-from mdservice.scan import DUPLICATE_CHECK, HOLD_MARGIN, LAST_POLL_FLOOR, LEAVE_CANCEL_SHARE, LEAVE_CANCEL_TIMEOUT
+from mdservice.scan import DUPLICATE_CHECK, HOLD_MARGIN, LAST_POLL_FLOOR, LEAVE_SHARE, LEAVE_TIME
 
 (ONE_CORE,) = CORE_SETS["one"]
 SLOTS, SCAN_SECONDS = ONE_CORE.slots, ONE_CORE.seconds
@@ -74,7 +74,7 @@ class Burst:
         self.ended = 0.0  # when the last final attempt ended: the end of the run
         self.deadline = deadline_seconds()
         # Before the deadline, the polls of the last Core end: its cancel reserve and a nearby Core's last poll.
-        self.polls_end = min(LEAVE_CANCEL_TIMEOUT, LEAVE_CANCEL_SHARE * self.deadline) + LAST_POLL_FLOOR
+        self.polls_end = min(LEAVE_TIME, LEAVE_SHARE * self.deadline) + LAST_POLL_FLOOR
 
     def at(self, when: float, action, *args) -> None:
         heapq.heappush(self.events, (when, next(self.order), action, args))

@@ -66,12 +66,13 @@ class CoreError(Exception):
 
 
 class CoreBusy(CoreError):
-    """A Core that works but is full: its scan queue refused the file, or our file was still waiting (`queued`) or
-    being scanned when the time given to it ran out. Busy is not broken: the Core is not put aside."""
+    """A Core that works but is full: its scan queue refused the file, or our file (`data_id`) was still waiting
+    (`queued`) or being scanned when the time given to it ran out. Busy is not broken: the Core is not put aside."""
 
-    def __init__(self, message: str, queued: bool = True):
+    def __init__(self, message: str, queued: bool = True, data_id: str = ""):
         super().__init__(message, node_fault=False)
         self.queued = queued
+        self.data_id = data_id
 
 
 class CoreTimeout(CoreError):

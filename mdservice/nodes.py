@@ -1,4 +1,4 @@
-"""Which Core gets the next file: round-robin, the less busy of two candidates, time-outs for slow and failed Cores.
+"""Which Core gets the next file: where it will finish soonest, with time-outs for slow and failed Cores.
 
 A `CoreNode` is one Core with its client, its engine map and its state, one small value per concern: its
 `Health` (failures and back-off), its `Pace` (our latest scan on it, slow scans and the turns it sits out) and its
@@ -6,12 +6,12 @@ A `CoreNode` is one Core with its client, its engine map and its state, one smal
 try, in order, and is told how each attempt went, replaces them by what their pure methods make of an event. All
 time is monotonic seconds from an injectable clock, so the policy can be tested without waiting.
 
-Choosing costs two `stat/nodes` requests per task whatever the number of Cores, asked in parallel
-before the task arrives: just before the previous scan finishes, for the next task's two candidates
-(one while no other instance's files are seen: the Core just used is then idle). A reading that has
-grown older than `queues.FRESH_SECONDS` by the time the task comes (a scan that ended far later than
-its progress promised) is asked for again. A candidate with a free scan slot beats one without;
-between equals, the one expected to finish the file first wins.
+The choice, as Envoy's least-request balancer ("power of two choices") and outlier detection: at the start of a task
+two healthy Cores, the one whose turn it is in rotation and another drawn at random, have their queues (`stat/nodes`)
+read in parallel, and the file goes to the one where it would finish clearly sooner (`sooner_of`: the files ahead of
+it per scan slot, times the Core's recent time per file), else to the turn's Core. The rotation starts at a random Core
+and moves one Core per task, so Cores that cannot tell their queue share the files in turn. Two readings per task
+whatever the number of Cores. Only errors put a Core aside (`Health`); a full or slow Core only ranks later.
 """
 
 from __future__ import annotations
@@ -31,15 +31,12 @@ BACKOFF_START = 5.0
 BACKOFF_MAX = 60.0
 MAX_SKIP_TURNS = 5
 PROBE_TIMEOUT = 3.0
-# The most a task waits for its candidates' queue readings (asked in parallel).
+# The most a task waits for the Cores' queue readings (asked in parallel).
 QUEUE_WAIT = 0.5
 # A Core's last scan time is trusted this long; after that the Core is judged like any other again.
 SPEED_MEMORY = 300.0
-SLOW_RATIO = 2.0
-# The next task's candidates are not asked about again while a reading this recent is in.
-REASK_SECONDS = 0.25
-# Files of other instances seen on a Core within this time: the Core just used is asked about too.
-OTHERS_MEMORY = 60.0
+# A file goes to the Core drawn beside the turn's Core when it would finish there this many times sooner.
+CLEARLY_SOONER = 1.2
 # Engine refreshes and probes are not started with less time than this left in their budget.
 MIN_REQUEST_SECONDS = 0.05
 # Core's rules are not asked for with less time left than this (the engine list alone then stands).
@@ -81,19 +78,18 @@ class Pace:
     """How our latest finished scan on a Core went, and the turns the Core sits out after slow ones (the default: no
     scan yet, in full rotation).
 
-    `scan_seconds`: that scan's time less its wait in Core's queue; `began`, `ended`: when it was sent and seen
-    finished (a queue reading asked in between counts our file); `slow_streak`: files over max_md_scan_time in a row.
+    `scan_seconds`: that scan's time less its wait in Core's queue; `ended`: when it was seen finished;
+    `slow_streak`: files over max_md_scan_time in a row.
     """
 
     scan_seconds: float = 0.0
-    began: float = math.inf
     ended: float = -math.inf
     slow_streak: int = 0
     skip_turns: int = 0
 
     def after_scan(self, seconds: float, queued: float, now: float) -> Pace:
         """The pace after our scan that ended at `now` after `seconds`, `queued` of them waiting in Core's queue."""
-        return replace(self, scan_seconds=seconds - min(queued, seconds), began=now - seconds, ended=now)
+        return replace(self, scan_seconds=seconds - min(queued, seconds), ended=now)
 
     def after_file(self, over: bool) -> Pace:
         """The pace after a file that took longer than max_md_scan_time (`over`: one more turn to sit out for each
@@ -213,21 +209,14 @@ class CoreNode:
 
 
 class ScanWatch:
-    """What the pool wants to hear while one scan on `node` runs: that it is nearly done (once), and that our file is
-    still waiting in Core's queue (once)."""
+    """What the pool wants to hear while one scan on `node` runs: that our file is still waiting in Core's queue
+    (once), so that a task that cannot finish in time can tell how full the Core is."""
 
     def __init__(self, pool: NodePool, node: CoreNode):
         self.pool, self.node, self.log = pool, node, pool.log
-        self.told_nearly_done = False
         self.told_queued = False
 
-    def nearly_done(self) -> None:
-        if not self.told_nearly_done:
-            self.told_nearly_done = True
-            self.pool.prepare_next(self.node)
-
     def queued(self) -> None:
-        """Start reading the Core's queue, so that a task that cannot finish in time can tell how full it is."""
         if not self.told_queued and self.node.abilities.reports_queue:
             self.told_queued = True
             self.pool.gauge.ask([self.node])
@@ -246,11 +235,6 @@ class NodePool:
         self.clock = clock
         self.rng = rng or random.Random()
         self.cursor = self.rng.randrange(len(nodes))
-        self.partner: CoreNode | None = None
-        self.stand_in: CoreNode | None = None
-        self.others_seen_at = float("-inf")
-        # The next task's candidates were asked for while this task's scan was ending: not again when it ends.
-        self.asked_ahead = False
         self.gauge = QueueGauge(clock)
         self.overload_warned_at = float("-inf")
 
@@ -295,13 +279,11 @@ class NodePool:
     def attempt_order(self) -> list[CoreNode]:
         """The Cores to try for one task, best first, every Core once.
 
-        The healthy Cores in rotation order, but the less busy of two candidates first (so that
-        several service instances spread over the Cores instead of queueing behind each other);
-        then Cores sitting out turns after slow scans; then failed Cores, soonest retry first, so
-        that no task gives up without trying every Core. Cores that say they are not ready get no file (none
-        may be left); Cores that lack the configured rule get one only when every Core lacks it.
+        The healthy Cores in rotation order, the sooner of two candidates first (`_soonest_of_two`); then Cores
+        sitting out turns after slow scans; then failed Cores, soonest retry first, so that no task gives up without
+        trying every Core. Cores that say they are not ready get no file (none may be left); Cores that lack the
+        configured rule get one only when every Core lacks it.
         """
-        self.asked_ahead = False
         everyone = [n for n in _rotation(self.nodes, self.cursor) if not n.not_ready]
         rotation = [n for n in everyone if n.serves_rule] or everyone
         if not rotation:
@@ -312,64 +294,39 @@ class NodePool:
         for node in _passed_over(rotation, turn):
             node.pace = node.pace.after_turn()
         if len(ready) > 1:
-            ready = self._least_busy_first(ready)
+            ready = self._soonest_of_two(ready)
         failed = sorted((n for n in rotation if n.failed), key=lambda n: n.health.retry_at)
-        # The rotation moves past the Core whose turn it was even when the partner gets the file, so that
-        # the next task compares another Core: a slow or busy Core cannot hold the rotation in place.
         self.cursor = (self.nodes.index(turn or (resting or failed)[0]) + 1) % len(self.nodes)
         return ready + resting + failed
 
-    def _candidates(self, ready: list[CoreNode]) -> list[CoreNode]:
-        """The next Core in rotation and a partner: the Core of our latest scan (the slot our file leaves is free
-        for the next one), else a stand-in drawn at random, the same one until a task has compared it (so that it
-        is the one asked in advance)."""
-        if self.partner in ready[1:]:
-            return [ready[0], self.partner]
-        if self.stand_in not in ready[1:]:
-            self.stand_in = self.rng.choice(ready[1:])
-        return [ready[0], self.stand_in]
+    def _soonest_of_two(self, ready: list[CoreNode]) -> list[CoreNode]:
+        """`ready` (in rotation order) with the sooner of two candidates first: the Core whose turn it is and another
+        drawn at random. A Core whose reading failed is left out (it is failed now)."""
+        turn, other = ready[0], self.rng.choice(ready[1:])
+        best = sooner_of(turn, other, self._loads([turn, other]), self.clock())
+        return [n for n in [best, *(n for n in ready if n is not best)] if not n.failed]
 
-    def _least_busy_first(self, ready: list[CoreNode]) -> list[CoreNode]:
-        """`ready` with the best candidate moved to the front: one with a free scan slot if there is one, and of
-        those the one expected to finish a file soonest (ties: rotation order).
+    def _loads(self, nodes: list[CoreNode]) -> dict[CoreNode, Load]:
+        """Each Core's load by its queue reading, read now in parallel (at most QUEUE_WAIT); see `_load_of`."""
+        asked = [n for n in nodes if n.abilities.reports_queue]
+        readings = self.gauge.readings(asked, QUEUE_WAIT)
+        return {node: self._load_of(node, readings.get(node)) if node in asked else Load() for node in nodes}
 
-        A free slot comes first because a file queued on a Core that is fully busy adds nothing to what the Cores
-        get done, while a slower Core with room does; a slow Core gets files only while the faster one has none.
-        """
-        candidates = self._candidates(ready)
-        self.stand_in = None
-        needed = [n for n in candidates if self._needs_reading(n)]
-        readings = self.gauge.readings(needed, QUEUE_WAIT)
-        loads = {node: self._load_of(node, readings.get(node)) if node in needed else (0, 1) for node in candidates}
-        now = self.clock()
-        fastest = min((s for s in (n.pace.recent_seconds(now) for n in self.nodes) if s > 0), default=0.0)
-        healthy = [n for n in candidates if not n.failed]
-        ready = [n for n in ready if not n.failed]
-        if not healthy:
-            return ready
-        paces = {n: relative_pace(n.pace.recent_seconds(now), fastest, self.max_scan_time) for n in healthy}
-        best = min(healthy, key=lambda n: _preference(*loads[n], paces[n]))
-        return [best] + [n for n in ready if n is not best]
-
-    def _load_of(self, node: CoreNode, reading: Reading | None) -> tuple[float, int]:
-        """(files of others `node` has not finished, files it scans at once) by its reading; an infinite queue when
-        it did not answer in time. Files of others in it are remembered (see `_needs_reading`).
+    def _load_of(self, node: CoreNode, reading: Reading | None) -> Load:
+        """A Core's load by its reading; a Core that did not answer in time counts as full.
 
         A Core that refuses or lacks `stat/nodes` (older versions, keys without the right) is not asked
         again and counts as idle; one that fails to answer is put aside like any failing Core.
         """
         if reading is None:
-            return math.inf, 1
+            return Load(math.inf)
         if reading.error is None:
-            others = _others_in(reading, node.pace)
-            if others:
-                self.others_seen_at = max(self.others_seen_at, reading.at)
-            return others, reading.slots
+            return Load(reading.queue, reading.slots)
         if reading.error.permanent or not reading.error.node_fault:
             node.abilities.reports_queue = False
         else:
             self.record_failure(node, reading.error)
-        return 0, 1
+        return Load()
 
     def record_scan(self, node: CoreNode, seconds: float, queued: float = 0.0, resumed: bool = False) -> None:
         """A scan finished on `node` after `seconds` (upload to complete), `queued` of them waiting in Core's queue.
@@ -381,10 +338,8 @@ class NodePool:
         self.record_success(node)
         if resumed:
             return
-        node.pace, self.partner = node.pace.after_scan(seconds, queued, self.clock()), node
+        node.pace = node.pace.after_scan(seconds, queued, self.clock())
         self._note_duration(node, seconds)
-        if not self.asked_ahead:
-            self._ask_next_candidates()
 
     def _note_duration(self, node: CoreNode, seconds: float, full: bool = False) -> None:
         """With several Cores, one whose file took longer than max_md_scan_time, or that was `full`, sits out turns
@@ -396,28 +351,6 @@ class NodePool:
             self.log.info(f"{node.name} {why}: put aside for {node.pace.skip_turns} turn(s)")
         elif was_slow:
             self.log.info(f"{node.name} scanned in {seconds:.1f} s: back in full rotation")
-
-    def prepare_next(self, node: CoreNode) -> None:
-        """The scan on `node` is nearly done: start reading the queues of the Cores the next task compares, the next
-        in rotation and `node`, so that the readings are in when that task arrives, however far the Cores are."""
-        self.partner, self.asked_ahead = node, True
-        self._ask_next_candidates()
-
-    def _ask_next_candidates(self) -> None:
-        """Start reading the queues of the two Cores the next attempt_order will compare, unless just read."""
-        ready = self._ready_in_rotation()
-        if len(ready) > 1:
-            self.gauge.ask([n for n in self._candidates(ready)
-                            if self._needs_reading(n) and not self.gauge.is_fresh(n, REASK_SECONDS)])
-
-    def _needs_reading(self, node: CoreNode) -> bool:
-        """Whether the choice needs `node`'s queue. Not when it cannot tell it, and not for the Core just used while
-        no other instance's file has been seen on any Core lately: ours was its only file, and it has left."""
-        alone = self.clock() - self.others_seen_at > OTHERS_MEMORY
-        return node.abilities.reports_queue and not (alone and node is self.partner)
-
-    def _ready_in_rotation(self) -> list[CoreNode]:
-        return [n for n in _rotation(self.nodes, self.cursor) if _is_ready(n)]
 
     def record_success(self, node: CoreNode) -> None:
         """`node` answered: back in rotation, its failures and error forgotten."""
@@ -504,26 +437,30 @@ def _passed_over(rotation: list[CoreNode], turn: CoreNode | None) -> list[CoreNo
     return [n for n in ahead if _is_resting(n)]
 
 
-def _preference(queue: float, slots: int, pace: float) -> tuple[bool, float]:
-    """Sort key of a candidate: free slot first, then when a file sent now would finish (in fastest scans: the
-    files ahead of it that must leave a slot first, plus its own)."""
-    waiting = max(0.0, queue + 1 - slots)
-    return waiting > 0, pace * (1 + waiting / slots)
+@dataclass(frozen=True)
+class Load:
+    """What a Core's queue reading says: the files it has not finished and the files it scans at once (the default:
+    idle, as for a Core that cannot tell; an infinite queue for one that did not answer in time)."""
+
+    queue: float = 0
+    slots: int = 1
 
 
-def relative_pace(seconds: float, fastest: float, max_scan_time: float) -> float:
-    """How many times longer than the `fastest` Core's a Core's recent scan took (`seconds`; 0: none trusted).
+def sooner_of(turn: CoreNode, other: CoreNode, loads: dict[CoreNode, Load], now: float) -> CoreNode:
+    """Where a file should go: the Core whose `turn` it is, unless it would clearly finish sooner on `other` (in less
+    than 1 / CLEARLY_SOONER of the time: scan times vary with the file and with when a poll sees the end).
 
-    1 unless that scan was slow: over `max_scan_time` and over SLOW_RATIO times the fastest. Scan times vary with
-    the file, so only a clear difference may outweigh a shorter queue.
+    A Core without a recent scan of ours is taken to scan as fast as the other (with neither known, only the queues
+    count).
     """
-    if seconds <= max(max_scan_time, SLOW_RATIO * fastest):
-        return 1.0
-    return seconds / fastest
+    paces = {node: node.pace.recent_seconds(now) for node in (turn, other)}
+    known = min((seconds for seconds in paces.values() if seconds > 0), default=1.0)
+    finish = {node: finish_seconds(loads[node], paces[node] or known) for node in (turn, other)}
+    return other if finish[other] * CLEARLY_SOONER < finish[turn] else turn
 
 
-def _others_in(reading: Reading, pace: Pace) -> int:
-    """The files of others in a queue reading of a Core whose `pace` tells our latest scan on it: our own file is
-    left out when the reading was asked for while it was on that Core (Core counted it then, whenever the answer
-    came)."""
-    return max(0, reading.queue - 1) if pace.began <= reading.asked_at < pace.ended else reading.queue
+def finish_seconds(load: Load, per_file: float) -> float:
+    """When a file sent now to a Core with `load` would finish, scanned in `per_file` seconds: the files ahead of
+    it that must leave a slot first, shared over the slots, plus its own scan."""
+    waiting = max(0.0, load.queue + 1 - load.slots)
+    return per_file * (1 + waiting / load.slots)

@@ -29,14 +29,16 @@ class PollSchedule:
         self.not_started_at = uploaded_at
         self.first_sample: tuple[float, float] | None = None
         self.last_progress: float | None = None
-        # True when the next poll is timed to find the scan finished (the expected end comes before it).
-        self.expects_finish = False
         self.changed_at = uploaded_at
 
     def is_stuck(self, now: float) -> bool:
         """True when the scan has begun but its progress has not moved for STALLED seconds (a file still waiting in
         Core's queue is not stuck: it is waiting its turn)."""
-        return bool(self.last_progress) and now - self.changed_at >= STALLED
+        return self.stuck_seconds(now) >= STALLED
+
+    def stuck_seconds(self, now: float) -> float:
+        """For how long the progress of a scan that has begun has not moved (0 while the file waits in the queue)."""
+        return now - self.changed_at if self.last_progress else 0.0
 
     def first_delay(self) -> float:
         return FLOOR
@@ -62,7 +64,6 @@ class PollSchedule:
         if self.first_sample is None:
             self.first_sample = (now, progress)
         doubling = max(FLOOR, now - self.not_started_at)
-        self.expects_finish = max(FLOOR, remaining) <= min(doubling, CEILING)
         return min(max(FLOOR, remaining), doubling, CEILING)
 
     def _remaining(self, now: float, progress: float) -> float:

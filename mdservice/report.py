@@ -171,6 +171,13 @@ def queue_seconds(report: dict) -> float:
     return value / 1000 if value is not None and value > 0 else 0.0
 
 
+def scan_seconds(report: dict) -> float | None:
+    """How long Core worked on the file (`process_info.processing_time`, ms); None when the report does not say (older
+    Cores) or says something unusable."""
+    value = _finite(report_part(report, "process_info").get("processing_time"))
+    return value / 1000 if value is not None and value >= 0 else None
+
+
 def engine_outcomes(report: dict, engines: EngineMap | None, av_config: AvConfig) -> list[EngineOutcome]:
     """Every engine of `scan_results.scan_details` that is not blocklisted, in engine-name order."""
     details = report_part(report, "scan_results").get("scan_details")

@@ -7,6 +7,7 @@
 
 from __future__ import annotations
 
+import math
 import os
 import time
 from collections.abc import Callable
@@ -18,38 +19,32 @@ from assemblyline.common.exceptions import NonRecoverableError, RecoverableError
 
 from mdservice.client import CoreBusy, CoreError, CoreTimeout
 from mdservice.nodes import PROBE_TIMEOUT, CoreNode, NodePool
-from mdservice.polling import STALLED, PollSchedule
-from mdservice.report import foreign_report, is_finished, overall_result, progress_of, queue_seconds
+from mdservice.polling import PollSchedule
+from mdservice.report import foreign_report, is_finished, overall_result, progress_of, queue_seconds, scan_seconds
 from mdservice.resume import ENDED_UNSCANNED, Wanted, reuse_problem
 
-# Of the time a Core is given, this share (at most CANCEL_TIMEOUT s) is kept for canceling a scan given up on.
-CANCEL_SHARE = 0.1
-CANCEL_TIMEOUT = 1.0
-# On the last Core, where a running scan is left for the retry, only this share (at most this many s) is kept.
-LEAVE_CANCEL_SHARE = 0.025
-LEAVE_CANCEL_TIMEOUT = 0.25
-# The last poll is only sent while this share of the time (at most LAST_POLL_TIME s) is left for its answer; once
-# Core has answered a poll of the scan, ANSWER_FACTOR times its slowest answer so far (at least LAST_POLL_FLOOR s)
-# is enough: a Core nearby is asked until just before the deadline, so a failing attempt too uses all its time (the
-# floor covers a busy host's scheduling delays and a finished report that takes longer to send).
+# Timing, in seconds (a Core nearby answers in milliseconds; the service timeout is a minute by default).
+# - Canceling: a file still queued on Core when the polls end is canceled; LEAVE_SHARE of the Core's time (at most
+#   LEAVE_TIME s) is kept for that.
+LEAVE_SHARE = 0.025
+LEAVE_TIME = 0.25
+# - The last poll: sent while LAST_POLL_SHARE of the time (at most LAST_POLL_TIME) is left for its answer; once Core
+#   has answered a poll of the scan, ANSWER_FACTOR times its slowest answer (at least LAST_POLL_FLOOR, for a busy
+#   host's scheduling delays and a finished report that takes longer to send) is enough.
 LAST_POLL_SHARE = 0.05
 LAST_POLL_TIME = 0.5
 ANSWER_FACTOR = 3.0
 LAST_POLL_FLOOR = 0.1
-# The next task's candidate Cores are asked this long before the poll expected to find the scan finished: time
-# for the answers of a Core across a network to be in when that task arrives, which is soon after that poll.
-NEARLY_DONE_LEAD = 0.1
-# A file still waiting in Core's queue this long after the upload has the pool read that Core's queue, so that a
-# task that cannot finish in time can say how full the Core is.
+# - Waiting in Core's queue: after QUEUED_NOTICE the pool reads that Core's queue (so a task that cannot finish in
+#   time can say how full it was), and every DUPLICATE_CHECK an earlier copy's finished scan is looked for.
 QUEUED_NOTICE = 1.0
+DUPLICATE_CHECK = 1.0
+# - A look-up of an earlier scan only saves work: a slower answer is not waited for.
+LOOKUP_TIMEOUT = 1.0
+# - A result held back under overload (see hold_if_saturated) is returned this long before the deadline.
+HOLD_MARGIN = 0.2
 OVERLOAD_ADVICE = ("Files come faster than the Cores can scan them: lower the service's instance limit in "
                    "Assemblyline (its licence count), add Cores, or raise the service timeout.")
-# While our file waits in Core's queue, an earlier copy's finished scan is looked for this often (in seconds).
-DUPLICATE_CHECK = 1.0
-# The most a look-up of an earlier scan may take: it only saves work, so a slow answer is not waited for.
-LOOKUP_TIMEOUT = 1.0
-# A result held back under overload (see hold_if_saturated) is returned this long before the deadline.
-HOLD_MARGIN = 0.2
 
 
 @dataclass(frozen=True)
@@ -92,36 +87,80 @@ class Clock:
     wall: Callable[[], datetime] = partial(datetime.now, UTC)
 
 
-def scan_file(pool: NodePool, job: ScanJob, deadline: float, clock: Clock | None = None) -> ScanResult:
-    """Scan `job` on the pool's Cores in `attempt_order` until one finishes it before `deadline` (monotonic).
+@dataclass(frozen=True)
+class Span:
+    """The time one Core has for the file: polls end at `polls_end`, the attempt at `deadline` (the rest is kept for
+    canceling a file still queued then). A Core that hangs for `hang_limit` s (a request unanswered, or our scan's
+    progress unmoved) has failed: while other Cores remain, that is half of the time left when it got the file, so
+    that they still have time. `leave`: a scan still running at the end is left on Core for a later attempt."""
 
-    Each Core gets half of the time left while other Cores remain untried, the last one all of it. A scan still
-    running on the last Core at the deadline is left there for a later attempt to take over.
+    deadline: float
+    polls_end: float
+    hang_limit: float
+    leave: bool
+
+    def request_time(self, now: float) -> float:
+        """The most the next request to Core may take from `now`."""
+        return min(self.polls_end - now, self.hang_limit)
+
+
+def span_for(now: float, deadline: float, others: bool, leave: bool) -> Span:
+    """The Span of a Core given the file at `now`: all the time to `deadline`; it hangs after half of it while
+    `others` (other Cores) remain untried."""
+    budget = deadline - now
+    polls_end = deadline - min(LEAVE_TIME, LEAVE_SHARE * budget)
+    return Span(deadline, polls_end, budget / 2 if others else math.inf, leave)
+
+
+def scan_file(pool: NodePool, job: ScanJob, deadline: float, clock: Clock | None = None) -> ScanResult:
+    """Scan `job` on the pool's Cores by `deadline` (monotonic): an earlier scan of the file any healthy Core has, else
+    an upload to the Core where it will finish soonest (`pool.attempt_order`).
+
+    The chosen Core keeps the file for the whole time: a busy Core is not a failed one. Only a failure (an error, a
+    lost or stuck scan, a Core that hangs for half of the time left) moves the file to the next Core. A scan still
+    running at the deadline is left there for a later attempt to take over.
     """
     clock = clock or Clock()
     order = pool.attempt_order()
     if not order:
         reasons = "; ".join(node.not_ready for node in pool.nodes)
         raise RecoverableError(f"No MetaDefender Core is ready to scan, Assemblyline will retry: {reasons}")
+    look_up = partial(find_earlier, order, job, deadline, clock) if job.resumable else None
+    earlier = look_up() if look_up else None
+    if earlier is not None and is_finished(earlier.report):
+        pool.record_scan(earlier.node, 0.0, resumed=True)
+        return earlier
+    if earlier is not None:
+        order = [earlier.node] + [node for node in order if node is not earlier.node]
     errors: list[tuple[CoreNode, CoreError, float]] = []
     for position, node in enumerate(order):
-        remaining = deadline - clock.now()
-        if remaining <= 0:
-            break
-        last = position == len(order) - 1
         started = clock.now()
-        until = started + (remaining if last else remaining / 2)
+        if started >= deadline:
+            break
+        others = position < len(order) - 1
+        span = span_for(started, deadline, others, job.resumable)
+        taken_over = earlier if earlier is not None and earlier.node is node else None
         try:
-            result = scan_on_node(node, job, (until, last and job.resumable), clock, pool.watch(node))
+            result = scan_on_node(node, job, span, clock, pool.watch(node), taken_over, look_up)
         except CoreError as exc:
             pool.record_failure(node, exc, clock.now() - started)
-            errors.append((node, exc, until - started))
-            if not last:
+            errors.append((node, exc, deadline - started))
+            if isinstance(exc, CoreBusy) and exc.data_id:  # Core kept our file to the end: no time is left
+                break
+            if others:
                 pool.log.warning(f"Failing over from {node.name} to {order[position + 1].name}: {exc}")
             continue
-        pool.record_scan(node, clock.now() - started, queue_seconds(result.report), result.resumed)
+        pool.record_scan(result.node, clock.now() - started, _waited(result.report, clock.now() - started),
+                         result.resumed)
         return result
     raise _final_error(pool, order, errors)
+
+
+def _waited(report: dict, seconds: float) -> float:
+    """Of the `seconds` a scan took us, those Core did not spend on the file (waiting in its queue, and until our poll
+    saw the end): by the time Core says it worked on it, else by the wait in the queue it reports."""
+    worked = scan_seconds(report)
+    return seconds - worked if worked is not None else queue_seconds(report)
 
 
 def hold_if_saturated(pool: NodePool, result: ScanResult, deadline: float, clock: Clock | None = None) -> None:
@@ -133,41 +172,32 @@ def hold_if_saturated(pool: NodePool, result: ScanResult, deadline: float, clock
         clock.sleep(max(0.0, until - clock.now()))
 
 
-def scan_on_node(node: CoreNode, job: ScanJob, end: tuple[float, bool], clock: Clock, watch) -> ScanResult:
-    """Take over a scan of this file Core already has, else upload it, and poll until Core is done, by `end` =
-    (deadline, whether a scan still running then is left on Core for a later attempt). A CoreError when Core could
-    not.
+def scan_on_node(node: CoreNode, job: ScanJob, span: Span, clock: Clock, watch,
+                 earlier: ScanResult | None = None, look_up: Callable[[], ScanResult | None] | None = None
+                 ) -> ScanResult:
+    """Follow the `earlier` scan of this file Core has (unfinished; sent again if Core lost it), else upload the file,
+    and poll until Core is done, within `span`. A CoreError when Core could not.
 
-    `watch.nearly_done()` is called once, NEARLY_DONE_LEAD s before the poll that is timed to find the scan finished;
-    `watch.queued()` once our file has waited in Core's queue for a while. A scan we sent and give up on is canceled,
-    and that too is over by the deadline, unless it is running and may be left: a later attempt takes it over. A file
-    still waiting in the queue is not left: nothing says a later attempt will come (a file has 3), nor that Core will
-    show it that scan (whether Core's hash look-up shows unfinished scans is not documented); left there, it would
-    wait for nobody or be scanned twice. A scan we took over is never canceled: another attempt may wait on it.
+    `watch.queued()` is called once our file has waited in Core's queue for a while, `look_up()` (see find_earlier)
+    every DUPLICATE_CHECK s while it waits. A scan we sent and give up on is canceled, and that too is over by the
+    deadline, unless it is running and `span.leave`: a later attempt takes it over. A file still waiting in the queue
+    is not left: nothing says a later attempt will come (a file has 3), nor that Core will show it that scan (whether
+    Core's hash look-up shows unfinished scans is not documented); left there, it would wait for nobody or be scanned
+    twice. A scan we took over is never canceled: another attempt may wait on it.
     """
-    deadline, leave = end
-    budget = deadline - clock.now()
-    # On the last Core the polls go on as long as they can (under overload every second of an attempt counts): only
-    # a little time is kept, for canceling a file still queued at the end.
-    share, most = (LEAVE_CANCEL_SHARE, LEAVE_CANCEL_TIMEOUT) if leave else (CANCEL_SHARE, CANCEL_TIMEOUT)
-    reserve = min(most, share * budget)
-    polls_end = deadline - reserve
     if node.engines is None:
-        node.read_engines(clock.now(), timeout=min(PROBE_TIMEOUT, polls_end - clock.now()))
+        node.read_engines(clock.now(), timeout=min(PROBE_TIMEOUT, span.request_time(clock.now())))
     _check_size(node, job)
-    previous = find_previous(node, job, polls_end - clock.now(), clock.wall()) if job.resumable else None
-    if previous is not None and is_finished(previous.report):
-        return previous
-    if previous is not None:
+    if earlier is not None:
         try:
-            return _follow(node, job, previous.data_id, (deadline, polls_end, leave), clock, watch, True)
+            return _follow(node, job, earlier.data_id, span, clock, watch, resumed=True)
         except CoreError as exc:
-            if not exc.lost or polls_end <= clock.now():
+            if not exc.lost or span.polls_end <= clock.now():
                 raise
             watch.log.info(f"{node.name}: {exc}; sending the file again")
     data_id = node.client.upload(job.path, job.filename, job.rule, job.archive_password,
-                                 timeout=polls_end - clock.now())
-    return _follow(node, job, data_id, (deadline, polls_end, leave), clock, watch, False)
+                                 timeout=span.request_time(clock.now()))
+    return _follow(node, job, data_id, span, clock, watch, resumed=False, look_up=look_up)
 
 
 def _check_size(node: CoreNode, job: ScanJob) -> None:
@@ -178,6 +208,20 @@ def _check_size(node: CoreNode, job: ScanJob) -> None:
         raise CoreError(f"{node.name}: the file ({size} bytes) is larger than the {limit} bytes Core's rule {rule!r} "
                         "takes (its max_file_size); raise the limit in Core's workflow settings", permanent=True,
                         node_fault=False)
+
+
+def find_earlier(nodes: list[CoreNode], job: ScanJob, deadline: float, clock: Clock) -> ScanResult | None:
+    """The first scan of this file, in the order of `nodes` (the healthy ones), that may stand for the task (see
+    `find_previous`), or None. Asking every Core finds the scan an earlier attempt left wherever it went, on a Core
+    back from an outage too."""
+    for node in nodes:
+        timeout = deadline - clock.now()
+        if timeout <= 0:
+            return None
+        found = None if node.failed else find_previous(node, job, timeout, clock.wall())
+        if found is not None:
+            return found
+    return None
 
 
 def find_previous(node: CoreNode, job: ScanJob, timeout: float, now: datetime) -> ScanResult | None:
@@ -202,26 +246,23 @@ def find_previous(node: CoreNode, job: ScanJob, timeout: float, now: datetime) -
     return ScanResult(node, report["data_id"], report, resumed=True)
 
 
-def _follow(node: CoreNode, job: ScanJob, data_id: str, end: tuple[float, float, bool], clock: Clock, watch,
-            resumed: bool) -> ScanResult:
-    """Poll `data_id` (one we sent, or took over when `resumed`) until finished; `end` = (deadline, when polls end,
-    whether a running scan may be left on Core)."""
-    deadline, polls_end, leave = end
+def _follow(node: CoreNode, job: ScanJob, data_id: str, span: Span, clock: Clock, watch, resumed: bool,
+            look_up: Callable[[], ScanResult | None] | None = None) -> ScanResult:
+    """Poll `data_id` (one we sent, or took over when `resumed`) until finished, within `span`; a finished earlier
+    scan `look_up` finds meanwhile stands for ours (ours is then canceled)."""
     try:
-        last_poll = min(LAST_POLL_TIME, LAST_POLL_SHARE * (deadline - clock.now()))
+        last_poll = min(LAST_POLL_TIME, LAST_POLL_SHARE * (span.deadline - clock.now()))
         # A file sent without a rule tells, in any report, the name of the rule Core applies then.
         learn = node.learn_default_rule if not (job.rule or resumed) else None
-        earlier = None if resumed or not job.resumable else \
-            (lambda: find_previous(node, job, polls_end - clock.now(), clock.wall()))
-        report = _poll_until_finished(node, data_id, (polls_end, last_poll), clock, watch, (learn, earlier))
+        report = _poll_until_finished(node, data_id, span, last_poll, clock, watch, learn=learn, look_up=look_up)
         if isinstance(report, ScanResult):  # an earlier attempt's scan of the file finished while ours waited
-            _cancel_quietly(node, data_id, deadline - clock.now())
+            _cancel_quietly(node, data_id, span.deadline - clock.now())
             return report
         _check_complete(node, data_id, report, job)
     except CoreError as exc:
-        left = isinstance(exc, CoreBusy) and leave and not exc.queued
+        left = isinstance(exc, CoreBusy) and span.leave and not exc.queued
         if not (resumed or left):
-            _cancel_quietly(node, data_id, deadline - clock.now())
+            _cancel_quietly(node, data_id, span.deadline - clock.now())
         raise
     return ScanResult(node, data_id, report, resumed)
 
@@ -237,33 +278,30 @@ def _check_complete(node: CoreNode, data_id: str, report: dict, job: ScanJob) ->
                         node_fault=False, lost=True)
 
 
-def _poll_until_finished(node: CoreNode, data_id: str, end: tuple[float, float], clock: Clock, watch,
-                         hooks: tuple[Callable | None, Callable | None]) -> dict | ScanResult:
-    """Poll `data_id` until its report is finished; `end` = (when polling ends, the most time kept for the last poll's
-    answer: see LAST_POLL_SHARE).
+def _poll_until_finished(node: CoreNode, data_id: str, span: Span, last_poll: float, clock: Clock, watch,
+                         learn: Callable[[dict], None] | None = None,
+                         look_up: Callable[[], ScanResult | None] | None = None) -> dict | ScanResult:
+    """Poll `data_id` until its report is finished, by `span.polls_end`; `last_poll`: the most time kept for the last
+    poll's answer (see LAST_POLL_SHARE).
 
-    `hooks` = (shown every report, or None; asked every DUPLICATE_CHECK s while our file waits in Core's queue for
-    an earlier attempt's scan of the file, or None): a Core whose look-up hides unfinished scans gets a second copy
-    from a retry, and the first copy's result, once in, is returned instead (a ScanResult) of waiting behind it.
-    The last poll is sent as late as its answer can still come in time; a CoreBusy says where our file stood then.
+    `learn` is shown every report; `look_up` is asked every DUPLICATE_CHECK s while our file waits in Core's queue:
+    a Core whose look-up hides unfinished scans gets a second copy from a retry, and the first copy's result, once in,
+    is returned instead (a ScanResult) of waiting behind it. The last poll is sent as late as its answer can still
+    come in time; a CoreBusy says where our file stood then.
     """
-    polls_end, last_poll = end
-    learn, earlier = hooks
     schedule = PollSchedule(clock.now())
     delay, progress, report, next_check, slowest = schedule.first_delay(), None, None, DUPLICATE_CHECK, 0.0
     while True:
+        if schedule.stuck_seconds(clock.now()) >= span.hang_limit:
+            raise _unfinished(node, data_id, clock.now() - schedule.uploaded_at, progress, schedule)
         keep = last_poll if report is None else min(last_poll, max(LAST_POLL_FLOOR, ANSWER_FACTOR * slowest))
-        wait = min(delay, polls_end - keep - clock.now())
+        wait = min(delay, span.polls_end - keep - clock.now())
         # A last poll brought forward to fit the time left is not worth it for a scan whose progress is stuck.
         if wait <= 0 or (wait < delay and schedule.is_stuck(clock.now())):
             raise _unfinished(node, data_id, clock.now() - schedule.uploaded_at, progress, schedule)
-        if schedule.expects_finish and not watch.told_nearly_done:
-            clock.sleep(max(0.0, wait - NEARLY_DONE_LEAD))
-            watch.nearly_done()
-            wait = min(wait, NEARLY_DONE_LEAD)
         clock.sleep(wait)
         asked = clock.now()
-        report = _poll(node, data_id, polls_end - asked, report is not None, progress)
+        report = _poll(node, data_id, span, asked, report is not None, progress)
         slowest = max(slowest, clock.now() - asked)
         if learn:
             learn(report)
@@ -272,21 +310,23 @@ def _poll_until_finished(node: CoreNode, data_id: str, end: tuple[float, float],
         progress, waited = progress_of(report), clock.now() - schedule.uploaded_at
         if not progress and waited >= QUEUED_NOTICE:
             watch.queued()
-        if not progress and earlier and waited >= next_check:
-            found, next_check = earlier(), waited + DUPLICATE_CHECK
+        if not progress and look_up and waited >= next_check:
+            found, next_check = look_up(), waited + DUPLICATE_CHECK
             if found is not None and found.data_id != data_id and is_finished(found.report):
                 return found
         delay = schedule.next_delay(clock.now(), progress)
 
 
-def _poll(node: CoreNode, data_id: str, timeout: float, seen: bool, progress: float | None) -> dict:
-    """One poll. A Core that has answered about this scan before and is now too slow to answer is busy (CoreBusy)."""
+def _poll(node: CoreNode, data_id: str, span: Span, now: float, seen: bool, progress: float | None) -> dict:
+    """One poll. A Core that has answered about this scan before and is too slow to answer by the end of the polls is
+    busy (CoreBusy); one that hangs for `span.hang_limit` has failed."""
     try:
-        return node.client.get_report(data_id, timeout=timeout)
+        return node.client.get_report(data_id, timeout=span.request_time(now))
     except CoreTimeout as exc:
-        if not seen:
+        if not seen or span.hang_limit < span.polls_end - now:
             raise
-        raise CoreBusy(f"{exc}, with the file {_where(progress)} (data id {data_id})", queued=not progress) from None
+        raise CoreBusy(f"{exc}, with the file {_where(progress)} (data id {data_id})", queued=not progress,
+                       data_id=data_id) from None
 
 
 def _where(progress: float | None) -> str:
@@ -300,8 +340,9 @@ def _unfinished(node: CoreNode, data_id: str, waited: float, progress: float | N
     take it over), a plain CoreError when its progress is stuck (a later attempt should not wait on that scan)."""
     text = f"{node.name} still had the file {_where(progress)} {waited:.1f} s after it was sent (data id {data_id})"
     if schedule.is_stuck(schedule.uploaded_at + waited):
-        return CoreError(f"{text}, its progress stuck for {STALLED:g} s or more")
-    return CoreBusy(text, queued=not progress)
+        stuck = schedule.stuck_seconds(schedule.uploaded_at + waited)
+        return CoreError(f"{text}, its progress stuck for {stuck:.1f} s")
+    return CoreBusy(text, queued=not progress, data_id=data_id)
 
 
 def _cancel_quietly(node: CoreNode, data_id: str, timeout: float) -> None:

@@ -135,6 +135,7 @@ class FakeClient:
         return {"data_id": data_id, "file_info": file_info,
                 "scan_results": {"progress_percentage": progress, "scan_details": {"ClamAV": {"scan_result_i": 0}}},
                 "process_info": {"progress_percentage": progress, "queue_time": int(1000 * self.waits[data_id]),
+                                 "processing_time": int(1000 * min(max(0.0, elapsed), self.scan_seconds)),
                                  "profile": rule, **({"outdated_data": self.outdated} if self.outdated else {})}}
 
     def find_scan(self, sha256, rule="", timeout=None):

@@ -64,8 +64,8 @@ def test_node_down_at_start_is_skipped_then_rejoins_when_back(emulator, tmp_path
     assert uploads(emulator)[0] == 0 and sum(uploads(emulator)) == 6
     emulator.nodes[0].clear_fault("down")
     time.sleep(5.2)
-    for i in range(6):
-        assert_detected(scan(service, tmp_path, EICAR + str(i), name=f"back{i}"))
+    for i in range(6):  # new files: the first six would be taken from the scans the Cores already have
+        assert_detected(scan(service, tmp_path, f"{EICAR} back {i}", name=f"back{i}"))
     assert uploads(emulator)[0] >= 1
 
 

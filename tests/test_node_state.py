@@ -1,17 +1,22 @@
 """A Core's health and pace as plain values: what a failure, a scan, a slow file and a passed turn make of them."""
 
+import math
+
 import pytest
 
-from mdservice.client import CoreBusy, CoreError
+from mdservice.client import CoreBusy, CoreClient, CoreError
 from mdservice.nodes import (
     BACKOFF_MAX,
     BACKOFF_START,
     MAX_SKIP_TURNS,
     SPEED_MEMORY,
+    CoreNode,
     Health,
+    Load,
     Pace,
     backoff,
-    relative_pace,
+    finish_seconds,
+    sooner_of,
 )
 
 
@@ -45,16 +50,37 @@ def test_slow_files_in_a_row_add_turns_to_sit_out_and_one_within_the_limit_ends_
 
 def test_a_scans_time_leaves_out_its_wait_in_the_queue_and_is_trusted_for_a_while():
     pace = Pace().after_scan(seconds=8.0, queued=6.0, now=100.0)
-    assert (pace.scan_seconds, pace.began, pace.ended) == (2.0, 92.0, 100.0)
+    assert (pace.scan_seconds, pace.ended) == (2.0, 100.0)
     assert pace.recent_seconds(100.0 + SPEED_MEMORY - 1) == 2.0
     assert pace.recent_seconds(100.0 + SPEED_MEMORY) == 0.0 == Pace().recent_seconds(100.0)
 
 
-@pytest.mark.parametrize(("seconds", "fastest", "expected"), [
-    (0.0, 0.0, 1.0),  # no scan to go by
-    (4.0, 0.5, 1.0),  # within max_md_scan_time
-    (8.0, 5.0, 1.0),  # over it, but not twice the fastest
-    (12.0, 3.0, 4.0),
+@pytest.mark.parametrize(("load", "per_file", "expected"), [
+    (Load(0, 1), 2.0, 2.0),  # idle: its own scan
+    (Load(1, 1), 2.0, 4.0),  # one file ahead in the only slot
+    (Load(1, 2), 3.0, 3.0),  # a slot free
+    (Load(3, 2), 2.0, 4.0),  # two files waiting for two slots
+    (Load(math.inf), 1.0, math.inf),  # did not answer in time
 ])
-def test_only_a_clearly_slow_scan_counts_against_a_core(seconds, fastest, expected):
-    assert relative_pace(seconds, fastest, max_scan_time=5.0) == expected
+def test_a_file_finishes_after_the_files_ahead_of_it_per_slot_and_its_own_scan(load, per_file, expected):
+    assert finish_seconds(load, per_file) == expected
+
+
+def core_with_pace(name: str, seconds: float) -> CoreNode:
+    node = CoreNode(CoreClient(f"http://{name}:8008/"), 4)
+    node.pace = Pace().after_scan(seconds, queued=0.0, now=100.0) if seconds else Pace()
+    return node
+
+
+@pytest.mark.parametrize(("paces", "queues", "chosen"), [
+    ((2.0, 3.0), (0, 0), "turn"),  # the turn's Core is the sooner one
+    ((3.0, 2.0), (0, 0), "other"),  # 2 s against 3 s: clearly sooner
+    ((2.0, 2.2), (0, 0), "turn"),  # within the 1.2 margin: the turn's Core
+    ((2.0, 2.0), (1, 0), "other"),  # 4 s against 2 s
+    ((2.0, 0.0), (1, 0), "other"),  # the other's pace unknown: taken as the turn's
+    ((0.0, 0.0), (0, 0), "turn"),  # nothing known
+])
+def test_the_file_goes_to_the_other_core_only_when_it_finishes_clearly_sooner_there(paces, queues, chosen):
+    turn, other = core_with_pace("turn", paces[0]), core_with_pace("other", paces[1])
+    loads = {turn: Load(queues[0]), other: Load(queues[1])}
+    assert sooner_of(turn, other, loads, now=101.0) is {"turn": turn, "other": other}[chosen]
