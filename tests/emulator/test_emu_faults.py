@@ -185,7 +185,7 @@ def _refuses(core) -> bool:
 
 
 def test_an_outage_refuses_connections_after_the_first_upload_then_keeps_the_scans(start_emulator, client):
-    emulator = start_emulator(scan_seconds=0.1, outages={0: (0.0, 2.0)})
+    emulator = start_emulator(scan_seconds=0.1, outages={0: (0.5, 2.0)})
     core = client(emulator.urls[0])
     data_id = core.submit(b"a file")
     _until(lambda: _refuses(client(core.base_url)))
