@@ -216,6 +216,7 @@ def _follow(node: CoreNode, job: ScanJob, data_id: str, end: tuple[float, float,
         report = _poll_until_finished(node, data_id, (polls_end, last_poll), clock, watch, (learn, earlier))
         if isinstance(report, ScanResult):  # an earlier attempt's scan of the file finished while ours waited
             _cancel_quietly(node, data_id, deadline - clock.now())
+            watch.left_queue()  # whether Core is full is then read afresh, without our copy
             return report
         _check_complete(node, data_id, report, job)
     except CoreError as exc:
