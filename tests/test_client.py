@@ -233,3 +233,31 @@ def test_core_5s_free_slots_decide_the_slot_count_and_cpu_cores_is_the_fallback(
     free = details.get("available_slots")
     as_slots = isinstance(free, int) and status["scan_queue"] + free < details.get("total_scan_queue", float("inf"))
     assert (load.queue < load.slots) is (free > 0 if as_slots else load.queue < status["cpu_cores"])
+
+
+SHA256 = "275a021bbfb6489e54d471899f7db9d1663fc695ec2fe2a2c4538aabf651fd0f"
+
+
+def earlier_report(data_id) -> dict:
+    return {"data_id": data_id, "file_info": {"sha256": SHA256},
+            "scan_results": {"progress_percentage": 100, "scan_details": {"ClamAV": {"scan_result_i": 0}}},
+            "process_info": {"progress_percentage": 100, "profile": "File scan"}}
+
+
+@pytest.mark.parametrize("status", [404, 200])  # OPSWAT: {"<HASH>": "Not Found"}; some versions answer it with 200
+def test_a_hash_core_has_not_scanned_is_no_earlier_scan(requests_mock, status):
+    requests_mock.get(BASE + f"hash/{SHA256}", status_code=status, json={SHA256.upper(): "Not Found"})
+    assert CoreClient(BASE).find_scan(SHA256) is None
+
+
+def test_an_earlier_scan_is_looked_up_by_sha256_under_the_url_encoded_rule(requests_mock):
+    requests_mock.get(BASE + f"hash/{SHA256}", json=earlier_report("0123abcd"))
+    assert CoreClient(BASE).find_scan(SHA256, rule="Multiscan & CDR") == earlier_report("0123abcd")
+    assert requests_mock.last_request.headers["rule"] == "Multiscan%20%26%20CDR"
+
+
+@pytest.mark.parametrize("data_id", ["../stat/nodes", "x" * 65, "", "id with space", 42, None, KEY[3:13]])
+def test_an_earlier_scan_whose_data_id_is_not_cores_form_or_holds_a_piece_of_the_key_is_not_taken(requests_mock,
+                                                                                                  data_id):
+    requests_mock.get(BASE + f"hash/{SHA256}", json=earlier_report(data_id))
+    assert CoreClient(BASE, api_key=KEY).find_scan(SHA256) is None

@@ -6,8 +6,11 @@ ends in Assemblyline's error, never a result and never a crash of another kind).
 
 from __future__ import annotations
 
+import hashlib
 import io
 import json
+import re
+from datetime import UTC, datetime
 from urllib.parse import unquote
 
 import pytest
@@ -232,3 +235,28 @@ def test_hostile_file_names_through_the_service(core, sample, tmp_path, name):
     upload = next(r for r in core.request_history if r.method == "POST")
     shown = sent_filename(upload)
     assert len(shown) <= MAX_FILENAME_CHARS and shown.endswith(name[-4:].replace("\n", "_"))
+
+
+# --- earlier scans (GET hash/{sha256}) -----------------------------------------------------------------------------
+
+def earlier_scan(path: str, data_id) -> dict:
+    """A finished, sanitized scan of the file at `path` under rule "File scan", made a moment ago, with `data_id`."""
+    report = finished_report(CLAMAV_EICAR, actions_ran="Sanitized", data_id=data_id)
+    report["file_info"] = {"sha256": hashlib.sha256(open(path, "rb").read()).hexdigest(),
+                           "upload_timestamp": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.000Z")}
+    report["process_info"]["profile"] = "File scan"
+    return report
+
+
+@pytest.mark.parametrize(("data_id", "uploads"), [("0123abcd", 0), ("../../admin", 1), (KEY[8:20], 1)],
+                         ids=["Core's form", "a path", "a piece of the key"])
+def test_an_earlier_scan_is_taken_only_with_a_data_id_of_cores_form(core, sample, tmp_path, data_id, uploads):
+    core.get(re.compile(re.escape(CORE) + "hash/"), json=earlier_scan(sample, data_id))
+    core.get(CORE + "file/converted/0123abcd", content=b"sanitized")
+    core.get(CORE + "file/converted/d1", content=b"sanitized")
+    kind, result, _ = run_task(started({"rule": "File scan", "fetch_sanitized_file": True}), sample, str(tmp_path))
+    assert kind == "result" and result.result.sections[1].title_text == "ClamAV identified the file as " \
+                                                                        "Eicar-Test-Signature"
+    assert [r.path for r in core.request_history if r.method == "POST"] == ["/file"] * uploads
+    if uploads:
+        assert not [r.path for r in core.request_history if data_id in r.path], "a hostile data id reached a URL"
