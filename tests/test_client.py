@@ -128,13 +128,6 @@ def test_upload_answer_without_usable_data_id_is_an_error(requests_mock, sample,
         CoreClient(BASE).upload(sample, "a")
 
 
-def test_oversized_answer_is_cut_off(requests_mock, monkeypatch):
-    monkeypatch.setattr("mdservice.client.REPORT_MAX_BYTES", 1000)
-    requests_mock.get(BASE + "file/d1", text='{"pad": "' + "x" * 5000 + '"}')
-    with pytest.raises(CoreError, match="more than"):
-        CoreClient(BASE).get_report("d1")
-
-
 def test_redirects_are_not_followed(requests_mock):
     requests_mock.get(BASE + "stat/engines", status_code=302, headers={"Location": "http://elsewhere/steal"})
     requests_mock.get("http://elsewhere/steal", json=[])
