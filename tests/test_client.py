@@ -209,23 +209,30 @@ def test_unreadable_scan_queue_is_an_error_but_not_a_core_fault(requests_mock, b
     assert not caught.value.node_fault
 
 
-@pytest.mark.parametrize(("status", "slots"), [
-    ({"scan_queue": 3, "cpu_cores": 16, "scan_queue_details": {"available_slots": 1}}, 4),
-    ({"scan_queue": 10, "cpu_cores": 16, "scan_queue_details": {"available_slots": 0, "total_scan_queue": 500}}, 10),
-    ({"scan_queue": 3, "cpu_cores": 16, "scan_queue_details": {"available_slots": "x"}}, 16),
-    # Free places that fill the whole queue with its files are queue places, not slots: cpu_cores decides.
-    ({"scan_queue": 3, "cpu_cores": 16, "scan_queue_details": {"available_slots": 497, "total_scan_queue": 500}}, 16),
-    ({"scan_queue": 3, "cpu_cores": 16, "scan_queue_details": []}, 16),
-])
-def test_core_5s_free_slots_decide_the_slot_count_and_cpu_cores_is_the_fallback(requests_mock, status, slots):
+# (one node's status, the files it scans at once, whether a file sent now finds a free slot). Core 5's
+# available_slots are free slots now (README); free places that fill Core's whole queue with its files are places in
+# the queue, not slots (OPSWAT's Helm chart: an idle Core shows 500 of 500 available), and older Cores only give
+# cpu_cores.
+SLOT_CASES = [
+    ({"scan_queue": 3, "cpu_cores": 16, "scan_queue_details": {"available_slots": 1}}, 4, True),
+    ({"scan_queue": 10, "cpu_cores": 16, "scan_queue_details": {"available_slots": 0, "total_scan_queue": 500}}, 10,
+     False),
+    ({"scan_queue": 3, "cpu_cores": 16, "scan_queue_details": {"available_slots": "x"}}, 16, True),
+    ({"scan_queue": 3, "cpu_cores": 16, "scan_queue_details": {"available_slots": 497, "total_scan_queue": 500}}, 16,
+     True),
+    ({"scan_queue": 3, "cpu_cores": 16, "scan_queue_details": []}, 16, True),
+    # No free slot: at most as many files scan as it has (and no more than its CPU count).
+    ({"scan_queue": 20, "cpu_cores": 16, "scan_queue_details": {"available_slots": 0}}, 16, False),
+    ({"scan_queue": 20, "cpu_cores": 16}, 16, False),
+]
+
+
+@pytest.mark.parametrize(("status", "slots", "free"), SLOT_CASES)
+def test_core_5s_free_slots_decide_the_slot_count_and_cpu_cores_is_the_fallback(requests_mock, status, slots, free):
     requests_mock.get(BASE + "stat/nodes", json=[{"statuses": [status]}])
     load = CoreClient(BASE).get_load()
-    assert load.slots == slots
-    # A file sent now finds a free slot exactly when Core said one was free (or, without the field, by cpu_cores).
-    details = status["scan_queue_details"] if isinstance(status["scan_queue_details"], dict) else {}
-    free = details.get("available_slots")
-    as_slots = isinstance(free, int) and status["scan_queue"] + free < details.get("total_scan_queue", float("inf"))
-    assert (load.queue < load.slots) is (free > 0 if as_slots else load.queue < status["cpu_cores"])
+    assert load == (status["scan_queue"], slots)
+    assert (load.queue < load.slots) is free
 
 
 SHA256 = "275a021bbfb6489e54d471899f7db9d1663fc695ec2fe2a2c4538aabf651fd0f"
