@@ -28,10 +28,12 @@ from test_report import (
 )
 
 from mdservice.config import AvConfig
-from mdservice.report import MAX_CVES, MAX_PRODUCTS, TITLE_VULNERABILITIES, ResultOptions, build_result
+from mdservice.report import TITLE_VULNERABILITIES, ResultOptions, build_result
 
 HEUR_KEYS = AvConfig(heuristic_name_keys=("HEUR:", "Heur.", "not-a-virus"))
 SUMMARY_KEYS = ["engines_flagged", "engines_with_verdict", "engines_failed"]
+# README: at most 100 CVE ids per product, 10 products.
+MAX_CVES, MAX_PRODUCTS = 100, 10
 
 
 def heuristic_tags(sec) -> list[str]:
