@@ -221,6 +221,10 @@ class ScanWatch:
             self.told_queued = True
             self.pool.gauge.ask([self.node])
 
+    def left_queue(self) -> None:
+        """Our file left the Core's queue (we canceled it): a queue reading taken before counts it, so none is kept."""
+        self.pool.gauge.forget(self.node)
+
 
 class NodePool:
     """The Cores of `base_url`, handed out round-robin from a random start."""

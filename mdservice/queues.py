@@ -112,6 +112,11 @@ class QueueGauge:
                     del self._latest[node]
         return found
 
+    def forget(self, node: Gauged) -> None:
+        """Drop the latest reading of `node`: its queue changed since (we took a file out), so it is asked afresh."""
+        with self._lock:
+            self._latest.pop(node, None)
+
     def close(self) -> None:
         """Ask nothing more; requests still out end on their own within QUEUE_TIMEOUT (daemon threads)."""
         with self._lock:

@@ -12,6 +12,7 @@ import math
 import re
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from itertools import islice
 
 from assemblyline.odm.base import construct_safe
 from assemblyline.odm.models.tagging import Tagging
@@ -507,7 +508,7 @@ def vulnerability_section(report: dict) -> ResultSection | None:
     `vulnerability_info.result` is one object in the OpenAPI spec; a list of them, or the correctly spelled
     `vulnerabilities`, is read the same. Only products with at least one listed vulnerability are shown.
     """
-    products = [p for p in map(_vulnerable_product, _vulnerability_results(report)) if p][:MAX_PRODUCTS]
+    products = list(islice(filter(None, map(_vulnerable_product, _vulnerability_results(report))), MAX_PRODUCTS))
     if not products:
         return None
     section = ResultTextSection(TITLE_VULNERABILITIES)
@@ -525,7 +526,7 @@ def _vulnerability_results(report: dict) -> list[dict]:
     info = report.get("vulnerability_info") if isinstance(report, dict) else None
     results = info.get("result", info) if isinstance(info, dict) else info
     results = results if isinstance(results, list) else [results]
-    return [r for r in results[:MAX_PRODUCTS] if isinstance(r, dict)]
+    return [r for r in results if isinstance(r, dict)]
 
 
 def _vulnerable_product(result: dict) -> tuple[str, dict, list[str]] | None:

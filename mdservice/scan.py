@@ -257,6 +257,7 @@ def _follow(node: CoreNode, job: ScanJob, data_id: str, span: Span, clock: Clock
         report = _poll_until_finished(node, data_id, span, last_poll, clock, watch, learn=learn, look_up=look_up)
         if isinstance(report, ScanResult):  # an earlier attempt's scan of the file finished while ours waited
             _cancel_quietly(node, data_id, span.deadline - clock.now())
+            watch.left_queue()  # whether Core is full is then read afresh, without our copy
             return report
         _check_complete(node, data_id, report, job)
     except CoreError as exc:

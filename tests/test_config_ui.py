@@ -10,13 +10,14 @@ import math
 
 import pytest
 
-from mdservice.config import MAX_MIN_ENGINES, MAX_REQUEST_TIMEOUT, MAX_SCORE
+from mdservice.config import MAX_MIN_ENGINES, MAX_SCORE
 from metadefender import MetaDefender, ServiceStartError
 
 CORE = "http://core-1:8008/"
 ENGINES = [{"eng_name": "ClamAV", "eng_ver": "1.0.1", "engine_type": "av", "def_time": "2026-11-26T11:08:00.000Z",
             "active": True, "state": "production"}]
 HUGE = "x" * 100_000
+MAX_REQUEST_TIMEOUT = 3600  # README: md_timeout is at most 3600 seconds
 
 # key -> values an admin could enter that the service cannot work with
 BAD_VALUES = {

@@ -6,8 +6,11 @@ ends in Assemblyline's error, never a result and never a crash of another kind).
 
 from __future__ import annotations
 
+import hashlib
 import io
 import json
+import re
+from datetime import UTC, datetime
 from urllib.parse import unquote
 
 import pytest
@@ -15,7 +18,7 @@ import urllib3
 from al_checks import run_task
 from core_answers import CLAMAV_EICAR, CLAMAV_ONLY, finished_report, mock_core
 
-from mdservice.client import CHUNK, MAX_FILENAME_CHARS, REPORT_MAX_BYTES, CoreClient, CoreError
+from mdservice.client import MAX_FILENAME_CHARS, CoreClient, CoreError
 from metadefender import MetaDefender
 
 CORE = "http://core-1:8008/"
@@ -78,23 +81,92 @@ def error_message(error_doc: dict) -> str:
 
 # --- oversized ---------------------------------------------------------------------------------------------------
 
+# The caps the README promises ("What the service promises, whatever the network sends").
+MIB = 2**20
+REPORT_CAP = 8 * MIB
+STATUS_CAP = 1 * MIB
+SMALL_CAP = 64 * 1024
+CONTAINER_CAP = 200_000
+
+
+def padded(document, size: int) -> bytes:
+    """`document` as JSON, followed by spaces up to exactly `size` bytes."""
+    text = json.dumps(document).encode()
+    assert len(text) <= size
+    return text + b" " * (size - len(text))
+
+
 def test_oversized_report_is_cut_off_at_the_cap_with_a_clear_error(core):
-    flood = Flood(4 * REPORT_MAX_BYTES)
+    flood = Flood(4 * REPORT_CAP)
     core.get(CORE + "file/d1", body=flood)
-    with pytest.raises(CoreError, match=f"more than {REPORT_MAX_BYTES // 2**20} MiB for file/d1"):
+    with pytest.raises(CoreError, match="more than 8 MiB for file/d1"):
         CoreClient(CORE).get_report("d1")
-    assert flood.served <= REPORT_MAX_BYTES + 2 * CHUNK, "the client kept reading past its cap"
+    assert flood.served <= REPORT_CAP + MIB, "the client kept reading far past its cap"
+
+
+def test_a_report_of_exactly_8_mib_is_read_and_one_byte_more_is_refused(core):
+    core.get(CORE + "file/d1", content=padded(FINISHED, REPORT_CAP))
+    assert CoreClient(CORE).get_report("d1") == FINISHED
+    core.get(CORE + "file/d1", content=padded(FINISHED, REPORT_CAP + 1))
+    with pytest.raises(CoreError, match="more than 8 MiB for file/d1"):
+        CoreClient(CORE).get_report("d1")
 
 
 def test_oversized_report_fails_the_task_as_retryable_not_a_result(core, sample, tmp_path):
-    core.get(CORE + "file/d1", body=Flood(REPORT_MAX_BYTES + 10 * CHUNK))
+    core.get(CORE + "file/d1", body=Flood(REPORT_CAP + 640 * 1024))
     kind, error, _ = run_task(started(), sample, str(tmp_path))
     assert kind == "error" and error["response"]["status"] == "FAIL_RECOVERABLE"
-    assert "MiB" in error_message(error)
+    assert "more than 8 MiB for file/d1" in error_message(error)
+
+
+NODES = [{"statuses": [{"scan_queue": 2, "cpu_cores": 4}]}]
+RULES = [{"name": "File scan", "max_file_size": 1000}]
+# (path, its answer, what the client makes of it) for the answers capped at 1 MiB and at 64 KiB
+STATUS_ANSWERS = {
+    "stat/engines": ("GET", ENGINES, lambda client: client.get_engines(), ENGINES),
+    "stat/nodes": ("GET", NODES, lambda client: client.get_load(), (2, 4)),
+    "file/rules": ("GET", RULES, lambda client: client.get_rules(), {"File scan": 1000}),
+}
+SMALL_ANSWERS = {
+    "file": ("POST", {"data_id": "d1"}, lambda client: client.upload(__file__, "x.py"), "d1"),
+    "file/d1/cancel": ("POST", {"d1": "cancelled"}, lambda client: client.cancel("d1"), None),
+}
+
+
+@pytest.mark.parametrize(("path", "cap", "shown"),
+                         [(path, STATUS_CAP, "1 MiB") for path in STATUS_ANSWERS]
+                         + [(path, SMALL_CAP, "64 KiB") for path in SMALL_ANSWERS])
+def test_status_and_small_answers_are_read_up_to_their_cap_and_refused_one_byte_beyond(core, path, cap, shown):
+    method, document, call, expected = {**STATUS_ANSWERS, **SMALL_ANSWERS}[path]
+    core.register_uri(method, CORE + path, content=padded(document, cap))
+    assert call(CoreClient(CORE)) == expected
+    core.register_uri(method, CORE + path, content=padded(document, cap + 1))
+    with pytest.raises(CoreError, match=f"more than {shown} for {path}$"):
+        call(CoreClient(CORE))
+
+
+def report_with_containers(count: int) -> bytes:
+    """A finished report holding `count` JSON objects and lists in all, none nested deeper than three levels."""
+    report = json.dumps(FINISHED).encode()
+    own = report.count(b"{") + report.count(b"[")
+    pad = b"[" + b",".join([b"[]"] * (count - own - 1)) + b"]"
+    return report[:-1] + b', "pad": ' + pad + b"}"
+
+
+def test_a_report_of_200000_objects_and_lists_is_read(core):
+    core.get(CORE + "file/d1", content=report_with_containers(CONTAINER_CAP))
+    report = CoreClient(CORE).get_report("d1")
+    assert report["scan_results"] == FINISHED["scan_results"]
+
+
+def test_a_shallow_report_of_200001_objects_and_lists_is_refused_before_it_is_decoded(core):
+    core.get(CORE + "file/d1", content=report_with_containers(CONTAINER_CAP + 1))
+    with pytest.raises(CoreError, match="file/d1 with JSON of more than 200000 objects and lists"):
+        CoreClient(CORE).get_report("d1")
 
 
 def test_deeply_nested_json_is_a_clear_error_not_a_recursion_crash(core):
-    core.get(CORE + "file/d1", text="[" * 200_000 + "]" * 200_000)
+    core.get(CORE + "file/d1", text="[" * 100_000 + "]" * 100_000)
     with pytest.raises(CoreError, match="not JSON"):
         CoreClient(CORE).get_report("d1")
 
@@ -232,3 +304,28 @@ def test_hostile_file_names_through_the_service(core, sample, tmp_path, name):
     upload = next(r for r in core.request_history if r.method == "POST")
     shown = sent_filename(upload)
     assert len(shown) <= MAX_FILENAME_CHARS and shown.endswith(name[-4:].replace("\n", "_"))
+
+
+# --- earlier scans (GET hash/{sha256}) -----------------------------------------------------------------------------
+
+def earlier_scan(path: str, data_id) -> dict:
+    """A finished, sanitized scan of the file at `path` under rule "File scan", made a moment ago, with `data_id`."""
+    report = finished_report(CLAMAV_EICAR, actions_ran="Sanitized", data_id=data_id)
+    report["file_info"] = {"sha256": hashlib.sha256(open(path, "rb").read()).hexdigest(),
+                           "upload_timestamp": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.000Z")}
+    report["process_info"]["profile"] = "File scan"
+    return report
+
+
+@pytest.mark.parametrize(("data_id", "uploads"), [("0123abcd", 0), ("../../admin", 1), (KEY[8:20], 1)],
+                         ids=["Core's form", "a path", "a piece of the key"])
+def test_an_earlier_scan_is_taken_only_with_a_data_id_of_cores_form(core, sample, tmp_path, data_id, uploads):
+    core.get(re.compile(re.escape(CORE) + "hash/"), json=earlier_scan(sample, data_id))
+    core.get(CORE + "file/converted/0123abcd", content=b"sanitized")
+    core.get(CORE + "file/converted/d1", content=b"sanitized")
+    kind, result, _ = run_task(started({"rule": "File scan", "fetch_sanitized_file": True}), sample, str(tmp_path))
+    assert kind == "result" and result.result.sections[1].title_text == "ClamAV identified the file as " \
+                                                                        "Eicar-Test-Signature"
+    assert [r.path for r in core.request_history if r.method == "POST"] == ["/file"] * uploads
+    if uploads:
+        assert not [r.path for r in core.request_history if data_id in r.path], "a hostile data id reached a URL"

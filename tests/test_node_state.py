@@ -5,19 +5,13 @@ import math
 import pytest
 
 from mdservice.client import CoreBusy, CoreClient, CoreError
-from mdservice.nodes import (
-    BACKOFF_MAX,
-    BACKOFF_START,
-    MAX_SKIP_TURNS,
-    SPEED_MEMORY,
-    CoreNode,
-    Health,
-    Load,
-    Pace,
-    backoff,
-    finish_seconds,
-    sooner_of,
-)
+from mdservice.nodes import CoreNode, Health, Load, Pace, backoff, finish_seconds, sooner_of
+
+# README: a failing Core sits out 5 s, doubling per failure in a row up to 60 s; a slow one sits out 1, 2, ... up to 5
+# turns, and is judged by its recent scans for 5 minutes.
+BACKOFF_START, BACKOFF_MAX = 5.0, 60.0
+MAX_SKIP_TURNS = 5
+SPEED_MEMORY = 5 * 60.0
 
 
 def test_failures_in_a_row_double_the_pause_up_to_the_maximum():

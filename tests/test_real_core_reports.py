@@ -16,8 +16,6 @@ from al_checks import validate_antivirus_parts, validate_sections
 from mdservice.config import AvConfig
 from mdservice.engines import EngineMap
 from mdservice.report import (
-    MAX_ENGINES_SHOWN,
-    MAX_MEMBERS_SHOWN,
     TITLE_ARCHIVE,
     TITLE_HITS,
     TITLE_NOT_SHOWN,
@@ -27,6 +25,9 @@ from mdservice.report import (
     is_finished,
 )
 
+# README: a result lists at most 500 engines (the rest in one line) and 100 archive members (then how many more).
+MAX_ENGINES_SHOWN = 500
+MAX_MEMBERS_SHOWN = 100
 DATA_ID = "61dffeaa728844adbf49eb090e4ece0e"
 SHA256 = "275a021bbfb6489e54d471899f7db9d1663fc695ec2fe2a2c4538aabf651fd0f"
 ENGINES = EngineMap.from_engine_list([

@@ -28,10 +28,13 @@ from test_report import (
 )
 
 from mdservice.config import AvConfig
-from mdservice.report import MAX_CVES, MAX_PRODUCTS, TITLE_VULNERABILITIES, ResultOptions, build_result
+from mdservice.report import ResultOptions, build_result
 
 HEUR_KEYS = AvConfig(heuristic_name_keys=("HEUR:", "Heur.", "not-a-virus"))
 SUMMARY_KEYS = ["engines_flagged", "engines_with_verdict", "engines_failed"]
+# README: at most 100 CVE ids per product, 10 products.
+MAX_CVES, MAX_PRODUCTS = 100, 10
+TITLE_VULNERABILITIES = "Known Vulnerabilities in Detected Software"
 
 
 def heuristic_tags(sec) -> list[str]:
@@ -247,6 +250,10 @@ def test_counts_and_lengths_are_bounded():
     assert len(body["product"]) < 300 and len(products[0].title_text) < 400
 
 
-def test_vulnerability_section_validates_beside_hits():
+def test_vulnerability_section_beside_hits_adds_no_score_and_keeps_both_kinds_of_tags():
     doc = vulnerable(product(), details={"ClamAV": verdict(1, "Eicar")})
-    validate_sections(build_result(doc, None, ResultOptions()).sections)
+    result = validate_sections(build_result(doc, None, ResultOptions()).sections).result
+    assert [title for depth, title in titles(result) if depth == 0] == [TITLE_HITS, TITLE_VULNERABILITIES]
+    assert result.score == 1000, "only the hit scores"
+    assert virus_tags(section(result, "ClamAV identified the file as Eicar")) == ["Eicar"]
+    assert exploit_tags(section(result, "Adobe Flash Player 20.0.0.235")) == ["CVE-2015-8459"]

@@ -9,10 +9,13 @@ from assemblyline.common.exceptions import NonRecoverableError, RecoverableError
 from fakes import FakeClock, make_pool, sha256_of
 
 from mdservice.client import CoreError
-from mdservice.nodes import BACKOFF_MAX, BACKOFF_START, SPEED_MEMORY
 from mdservice.scan import Clock, ScanJob, scan_file
 
 JOB = ScanJob("/dev/null", "sample.bin")
+# README: a failing Core sits out 5 s, doubling per failure in a row up to 60 s; a slow Core's scans are gone by after
+# 5 minutes without news of it.
+BACKOFF_START, BACKOFF_MAX = 5.0, 60.0
+SPEED_MEMORY = 5 * 60.0
 
 
 def run_tasks(pool, clock, count: int, budget: float = 54.0) -> Counter:

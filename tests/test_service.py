@@ -250,8 +250,12 @@ def test_one_core_down_at_start_is_tolerated(core):
     assert [n.engines is not None for n in service.pool.nodes] == [True, False]
 
 
-def test_old_random_switching_keys_are_ignored(core):
-    started({"min_node_time": 60, "max_node_time": 300})
+def test_old_random_switching_keys_are_ignored(core, sample, tmp_path):
+    """service-behaviour.md: an old config that still carries min_node_time / max_node_time must not break anything."""
+    kind, result, _ = run_task(started({"min_node_time": 60, "max_node_time": 300}), sample, str(tmp_path))
+    assert kind == "result" and result.result.score == 1000
+    assert titles(result)[:2] == [(0, "AV Detections as Infected or Suspicious"),
+                                  (1, "ClamAV identified the file as Eicar-Test-Signature")]
 
 
 def test_rule_and_archive_password_are_sent(core, sample, tmp_path):
@@ -303,13 +307,34 @@ def test_stale_definitions_listed_only_when_asked(core, sample, tmp_path):
     assert "ESET: 2020-01-01 00:00:00" in stale.body and "ClamAV" not in stale.body
 
 
-def test_api_key_never_logged(core, sample, tmp_path, caplog):
-    core.post(CORE + "file", [{"status_code": 500, "json": {"err": "x"}}, {"json": {"data_id": "d1"}}])
+def test_api_key_never_logged(core, sample, tmp_path, caplog, capfd):
+    """A Core that echoes the key in an error text, a report's fields and an engine name: the service's logs, its task
+    error and its result show each echo masked, never the key."""
+    echoing_engine = {"eng_name": f"Engine-{KEY}", "eng_ver": "2", "engine_type": "av", "active": True,
+                      "state": "production", "def_time": "2020-01-01T00:00:00.000Z"}
+    core.get(CORE + "stat/engines", json=[*ENGINES_V4, echoing_engine])
+    core.post(CORE + "file", [{"status_code": 500, "json": {"err": f"scan refused for apikey {KEY}"}},
+                              {"json": {"data_id": "d1"}}])
+    core.get(CORE + "file/d1", json=report_with_process_info(
+        {"ClamAV": {"scan_result_i": 1, "threat_found": f"Trojan.{KEY}"},
+         f"Engine-{KEY}": {"scan_result_i": 2, "threat_found": "Suspicious"}}, blocked_reason=f"key {KEY} blocked"))
     with caplog.at_level(logging.DEBUG):
-        service = started({"api_key": KEY})
-        run_task(service, sample, str(tmp_path))
-        run_task(service, sample, str(tmp_path))
-    assert caplog.text and KEY not in caplog.text
+        service = started({"api_key": KEY, "stale_definition_days": 7})
+        _, error, _ = run_task(service, sample, str(tmp_path / "first"))
+        kind, result, doc = run_task(service, sample, str(tmp_path / "second"))
+    out, err = capfd.readouterr()
+    logged = "\n".join([caplog.text, out, err])
+    assert "HTTP 500 (scan refused for apikey ***)" in error["response"]["message"]
+    assert "scan refused for apikey ***" in logged, "the task's error was not logged"
+    assert kind == "result"
+    shown = [s.title_text for s in result.result.sections]
+    assert "ClamAV identified the file as Trojan.***" in shown
+    assert "Engine-*** identified the file as Suspicious" in shown
+    summary = next(s for s in result.result.sections if s.title_text == "2/2 engines flagged the file")
+    assert json.loads(summary.body)["core_blocked_reason"] == "key *** blocked"
+    stale = next(s for s in result.result.sections if s.title_text == TITLE_STALE)
+    assert "Engine-***: 2020-01-01 00:00:00" in stale.body
+    assert KEY not in logged + json.dumps(error) + json.dumps(doc)
 
 
 def report_with_process_info(details: dict, **process_info) -> dict:
