@@ -79,8 +79,8 @@ def _parser() -> argparse.ArgumentParser:
              "Core 5 report fields (verdicts, outdated_data always, engine errors in threat_found), uploads "
              "refused under an unknown rule (400) or above the rule's max_file_size (500)")
     add("--rule", action="append", default=[], metavar="NAME[:MAX_BYTES]",
-        help=f"with --core-version 5: a rule the Core has, with its max_file_size (default {DEFAULT_MAX_FILE_SIZE}) "
-             "(repeatable; any replaces the default rule \"File scan\")")
+        help=f"with --core-version 5: a rule the Core has, with its max_file_size (default {DEFAULT_MAX_FILE_SIZE}, "
+             "0: no limit) (repeatable; any replaces the default rule \"File scan\")")
     add("--not-ready", action="append", default=[], metavar="NODE:REASON",
         help="with --core-version 5: node NODE starts not ready, GET /readyz answers 503 with REASON (repeatable)")
     add("--tls", action="store_true", help="serve HTTPS with a fresh CA (its path is printed at start)")

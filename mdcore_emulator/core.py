@@ -230,7 +230,7 @@ class Core:
         """The refusal of an upload of `size` bytes, answered before the body is read; else None.
 
         The 503 of the upload_503 fault; Core 5 only: 400 for a rule it lacks, 500 for a file
-        larger than its rule's max_file_size.
+        larger than its rule's max_file_size (0: no limit).
         """
         if "upload_503" in self.faults:
             return BUSY
@@ -239,7 +239,7 @@ class Core:
         limit = dict(self.settings.rules).get(submission.rule)
         if limit is None:
             return error_reply(400, f"Failed to request scan. Unknown rule: {submission.rule}")
-        return error_reply(500, TOO_LARGE) if size > limit else None
+        return error_reply(500, TOO_LARGE) if limit and size > limit else None
 
     def upload(self, digest: UploadDigest, submission: Submission) -> Reply:
         """Queue a complete upload: 200 {"data_id"}, or 503 when queue_limit jobs already wait."""

@@ -322,7 +322,7 @@ class Emulator:
     core_version: 4, or 5 (md_version 4, report_flavour "current"): /version 5.x, GET /readyz (see
     Node.set_ready), GET /file/rules, stat/nodes scan_queue_details, Core 5 report fields, and uploads
     refused under a rule the Core lacks or above its rule's max_file_size; rules: {name: max_file_size
-    in bytes}, Core 5 only (default {"File scan": DEFAULT_MAX_FILE_SIZE}).
+    in bytes, 0: no limit}, Core 5 only (default {"File scan": DEFAULT_MAX_FILE_SIZE}).
     """
 
     def __init__(

@@ -10,6 +10,7 @@ from __future__ import annotations
 import functools
 import json
 import logging
+import math
 import os
 import re
 import ssl
@@ -166,8 +167,8 @@ class CoreClient:
         return self._exchange("GET", "readyz", timeout, read)
 
     def get_rules(self, timeout: float | None = None) -> dict[str, int | None] | None:
-        """Core's rules (`GET file/rules`): each name with the largest file it takes in bytes (None: not said);
-        None when Core has no such endpoint (older versions)."""
+        """Core's rules (`GET file/rules`): each name with the largest file it takes in bytes (None: no limit, see
+        `_size_limit`); None when Core has no such endpoint (older versions)."""
         try:
             answer = self._json("GET", "file/rules", timeout, STATUS_MAX_BYTES, on_404=lambda: None)
         except CoreError as exc:
@@ -176,7 +177,7 @@ class CoreClient:
             raise
         if not isinstance(answer, list):  # a Core that does not list its rules (or not in a form it documents)
             return None
-        return {rule["name"]: rule.get("max_file_size") if _is_count(rule.get("max_file_size")) else None
+        return {rule["name"]: _size_limit(rule.get("max_file_size"))
                 for rule in answer if isinstance(rule, dict) and isinstance(rule.get("name"), str)}
 
     def upload(self, path: str, filename: str, rule: str = "", archive_password: str = "",
@@ -499,6 +500,14 @@ def _slots(status: dict) -> int:
     if not _is_count(free) or (_is_count(total) and queue + free >= total):
         return cpus
     return queue + free if free else max(1, min(cpus, queue))
+
+
+def _size_limit(max_file_size) -> int | None:
+    """The largest file in bytes a rule's `max_file_size` allows, None for no limit: 0, a missing, negative or
+    non-numeric value is no limit (what 0 means is not documented, and no file could be scanned under 0 bytes)."""
+    if isinstance(max_file_size, bool) or not isinstance(max_file_size, int | float):
+        return None
+    return int(max_file_size) if 0 < max_file_size < math.inf else None
 
 
 def _is_count(value) -> bool:

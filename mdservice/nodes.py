@@ -165,7 +165,8 @@ class CoreNode:
 
     @property
     def max_file_size(self) -> int | None:
-        """The largest file, in bytes, the rule our files are scanned under takes on this Core; None when unknown."""
+        """The largest file, in bytes, the rule our files are scanned under takes on this Core; None when unknown or
+        unlimited."""
         return (self.rules or {}).get(self.rule_applied)
 
     def read_engines(self, now: float, timeout: float | None = None) -> EngineMap:

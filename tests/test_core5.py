@@ -106,6 +106,30 @@ def test_a_file_larger_than_the_rule_takes_is_refused_without_an_upload(tmp_path
         assert scan(service, tmp_path, content=b"small", name="small")[0] == "result"
 
 
+def test_a_rule_whose_max_file_size_is_0_limits_nothing(tmp_path):
+    with Emulator(nodes=1, scan_seconds=0.1, core_version=5, rules={"File scan": 0}) as emulator:
+        service = start_service(emulator.urls)
+        assert scan(service, tmp_path, content=b"x" * 5000)[0] == "result"
+        assert uploads(emulator) == [1]
+
+
+def listing_rules(node, rules: list) -> None:
+    """Make an emulated Core answer GET file/rules with `rules` (uploads keep its own rules)."""
+    node.rules = lambda: json_reply(200, rules)
+
+
+@pytest.mark.parametrize("entry", [{"name": "File scan"}, {"name": "File scan", "max_file_size": -1},
+                                   {"name": "File scan", "max_file_size": "100"},
+                                   {"name": "File scan", "max_file_size": None}])
+def test_a_rule_without_a_usable_max_file_size_limits_nothing(tmp_path, entry):
+    with Emulator(nodes=1, scan_seconds=0.1, core_version=5) as emulator:
+        listing_rules(emulator.nodes[0], [entry])
+        service = start_service(emulator.urls)
+        assert service.pool.nodes[0].rules == {"File scan": None}
+        assert scan(service, tmp_path, content=b"x" * 5000)[0] == "result"
+        assert uploads(emulator) == [1]
+
+
 def reporting_machine_cpus(node, cpus: int) -> None:
     """Make an emulated Core report `cpus` CPU cores in stat/nodes, as a real Core reports its machine's."""
     honest = node.nodes_status

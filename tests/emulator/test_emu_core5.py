@@ -69,6 +69,12 @@ def test_rules_refuse_unknown_rules_and_large_files(start_emulator, client):
     assert emulator.nodes[0].stats.uploads == 2
 
 
+def test_a_rule_whose_max_file_size_is_0_takes_files_of_any_size(start_emulator, client):
+    core = client(start_emulator(core_version=5, rules={"Unlimited": 0}).urls[0])
+    assert core.get("file/rules").json() == [{"name": "Unlimited", "max_file_size": 0}]
+    assert core.upload(b"x" * 4096, rule="Unlimited").status_code == 200
+
+
 def test_core_5_report_fields(start_emulator, client):
     emulator = start_emulator(core_version=5, scan_seconds=0.05)
     core = client(emulator.urls[0])
