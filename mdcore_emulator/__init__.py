@@ -31,11 +31,12 @@ Reports: `report_flavour="4.3"` answers with an older Core's field set (see `as_
 Core 5 (`core_version=5`, `--core-version 5`): /version answers 5.14.0; GET /readyz answers
 200 {"ready": true}, or 503 {"ready": false, "reason": ...} after `node.set_ready(False, reason)`
 (`--not-ready NODE:REASON`) until `node.set_ready(True)`; GET /stat/nodes adds
-scan_queue_details {available_slots: concurrency minus files scanning, total_scan_queue:
-queue_limit}; GET /file/rules lists `rules` ({name: max_file_size}, `--rule NAME[:MAX_BYTES]`,
-default {"File scan": 200000000}; 0: no limit) as [{"name", "max_file_size"}]; an upload under a
-rule the Core lacks gets 400 {"err": "... Unknown rule: NAME"}, one above its rule's max_file_size 500
-{"err": "Failed to request scan. File size exceeded ..."}; process_info always has
+scan_queue_details in queue places {available_slots: queue_limit minus files waiting (0: the
+queue is full), total_scan_queue: queue_limit}; GET /file/rules lists `rules` ({name:
+max_file_size}, `--rule NAME[:MAX_BYTES]`, default {"File scan": 200000000}; 0: no limit) as
+[{"name", "max_file_size"}]; an upload under a rule the Core lacks gets 400 {"err": "...
+Unknown rule: NAME"}, one above its rule's max_file_size 500 {"err": "Failed to request scan.
+File size exceeded ..."}; process_info always has
 outdated_data and verdicts ([scan_all_result_a] once complete, [] before), and a failed
 engine's threat_found is "scan engine failed: timeout". Core 4 answers 404 to both paths.
 

@@ -191,7 +191,10 @@ class Core:
         return json_reply(200, engine_list(self.listing, self.settings.md_version))
 
     def nodes_status(self) -> Reply:
-        """GET /stat/nodes, shaped as the OpenAPI schema: a list holding one instance with one node."""
+        """GET /stat/nodes, shaped as the OpenAPI schema: a list holding one instance with one node. Core 5 adds
+        scan_queue_details in places of the scan queue, as OPSWAT's Helm chart reads them: total_scan_queue its
+        size (queue_limit), available_slots its free places (an idle Core: 500 of 500; 0: the next upload that
+        finds no free scan slot gets 503)."""
         now = self.clock.now()
         with self._lock:
             waiting, busy = self._scheduler.waiting(now), self._scheduler.busy(now)
@@ -210,7 +213,7 @@ class Core:
         }
         if self.settings.core_version == 5:
             status["scan_queue_details"] = {
-                "available_slots": self.settings.concurrency - busy,
+                "available_slots": max(0, self.settings.queue_limit - waiting),
                 "total_scan_queue": self.settings.queue_limit,
             }
         return json_reply(200, [{"external_nodes_allowed": False, "max_node_count": 1, "statuses": [status]}])

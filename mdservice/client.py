@@ -44,11 +44,19 @@ READY_REASONS = ("reason", "err", "message", "status")
 
 
 class CoreLoad(NamedTuple):
-    """A Core's `stat/nodes`: the files it has not finished, and the files it scans at once (from its free slots
-    where Core 5 reports them, else its CPU cores, at least 1 per node)."""
+    """A Core's `stat/nodes`, summed over its nodes: `queue`, the files it has not finished (`scan_queue`); `slots`,
+    the files it scans at once as far as it tells (`cpu_cores`, at least 1 per node); `available_slots`, the free
+    places in its scan queue (`scan_queue_details.available_slots` of newer Cores; None when a node does not say).
+
+    `available_slots` never counts free scan slots. OPSWAT's Helm chart divides it by `total_scan_queue` and shows an
+    idle Core as 500 of 500 available: both count places in the scan queue (500 is its default size), whatever the
+    number of files being scanned. No field of `stat/nodes` gives the scan slots (`cpu_cores` is the machine's CPU
+    count). What the free places do tell: 0 means the queue is full, and Core refuses the next upload (503).
+    """
 
     queue: int
     slots: int
+    available_slots: int | None = None
 
 
 class CoreError(Exception):
@@ -144,7 +152,7 @@ class CoreClient:
         return mask_json(self._json("GET", "stat/engines", timeout, STATUS_MAX_BYTES), self._api_key)
 
     def get_load(self, timeout: float | None = None) -> CoreLoad:
-        """How busy Core is (`GET stat/nodes`): `scan_queue` and `cpu_cores` summed over Core's nodes."""
+        """How busy Core is (`GET stat/nodes`): see CoreLoad."""
         answer = self._json("GET", "stat/nodes", timeout, STATUS_MAX_BYTES)
         statuses = [status for item in (answer if isinstance(answer, list) else [])
                     if isinstance(item, dict) and isinstance(item.get("statuses"), list)
@@ -152,7 +160,9 @@ class CoreClient:
         queues = [status.get("scan_queue") for status in statuses]
         if not queues or not all(_is_count(q) for q in queues):
             raise CoreError(f"{self.name} sent no readable scan_queue in stat/nodes", node_fault=False)
-        return CoreLoad(sum(queues), sum(_slots(status) for status in statuses))
+        places = [_free_places(status) for status in statuses]
+        free = None if None in places else sum(places)
+        return CoreLoad(sum(queues), sum(_slots(status) for status in statuses), free)
 
     def check_ready(self, timeout: float | None = None) -> bool:
         """Whether Core can tell its readiness (`GET readyz`, Core 5 and later): True when it says it is ready, False
@@ -486,20 +496,16 @@ def _reason(exc: Exception) -> str:
 
 
 def _slots(status: dict) -> int:
-    """The files one Core node scans at once, as far as its status tells. Core 5's free slots
-    (`scan_queue_details.available_slots`) say it best: with some free, every file it has is being scanned; with none,
-    at most as many as it has. Older Cores only give `cpu_cores` (at least 1), and so does a Core whose free places
-    and files add up to its whole queue (`total_scan_queue`): those count free places in its queue (OPSWAT's Helm
-    chart shows an idle Core with 500 of 500 available), which say nothing of its scan slots."""
+    """The files one Core node scans at once, as far as its status tells: its `cpu_cores`, at least 1."""
     cpus = status.get("cpu_cores")
-    cpus = cpus if _is_count(cpus) and cpus > 0 else 1
+    return cpus if _is_count(cpus) and cpus > 0 else 1
+
+
+def _free_places(status: dict) -> int | None:
+    """The free places in one Core node's scan queue (`scan_queue_details.available_slots`), None when not said."""
     details = status.get("scan_queue_details")
-    details = details if isinstance(details, dict) else {}
-    free, total, queue = details.get("available_slots"), details.get("total_scan_queue"), status["scan_queue"]
-    # Free places that fill the whole queue with the files in it are queue places, not scan slots: not used.
-    if not _is_count(free) or (_is_count(total) and queue + free >= total):
-        return cpus
-    return queue + free if free else max(1, min(cpus, queue))
+    free = details.get("available_slots") if isinstance(details, dict) else None
+    return free if _is_count(free) else None
 
 
 def _size_limit(max_file_size) -> int | None:

@@ -10,8 +10,9 @@ Choosing costs two `stat/nodes` requests per task whatever the number of Cores, 
 before the task arrives: just before the previous scan finishes, for the next task's two candidates
 (one while no other instance's files are seen: the Core just used is then idle). A reading that has
 grown older than `queues.FRESH_SECONDS` by the time the task comes (a scan that ended far later than
-its progress promised) is asked for again. A candidate with a free scan slot beats one without;
-between equals, the one expected to finish the file first wins.
+its progress promised) is asked for again. A candidate whose queue is full (Core 5's free places: 0) gets the file
+only when no candidate has room; then one with a free scan slot beats one without; between equals, the one expected
+to finish the file first wins, and then the one with more free places in its queue.
 """
 
 from __future__ import annotations
@@ -331,17 +332,20 @@ class NodePool:
         return [ready[0], self.stand_in]
 
     def _least_busy_first(self, ready: list[CoreNode]) -> list[CoreNode]:
-        """`ready` with the best candidate moved to the front: one with a free scan slot if there is one, and of
-        those the one expected to finish a file soonest (ties: rotation order).
+        """`ready` with the best candidate moved to the front, and a candidate whose queue is full to the back: one
+        with room in its queue if there is one, of those one with a free scan slot if there is one, and of those the
+        one expected to finish a file soonest (ties: more free places in the queue, then rotation order).
 
         A free slot comes first because a file queued on a Core that is fully busy adds nothing to what the Cores
         get done, while a slower Core with room does; a slow Core gets files only while the faster one has none.
+        A full queue is not a failure: the Core is only passed over while another has room.
         """
         candidates = self._candidates(ready)
         self.stand_in = None
         needed = [n for n in candidates if self._needs_reading(n)]
         readings = self.gauge.readings(needed, QUEUE_WAIT)
         loads = {node: self._load_of(node, readings.get(node)) if node in needed else (0, 1) for node in candidates}
+        rooms = {node: _room_in(readings.get(node), node.pace) for node in candidates}
         now = self.clock()
         fastest = min((s for s in (n.pace.recent_seconds(now) for n in self.nodes) if s > 0), default=0.0)
         healthy = [n for n in candidates if not n.failed]
@@ -349,8 +353,9 @@ class NodePool:
         if not healthy:
             return ready
         paces = {n: relative_pace(n.pace.recent_seconds(now), fastest, self.max_scan_time) for n in healthy}
-        best = min(healthy, key=lambda n: _preference(*loads[n], paces[n]))
-        return [best] + [n for n in ready if n is not best]
+        best = min(healthy, key=lambda n: (rooms[n] == 0, _preference(*loads[n], paces[n]), _room_order(rooms, n)))
+        full = [n for n in ready if rooms.get(n) == 0 and n is not best]
+        return [best] + [n for n in ready if n is not best and n not in full] + full
 
     def _load_of(self, node: CoreNode, reading: Reading | None) -> tuple[float, int]:
         """(files of others `node` has not finished, files it scans at once) by its reading; an infinite queue when
@@ -452,6 +457,8 @@ class NodePool:
         if reading is None or reading.error is not None:
             return f"{node.name} could not finish the file within the {seconds:.1f} s this task had for it"
         text = f"{node.name} held {reading.queue} files for {reading.slots} scan slots"
+        if reading.free == 0:
+            text += " and had no free place in its queue"
         per_file = node.pace.recent_seconds(self.clock())
         if per_file > 0:
             text += f", about {reading.queue / reading.slots * per_file:.0f} s of work at {per_file:.1f} s a file"
@@ -510,6 +517,19 @@ def _preference(queue: float, slots: int, pace: float) -> tuple[bool, float]:
     files ahead of it that must leave a slot first, plus its own)."""
     waiting = max(0.0, queue + 1 - slots)
     return waiting > 0, pace * (1 + waiting / slots)
+
+
+def _room_in(reading: Reading | None, pace: Pace) -> int | None:
+    """The free places in a Core's queue by its reading (None: not said), the place of our own file counted as free
+    when the reading counted it (see _others_in): that file has left since."""
+    if reading is None or reading.error is not None or reading.free is None:
+        return None
+    return reading.free + reading.queue - _others_in(reading, pace)
+
+
+def _room_order(rooms: dict[CoreNode, int | None], node: CoreNode) -> int:
+    """Sort key of a candidate among equals: more free places in its queue first, when every candidate said."""
+    return 0 if None in rooms.values() else -rooms[node]
 
 
 def relative_pace(seconds: float, fastest: float, max_scan_time: float) -> float:

@@ -197,14 +197,14 @@ def test_per_request_timeout_never_exceeds_md_timeout(requests_mock):
 def test_load_sums_the_queues_and_cpu_cores_of_core_nodes(requests_mock):
     requests_mock.get(BASE + "stat/nodes", json=[{"statuses": [{"scan_queue": 3, "load": 50, "cpu_cores": 8},
                                                                {"scan_queue": 2, "cpu_cores": 4}]}])
-    assert CoreClient(BASE).get_load() == (5, 12)
+    assert CoreClient(BASE).get_load() == (5, 12, None)
 
 
 @pytest.mark.parametrize("cpu_cores", [None, 0, -4, "8", True, 2.5, 10**40])
 def test_a_node_without_a_usable_cpu_core_count_scans_one_file_at_a_time(requests_mock, cpu_cores):
     status = {"scan_queue": 1} if cpu_cores is None else {"scan_queue": 1, "cpu_cores": cpu_cores}
     requests_mock.get(BASE + "stat/nodes", json=[{"statuses": [status, {"scan_queue": 0, "cpu_cores": 2}]}])
-    assert CoreClient(BASE).get_load() == (1, 3)
+    assert CoreClient(BASE).get_load() == (1, 3, None)
 
 
 @pytest.mark.parametrize("body", [[], [{"statuses": [{"load": 5}]}], {"scan_queue": 1},
@@ -216,20 +216,31 @@ def test_unreadable_scan_queue_is_an_error_but_not_a_core_fault(requests_mock, b
     assert not caught.value.node_fault
 
 
-@pytest.mark.parametrize(("status", "slots"), [
-    ({"scan_queue": 3, "cpu_cores": 16, "scan_queue_details": {"available_slots": 1}}, 4),
-    ({"scan_queue": 10, "cpu_cores": 16, "scan_queue_details": {"available_slots": 0, "total_scan_queue": 500}}, 10),
-    ({"scan_queue": 3, "cpu_cores": 16, "scan_queue_details": {"available_slots": "x"}}, 16),
-    # Free places that fill the whole queue with its files are queue places, not slots: cpu_cores decides.
-    ({"scan_queue": 3, "cpu_cores": 16, "scan_queue_details": {"available_slots": 497, "total_scan_queue": 500}}, 16),
-    ({"scan_queue": 3, "cpu_cores": 16, "scan_queue_details": []}, 16),
+@pytest.mark.parametrize(("details", "load"), [
+    ({"available_slots": 1}, (3, 16, 1)),
+    ({"available_slots": 0, "total_scan_queue": 500}, (3, 16, 0)),
+    ({"available_slots": 497, "total_scan_queue": 500}, (3, 16, 497)),
+    ({"available_slots": 500, "total_scan_queue": 500}, (3, 16, 500)),
+    ({"available_slots": "x"}, (3, 16, None)),
+    ({"available_slots": -1}, (3, 16, None)),
+    ({"total_scan_queue": 500}, (3, 16, None)),
+    ([], (3, 16, None)),
+    (None, (3, 16, None)),
 ])
-def test_core_5s_free_slots_decide_the_slot_count_and_cpu_cores_is_the_fallback(requests_mock, status, slots):
+def test_free_queue_places_are_their_own_number_and_scan_slots_come_from_cpu_cores(requests_mock, details, load):
+    status = {"scan_queue": 3, "cpu_cores": 16}
+    if details is not None:
+        status["scan_queue_details"] = details
     requests_mock.get(BASE + "stat/nodes", json=[{"statuses": [status]}])
-    load = CoreClient(BASE).get_load()
-    assert load.slots == slots
-    # A file sent now finds a free slot exactly when Core said one was free (or, without the field, by cpu_cores).
-    details = status["scan_queue_details"] if isinstance(status["scan_queue_details"], dict) else {}
-    free = details.get("available_slots")
-    as_slots = isinstance(free, int) and status["scan_queue"] + free < details.get("total_scan_queue", float("inf"))
-    assert (load.queue < load.slots) is (free > 0 if as_slots else load.queue < status["cpu_cores"])
+    assert CoreClient(BASE).get_load() == load
+
+
+def test_free_queue_places_are_summed_over_nodes_only_when_every_node_tells(requests_mock):
+    def nodes(*free):
+        return [{"statuses": [{"scan_queue": 1, "cpu_cores": 2, **({"scan_queue_details": {"available_slots": f}}
+                                                                   if f is not None else {})} for f in free]}]
+
+    requests_mock.get(BASE + "stat/nodes", json=nodes(499, 0))
+    assert CoreClient(BASE).get_load() == (2, 4, 499)
+    requests_mock.get(BASE + "stat/nodes", json=nodes(499, None))
+    assert CoreClient(BASE).get_load() == (2, 4, None)
