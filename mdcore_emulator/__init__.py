@@ -50,7 +50,7 @@ below 100 % for ever.
 Network: `latency` (or `--latency`) delays every answer, `node_latency` some Cores' only, to
 model Cores on other machines.
 
-Faults (per node, see FAULTS): down, slow, upload_503, result_500, garbage,
+Faults (per node, see FAULTS): down, slow, upload_503, low_disk, result_500, garbage,
 never_complete, lost, drop, bad_key.
 
 """

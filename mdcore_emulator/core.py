@@ -34,6 +34,8 @@ REPORT_FLAVOURS = ("current", "4.3")
 STALE_DAYS = 7  # definitions older than this are reported as an issue in /stat/nodes
 DEFAULT_MAX_FILE_SIZE = 200_000_000  # bytes; the OpenAPI description's example for a rule
 TOO_LARGE = "Failed to request scan. File size exceeded the maximum size permitted by your configuration."
+# The emulator's own words: Core's text for this answer is not documented.
+LOW_DISK = "Failed to request scan. Not enough free disk space."
 
 
 class Reply(NamedTuple):
@@ -232,11 +234,13 @@ class Core:
     def upload_refused(self, submission: Submission, size: int) -> Reply | None:
         """The refusal of an upload of `size` bytes, answered before the body is read; else None.
 
-        The 503 of the upload_503 fault; Core 5 only: 400 for a rule it lacks, 500 for a file
-        larger than its rule's max_file_size (0: no limit).
+        The 503 of the upload_503 fault, the 400 of the low_disk fault; Core 5 only: 400 for a rule it
+        lacks, 500 for a file larger than its rule's max_file_size (0: no limit).
         """
         if "upload_503" in self.faults:
             return BUSY
+        if "low_disk" in self.faults:
+            return error_reply(400, LOW_DISK)
         if self.settings.core_version < 5:
             return None
         limit = dict(self.settings.rules).get(submission.rule)

@@ -41,6 +41,10 @@ KEY_PIECE = 8
 CHUNK = 64 * 1024
 # Where a not-ready answer of `GET readyz` may give its reason.
 READY_REASONS = ("reason", "err", "message", "status")
+# What a 400 answer to an upload names when the admin must fix something (OPSWAT's error table: an invalid callback
+# URL or API key; the emulator, like Core, refuses an unknown rule so). Any other 400 to an upload is that Core
+# unable to take the file now: since Core 4.19, too little free disk space (the text of that answer is undocumented).
+ADMIN_FIX = re.compile(r"api[ _-]?key|rule|workflow|callback", re.IGNORECASE)
 
 
 class CoreLoad(NamedTuple):
@@ -341,6 +345,8 @@ class CoreClient:
         if "size exceeded" in detail.lower():
             return CoreError(f"{where}: the file is larger than Core's scan rule allows; raise the limit in "
                              "Core's workflow settings", permanent=True, node_fault=False)
+        if status == 400 and path == "file":
+            return _refused_upload(where, detail)
         if status in (400, 404, 405, 411, 413, 422):
             return CoreError(f"{where}: check base_url and md_version", permanent=True)
         if status == 503 and detail:  # Core's own answer; a bare 503 is a proxy whose Core is down
@@ -362,6 +368,15 @@ class CoreClient:
     def _scrub(self, text: str) -> str:
         """`text` with every piece of the API key of KEY_PIECE characters or more masked as `***`."""
         return mask_key(text, self._api_key)
+
+
+def _refused_upload(where: str, detail: str) -> CoreError:
+    """The error of a 400 answer to an upload: permanent when Core's text names what the admin must fix (ADMIN_FIX),
+    else a failure of that Core (it sits out, and the file goes to another Core)."""
+    if ADMIN_FIX.search(detail):
+        return CoreError(f"{where}: fix what Core's answer names in the service's configuration (api_key, rule) or "
+                         "in Core", permanent=True)
+    return CoreError(f"{where}: Core could not take the file (from Core 4.19: it lacks the free disk space for it)")
 
 
 def mask_key(text: str, key: str) -> str:

@@ -261,6 +261,23 @@ def test_rule_and_archive_password_are_sent(core, sample, tmp_path):
     assert unquote(upload.headers["archivepwd"]) == "infected"
 
 
+@pytest.mark.parametrize("text", ["Callback url is invalid.", "Invalid apikey", "Failed to request scan. Unknown "
+                                                                                "rule: multiscan"])
+def test_a_400_to_the_upload_that_names_what_the_admin_must_fix_is_nonrecoverable(core, sample, tmp_path, text):
+    core.post(CORE + "file", status_code=400, json={"err": text})
+    kind, error, _ = run_task(started(), sample, str(tmp_path))
+    assert kind == "error" and error["response"]["status"] == "FAIL_NONRECOVERABLE"
+    assert f"HTTP 400 ({text})" in error["response"]["message"]
+
+
+@pytest.mark.parametrize("answer", [{"err": "Insufficient disk space"}, {}])
+def test_any_other_400_to_the_upload_is_recoverable(core, sample, tmp_path, answer):
+    core.post(CORE + "file", status_code=400, json=answer)
+    kind, error, _ = run_task(started(), sample, str(tmp_path))
+    assert kind == "error" and error["response"]["status"] == "FAIL_RECOVERABLE"
+    assert "HTTP 400" in error["response"]["message"]
+
+
 def test_sanitized_file_is_attached_when_asked(core, sample, tmp_path):
     core.get(CORE + "file/d1", json=finished_report(EICAR_DETAILS, actions_ran="Sanitized"))
     core.get(CORE + "file/converted/d1", content=b"sanitized bytes")
