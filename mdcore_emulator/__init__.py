@@ -50,6 +50,10 @@ below 100 % for ever.
 Network: `latency` (or `--latency`) delays every answer, `node_latency` some Cores' only, to
 model Cores on other machines.
 
+Request rate limiting (Core 5.13+, which limits polls by data id first): with `limited_polls=N`
+(`--limited-polls N`) the first N polls of every scan answer 429 {"err": ...} with header
+Retry-After: `retry_after` seconds (`--retry-after`, default 1).
+
 Faults (per node, see FAULTS): down, slow, upload_503, low_disk, result_500, garbage,
 never_complete, lost, drop, bad_key.
 

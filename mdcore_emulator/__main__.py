@@ -83,6 +83,11 @@ def _parser() -> argparse.ArgumentParser:
              "0: no limit) (repeatable; any replaces the default rule \"File scan\")")
     add("--not-ready", action="append", default=[], metavar="NODE:REASON",
         help="with --core-version 5: node NODE starts not ready, GET /readyz answers 503 with REASON (repeatable)")
+    add("--limited-polls", type=_non_negative(int), default=0, metavar="N",
+        help="request rate limiting (Core 5.13+): the first N polls (GET /file/{id}) of every scan answer 429 with "
+             "a Retry-After of --retry-after seconds (default 0: none)")
+    add("--retry-after", type=_non_negative(float), default=1.0, metavar="SECONDS",
+        help="the Retry-After of --limited-polls answers (default 1)")
     add("--tls", action="store_true", help="serve HTTPS with a fresh CA (its path is printed at start)")
     add("--cert-dir", default=None, help="where --tls writes its CA and certificate (default ./.emulator-tls/)")
     add("--quiet", action="store_true", help="no log line per request")
@@ -166,6 +171,8 @@ def _emulator(parser: argparse.ArgumentParser, args: argparse.Namespace) -> Emul
         hash_unfinished=args.hash_unfinished,
         core_version=args.core_version,
         rules=_rules(parser, args),
+        limited_polls=args.limited_polls,
+        retry_after=args.retry_after,
     )
 
 

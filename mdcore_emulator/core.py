@@ -34,16 +34,18 @@ REPORT_FLAVOURS = ("current", "4.3")
 STALE_DAYS = 7  # definitions older than this are reported as an issue in /stat/nodes
 DEFAULT_MAX_FILE_SIZE = 200_000_000  # bytes; the OpenAPI description's example for a rule
 TOO_LARGE = "Failed to request scan. File size exceeded the maximum size permitted by your configuration."
-# The emulator's own words: Core's text for this answer is not documented.
+# The emulator's own words: Core's texts for these answers are not documented.
 LOW_DISK = "Failed to request scan. Not enough free disk space."
+RATE_LIMITED = "Too many requests: rate limit exceeded. Try again later."
 
 
 class Reply(NamedTuple):
-    """An HTTP answer: status, body bytes and content type."""
+    """An HTTP answer: status, body bytes, content type and any other headers as (name, value) pairs."""
 
     status: int
     body: bytes
     content_type: str = "application/json"
+    headers: tuple[tuple[str, str], ...] = ()
 
 
 def json_reply(status: int, document: object) -> Reply:
@@ -74,6 +76,8 @@ class Settings:
     hash_unfinished: bool = False
     core_version: int = 4
     rules: tuple[tuple[str, int], ...] = ((DEFAULT_RULE, DEFAULT_MAX_FILE_SIZE),)  # (name, max_file_size)
+    limited_polls: int = 0
+    retry_after: float = 1.0
 
 
 class Core:
@@ -95,6 +99,7 @@ class Core:
         self._book = ScanBook()
         self._scheduler = Scheduler(settings.concurrency, settings.queue_limit)
         self._not_ready: str | None = None  # why GET /readyz answers 503; None: ready
+        self._limited: dict[str, int] = {}  # polls answered 429, by the data id of the scan
         self._lock = threading.Lock()
 
     # ------------------------------------------------------------------ controls
@@ -282,11 +287,17 @@ class Core:
         return json_reply(200, {"data_id": data_id})
 
     def result(self, data_id: str) -> Reply:
-        """GET /file/{data_id}; honours the result_500 and lost faults."""
+        """GET /file/{data_id}; the first `limited_polls` polls of each scan answer 429 with a Retry-After of
+        `retry_after` seconds (request rate limiting, Core 5.13+); honours the result_500 and lost faults."""
         with self._lock:
             self.stats.result_requests += 1
             if data_id in self.stats.scans:
                 self.stats.scans[data_id].result_requests += 1
+            if self._book.get(data_id) and self._limited.get(data_id, 0) < self.settings.limited_polls:
+                self._limited[data_id] = self._limited.get(data_id, 0) + 1
+                self.stats.limited_requests += 1
+                return error_reply(429, RATE_LIMITED)._replace(
+                    headers=(("Retry-After", f"{self.settings.retry_after:g}"),))
             if "result_500" in self._faults:
                 return error_reply(500, "Failed to fetch the scan result. Internal server error.")
             job = None if "lost" in self._faults else self._book.get(data_id)

@@ -168,6 +168,8 @@ class _Handler(BaseHTTPRequestHandler):
         self.send_response(reply.status)
         self.send_header("Content-Type", reply.content_type)
         self.send_header("Content-Length", str(len(reply.body)))
+        for name, value in reply.headers:
+            self.send_header(name, value)
         if self.close_connection:
             self.send_header("Connection", "close")
         self.end_headers()
@@ -322,7 +324,9 @@ class Emulator:
     core_version: 4, or 5 (md_version 4, report_flavour "current"): /version 5.x, GET /readyz (see
     Node.set_ready), GET /file/rules, stat/nodes scan_queue_details, Core 5 report fields, and uploads
     refused under a rule the Core lacks or above its rule's max_file_size; rules: {name: max_file_size
-    in bytes, 0: no limit}, Core 5 only (default {"File scan": DEFAULT_MAX_FILE_SIZE}).
+    in bytes, 0: no limit}, Core 5 only (default {"File scan": DEFAULT_MAX_FILE_SIZE}); limited_polls: the
+    first polls (GET /file/{id}) of every scan that answer 429 (request rate limiting, Core 5.13+) with a
+    Retry-After of retry_after seconds (fractions, which HTTP does not define, keep tests short).
     """
 
     def __init__(
@@ -348,6 +352,8 @@ class Emulator:
         hash_unfinished: bool = False,
         core_version: int = 4,
         rules: dict[str, int] | None = None,
+        limited_polls: int = 0,
+        retry_after: float = 1.0,
     ) -> None:
         _check(nodes >= 1, "nodes must be at least 1")
         _check(md_version in (3, 4), "md_version must be 3 or 4")
@@ -359,6 +365,7 @@ class Emulator:
             _check(all(0 <= index < nodes and seconds >= 0 for index, seconds in (per_node or {}).items()),
                    f"{name} needs existing nodes and times >= 0")
         _check(latency >= 0, "latency must be >= 0")
+        _check(limited_polls >= 0 and retry_after >= 0, "limited_polls and retry_after must be >= 0")
         _check(engine_list in ENGINE_LISTS, f"engine_list must be one of {', '.join(ENGINE_LISTS)}")
         _check(report_flavour in REPORT_FLAVOURS, f"report_flavour must be one of {', '.join(REPORT_FLAVOURS)}")
         _check_core_version(core_version, md_version, report_flavour, rules)
@@ -367,7 +374,7 @@ class Emulator:
                 check_fault(name)
         self.settings = Settings(scan_seconds, apikey, md_version, concurrency, queue_limit, slow_seconds, quiet,
                                  engine_list, report_flavour, latency, hash_unfinished, core_version,
-                                 tuple(rules.items()) if rules else Settings.rules)
+                                 tuple(rules.items()) if rules else Settings.rules, limited_polls, retry_after)
         self._count, self._host, self._port = nodes, host, port
         self._tls, self._cert_dir = tls, cert_dir
         self._faults = faults or {}

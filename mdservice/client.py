@@ -15,6 +15,8 @@ import os
 import re
 import ssl
 from collections.abc import Callable
+from datetime import UTC, datetime
+from email.utils import parsedate_to_datetime
 from typing import NamedTuple
 from urllib.parse import quote
 
@@ -45,6 +47,10 @@ READY_REASONS = ("reason", "err", "message", "status")
 # URL or API key; the emulator, like Core, refuses an unknown rule so). Any other 400 to an upload is that Core
 # unable to take the file now: since Core 4.19, too little free disk space (the text of that answer is undocumented).
 ADMIN_FIX = re.compile(r"api[ _-]?key|rule|workflow|callback", re.IGNORECASE)
+# What a 503 answer says when it is Core limiting the rate of requests (Core 5.13+), not a full queue.
+RATE_LIMIT = re.compile(r"rate[ _-]?limit|too many requests", re.IGNORECASE)
+# A Retry-After in seconds (fractions are read too); anything else is read as an HTTP date.
+RETRY_SECONDS = re.compile(r"\d{1,9}(?:\.\d{1,6})?")
 
 
 class CoreLoad(NamedTuple):
@@ -85,6 +91,16 @@ class CoreBusy(CoreError):
     def __init__(self, message: str, queued: bool = True):
         super().__init__(message, node_fault=False)
         self.queued = queued
+
+
+class CoreRateLimited(CoreError):
+    """A Core that limits the rate of requests (429, or a 503 that says so; Core 5.13 and later, set by its admin): a
+    request to ask less often, not a broken or full Core, so it is never put aside. `retry_after`: the seconds Core
+    asked us to wait (its Retry-After), None when it did not say."""
+
+    def __init__(self, message: str, retry_after: float | None = None):
+        super().__init__(message, node_fault=False)
+        self.retry_after = retry_after
 
 
 class CoreTimeout(CoreError):
@@ -172,11 +188,14 @@ class CoreClient:
         """Whether Core can tell its readiness (`GET readyz`, Core 5 and later): True when it says it is ready, False
         when it has no such endpoint or refuses it for this key; a CoreNotReady with Core's reason when not ready."""
         def read(response: requests.Response) -> bool:
-            if response.status_code in (200, 401, 403, 404, 405):
+            status = response.status_code
+            if status in (200, 401, 403, 404, 405):
                 b"".join(self._body(response, "readyz", ERROR_MAX_BYTES))
-                return response.status_code == 200
-            raise CoreNotReady(f"{self.name} says it is not ready (readyz answered HTTP {response.status_code}"
-                               f"{self._error_text(response, READY_REASONS)})")
+                return status == 200
+            reason = self._error_text(response, READY_REASONS)
+            if status == 429 or RATE_LIMIT.search(reason):  # a request to ask less often says nothing of readiness
+                raise self._rate_limited(response, f"{self.name} answered readyz with HTTP {status}{reason}")
+            raise CoreNotReady(f"{self.name} says it is not ready (readyz answered HTTP {status}{reason})")
 
         return self._exchange("GET", "readyz", timeout, read)
 
@@ -349,9 +368,19 @@ class CoreClient:
             return _refused_upload(where, detail)
         if status in (400, 404, 405, 411, 413, 422):
             return CoreError(f"{where}: check base_url and md_version", permanent=True)
+        if status == 429 or (status == 503 and RATE_LIMIT.search(detail)):
+            return self._rate_limited(response, where)
         if status == 503 and detail:  # Core's own answer; a bare 503 is a proxy whose Core is down
             return CoreBusy(f"{where}: its scan queue is full")
         return CoreError(where)
+
+    @staticmethod
+    def _rate_limited(response: requests.Response, where: str) -> CoreRateLimited:
+        """The error of an answer that limits the rate of requests, with the wait its Retry-After asks for."""
+        wait = retry_after(response.headers.get("Retry-After"), datetime.now(UTC))
+        asked = "" if wait is None else f" (Retry-After {wait:g} s)"
+        return CoreRateLimited(f"{where}{asked}: Core limits the rate of requests; raise the limit of this API in "
+                               "Core's Settings > Security, or lower the service's instance limit", wait)
 
     def _error_text(self, response: requests.Response, fields: tuple[str, ...] = ("err",)) -> str:
         """Core's own message (the first of `fields` in its JSON answer, `{"err": ...}` by default), key masked,
@@ -368,6 +397,20 @@ class CoreClient:
     def _scrub(self, text: str) -> str:
         """`text` with every piece of the API key of KEY_PIECE characters or more masked as `***`."""
         return mask_key(text, self._api_key)
+
+
+def retry_after(value: str | None, now: datetime) -> float | None:
+    """The seconds a Retry-After header asks to wait at wall-clock `now`: a number of seconds or an HTTP date (0 once
+    past); None when there is none or it cannot be read."""
+    value = (value or "").strip()
+    if RETRY_SECONDS.fullmatch(value):
+        return float(value)
+    try:
+        when = parsedate_to_datetime(value)
+    except (TypeError, ValueError, IndexError):
+        return None
+    when = when if when.tzinfo else when.replace(tzinfo=UTC)
+    return max(0.0, (when - now).total_seconds())
 
 
 def _refused_upload(where: str, detail: str) -> CoreError:

@@ -24,7 +24,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 
-from mdservice.client import CoreBusy, CoreClient, CoreError, CoreNotReady
+from mdservice.client import CoreBusy, CoreClient, CoreError, CoreNotReady, CoreRateLimited
 from mdservice.engines import EngineMap
 from mdservice.queues import QueueGauge, Reading
 
@@ -362,7 +362,8 @@ class NodePool:
         it did not answer in time. Files of others in it are remembered (see `_needs_reading`).
 
         A Core that refuses or lacks `stat/nodes` (older versions, keys without the right) is not asked
-        again and counts as idle; one that fails to answer is put aside like any failing Core.
+        again and counts as idle, and so, for this once, does one that limits the rate of requests; one that fails to
+        answer is put aside like any failing Core.
         """
         if reading is None:
             return math.inf, 1
@@ -371,6 +372,8 @@ class NodePool:
             if others:
                 self.others_seen_at = max(self.others_seen_at, reading.at)
             return others, reading.slots
+        if isinstance(reading.error, CoreRateLimited):  # asked too often: it can tell, later
+            return 0, 1
         if reading.error.permanent or not reading.error.node_fault:
             node.abilities.reports_queue = False
         else:

@@ -16,9 +16,9 @@ from functools import partial
 
 from assemblyline.common.exceptions import NonRecoverableError, RecoverableError
 
-from mdservice.client import CoreBusy, CoreError, CoreTimeout
+from mdservice.client import CoreBusy, CoreError, CoreRateLimited, CoreTimeout
 from mdservice.nodes import PROBE_TIMEOUT, CoreNode, NodePool
-from mdservice.polling import STALLED, PollSchedule
+from mdservice.polling import FLOOR, STALLED, PollSchedule
 from mdservice.report import foreign_report, is_finished, overall_result, progress_of, queue_seconds
 from mdservice.resume import ENDED_UNSCANNED, Wanted, reuse_problem
 
@@ -50,6 +50,11 @@ DUPLICATE_CHECK = 1.0
 LOOKUP_TIMEOUT = 1.0
 # A result held back under overload (see hold_if_saturated) is returned this long before the deadline.
 HOLD_MARGIN = 0.2
+# A Core that limits the rate of requests without saying for how long (no Retry-After) is asked again after this many
+# seconds (OPSWAT's own load-test tool polls every 500 ms); never sooner than polling's FLOOR.
+RATE_LIMIT_WAIT = 1.0
+# An upload Core limited is sent again only while at least this much of the Core's time is left after the wait.
+RETRY_UPLOAD_TIME = 1.0
 
 
 @dataclass(frozen=True)
@@ -165,9 +170,27 @@ def scan_on_node(node: CoreNode, job: ScanJob, end: tuple[float, bool], clock: C
             if not exc.lost or polls_end <= clock.now():
                 raise
             watch.log.info(f"{node.name}: {exc}; sending the file again")
-    data_id = node.client.upload(job.path, job.filename, job.rule, job.archive_password,
-                                 timeout=polls_end - clock.now())
+    data_id = _upload(node, job, polls_end, clock)
     return _follow(node, job, data_id, (deadline, polls_end, leave), clock, watch, False)
+
+
+def _upload(node: CoreNode, job: ScanJob, until: float, clock: Clock) -> str:
+    """Send the file by `until` and return Core's data id. While Core limits the rate of requests, it is sent again
+    after the wait Core asks for, as long as RETRY_UPLOAD_TIME is left after it (else the CoreRateLimited)."""
+    while True:
+        try:
+            return node.client.upload(job.path, job.filename, job.rule, job.archive_password,
+                                      timeout=until - clock.now())
+        except CoreRateLimited as exc:
+            pause = _rate_pause(exc)
+            if until - clock.now() - pause < RETRY_UPLOAD_TIME:
+                raise
+            clock.sleep(pause)
+
+
+def _rate_pause(limited: CoreRateLimited) -> float:
+    """How long to wait before asking a Core that limited the rate of requests again: its Retry-After."""
+    return max(FLOOR, RATE_LIMIT_WAIT if limited.retry_after is None else limited.retry_after)
 
 
 def _check_size(node: CoreNode, job: ScanJob) -> None:
@@ -246,16 +269,22 @@ def _poll_until_finished(node: CoreNode, data_id: str, end: tuple[float, float],
     an earlier attempt's scan of the file, or None): a Core whose look-up hides unfinished scans gets a second copy
     from a retry, and the first copy's result, once in, is returned instead (a ScanResult) of waiting behind it.
     The last poll is sent as late as its answer can still come in time; a CoreBusy says where our file stood then.
+    A poll Core limits (CoreRateLimited) is sent again after the wait Core asks for, and the polls after it come no
+    more often than that; when Core kept limiting them to the end, the CoreRateLimited says so.
     """
     polls_end, last_poll = end
     learn, earlier = hooks
     schedule = PollSchedule(clock.now())
     delay, progress, report, next_check, slowest = schedule.first_delay(), None, None, DUPLICATE_CHECK, 0.0
+    limited, least_delay = None, 0.0
     while True:
         keep = last_poll if report is None else min(last_poll, max(LAST_POLL_FLOOR, ANSWER_FACTOR * slowest))
         wait = min(delay, polls_end - keep - clock.now())
         # A last poll brought forward to fit the time left is not worth it for a scan whose progress is stuck.
         if wait <= 0 or (wait < delay and schedule.is_stuck(clock.now())):
+            if limited:
+                raise CoreRateLimited(f"{limited}; it limited our polls of the scan (data id {data_id}) until the "
+                                      "time for this Core ran out", limited.retry_after)
             raise _unfinished(node, data_id, clock.now() - schedule.uploaded_at, progress, schedule)
         if schedule.expects_finish and not watch.told_nearly_done:
             clock.sleep(max(0.0, wait - NEARLY_DONE_LEAD))
@@ -263,7 +292,13 @@ def _poll_until_finished(node: CoreNode, data_id: str, end: tuple[float, float],
             wait = min(wait, NEARLY_DONE_LEAD)
         clock.sleep(wait)
         asked = clock.now()
-        report = _poll(node, data_id, polls_end - asked, report is not None, progress)
+        try:
+            answer = _poll(node, data_id, polls_end - asked, report is not None, progress)
+        except CoreRateLimited as exc:
+            limited, least_delay = exc, max(least_delay, _rate_pause(exc))
+            delay = least_delay
+            continue
+        report, limited = answer, None
         slowest = max(slowest, clock.now() - asked)
         if learn:
             learn(report)
@@ -276,7 +311,7 @@ def _poll_until_finished(node: CoreNode, data_id: str, end: tuple[float, float],
             found, next_check = earlier(), waited + DUPLICATE_CHECK
             if found is not None and found.data_id != data_id and is_finished(found.report):
                 return found
-        delay = schedule.next_delay(clock.now(), progress)
+        delay = max(least_delay, schedule.next_delay(clock.now(), progress))
 
 
 def _poll(node: CoreNode, data_id: str, timeout: float, seen: bool, progress: float | None) -> dict:

@@ -1,12 +1,22 @@
 """HTTP to one Core: what is sent, and which error class each kind of answer becomes."""
 
 import io
+from datetime import UTC, datetime
 from urllib.parse import unquote
 
 import pytest
 import requests
 
-from mdservice.client import MAX_FILENAME_CHARS, CoreClient, CoreError, display_filename
+from mdservice.client import (
+    MAX_FILENAME_CHARS,
+    CoreBusy,
+    CoreClient,
+    CoreError,
+    CoreNotReady,
+    CoreRateLimited,
+    display_filename,
+    retry_after,
+)
 
 BASE = "http://core-1:8008/"
 KEY = "s3cret-api-key-123"
@@ -83,6 +93,11 @@ def test_a_path_in_base_url_is_kept(requests_mock):
      True, False),
     (503, {"err": "Server is too busy. Try again later."}, False, False),
     (502, None, False, True),
+    (400, {"err": "Callback url is invalid."}, True, True),
+    (400, {"err": "Not enough disk space"}, False, True),
+    (400, None, False, True),
+    (429, {"err": "Too many requests"}, False, False),
+    (429, None, False, False),
 ])
 def test_upload_errors_map_to_their_class(requests_mock, sample, status, body, permanent, node_fault):
     requests_mock.post(BASE + "file", status_code=status, json=body)
@@ -91,6 +106,46 @@ def test_upload_errors_map_to_their_class(requests_mock, sample, status, body, p
     assert (caught.value.permanent, caught.value.node_fault) == (permanent, node_fault)
     assert str(status) in str(caught.value)
     assert KEY not in str(caught.value)
+
+
+@pytest.mark.parametrize(("status", "body", "headers", "wait"), [
+    (429, {"err": "Too many requests"}, {"Retry-After": "2"}, 2.0),
+    (429, None, {}, None),
+    (503, {"err": "Rate limit exceeded"}, {"Retry-After": "0.5"}, 0.5),
+    (503, {"err": "API rate-limit reached"}, {}, None),
+])
+def test_rate_limits_are_a_request_to_wait_not_a_fault_of_core(requests_mock, status, body, headers, wait):
+    requests_mock.get(BASE + "file/d1", status_code=status, json=body, headers=headers)
+    with pytest.raises(CoreRateLimited) as caught:
+        CoreClient(BASE).get_report("d1")
+    assert (caught.value.retry_after, caught.value.permanent, caught.value.node_fault) == (wait, False, False)
+    assert f"HTTP {status}" in str(caught.value) and "Settings > Security" in str(caught.value)
+
+
+def test_a_503_that_does_not_say_rate_limit_is_still_a_full_queue(requests_mock):
+    requests_mock.get(BASE + "file/d1", status_code=503, json={"err": "Server is too busy. Try again later."},
+                      headers={"Retry-After": "5"})
+    with pytest.raises(CoreBusy):
+        CoreClient(BASE).get_report("d1")
+
+
+@pytest.mark.parametrize(("value", "seconds"), [
+    ("3", 3.0), (" 120 ", 120.0), ("0.25", 0.25), ("0", 0.0),
+    ("Thu, 01 Jan 2026 00:00:30 GMT", 30.0), ("Wed, 21 Oct 2015 07:28:00 GMT", 0.0),
+    (None, None), ("", None), ("-1", None), ("soon", None), ("1e3", None),
+])
+def test_retry_after_in_seconds_or_as_an_http_date(value, seconds):
+    assert retry_after(value, datetime(2026, 1, 1, tzinfo=UTC)) == seconds
+
+
+@pytest.mark.parametrize(("status", "body"), [(429, {"err": "Too many requests"}), (503, {"reason": "rate limit"})])
+def test_a_rate_limited_readiness_check_is_not_a_core_that_is_not_ready(requests_mock, status, body):
+    requests_mock.get(BASE + "readyz", status_code=status, json=body)
+    with pytest.raises(CoreRateLimited):
+        CoreClient(BASE).check_ready()
+    requests_mock.get(BASE + "readyz", status_code=503, json={"reason": "scan queue above threshold"})
+    with pytest.raises(CoreNotReady, match="scan queue above threshold"):
+        CoreClient(BASE).check_ready()
 
 
 def test_key_refused_says_what_to_change(requests_mock):

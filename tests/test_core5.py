@@ -9,7 +9,7 @@ import requests
 from al_checks import run_task
 
 from mdcore_emulator import EICAR, Emulator, scan_marker
-from mdcore_emulator.core import json_reply
+from mdcore_emulator.core import error_reply, json_reply
 from metadefender import MetaDefender, ServiceStartError
 
 TIMEOUT = 6
@@ -216,3 +216,49 @@ def test_between_idle_cores_the_one_with_more_free_places_gets_the_file(tmp_path
         service.pool.cursor = 0  # Core 0's turn
         assert scan(service, tmp_path)[0] == "result"
         assert uploads(emulator) == [0, 1]
+
+
+# --- request rate limiting (Core 5.13 and later): 429 with Retry-After ---------------------------------------------
+
+def test_every_file_is_scanned_when_two_of_each_scans_polls_are_limited(tmp_path):
+    with Emulator(nodes=1, scan_seconds=0.1, limited_polls=2, retry_after=0.2) as emulator:
+        service = start_service(emulator.urls)
+        for index in range(5):
+            assert scan(service, tmp_path, name=f"r{index}")[0] == "result"
+        assert emulator.nodes[0].stats.limited_requests == 10
+        assert service.pool.nodes[0].health.failures == 0
+
+
+def test_a_core_that_limits_polls_keeps_its_file_and_is_not_put_aside(tmp_path):
+    with Emulator(nodes=2, scan_seconds=0.1) as emulator:
+        limiting = emulator.nodes[0]
+        limiting.settings = replace(limiting.settings, limited_polls=2, retry_after=0.2)
+        service = start_service(emulator.urls)
+        service.pool.cursor = 0
+        assert scan(service, tmp_path)[0] == "result"
+        assert uploads(emulator) == [1, 0]
+        node = service.pool.nodes[0]
+        assert (node.failed, node.pace.skip_turns) == (False, 0)
+
+
+def test_a_core_that_limits_polls_until_the_deadline_fails_the_task_saying_so(tmp_path):
+    with Emulator(nodes=1, scan_seconds=0.1, limited_polls=1000, retry_after=0.2) as emulator:
+        service = start_service(emulator.urls)
+        service.service_attributes.timeout = 3
+        status, message = error_message(scan(service, tmp_path))
+        assert status == "FAIL_RECOVERABLE"
+        assert "HTTP 429" in message and "Retry-After 0.2 s" in message and "limited our polls" in message
+        assert not service.pool.nodes[0].failed
+
+
+def test_a_limited_upload_is_sent_again_after_its_retry_after(tmp_path):
+    with Emulator(nodes=1, scan_seconds=0.1) as emulator:
+        node, refusals = emulator.nodes[0], [error_reply(429, "Too many requests")._replace(
+            headers=(("Retry-After", "0.3"),))]
+        honest = node.upload_refused
+        node.upload_refused = lambda submission, size: refusals.pop() if refusals else honest(submission, size)
+        sent = uploads_sent(node)
+        service = start_service(emulator.urls)
+        assert scan(service, tmp_path)[0] == "result"
+        assert (len(sent), uploads(emulator)) == (2, [1])
+        assert service.pool.nodes[0].health.failures == 0

@@ -278,6 +278,20 @@ def test_any_other_400_to_the_upload_is_recoverable(core, sample, tmp_path, answ
     assert "HTTP 400" in error["response"]["message"]
 
 
+@pytest.mark.parametrize(("status", "answer", "headers"), [
+    (503, {"err": "Rate limit exceeded"}, {"Retry-After": "0.2"}),
+    (429, {"err": "Too many requests"}, {}),  # no Retry-After: asked again after 1 s
+])
+def test_a_poll_limited_by_core_is_sent_again_and_the_file_scanned(core, sample, tmp_path, status, answer, headers):
+    core.get(CORE + "file/d1", [{"status_code": status, "json": answer, "headers": headers},
+                                {"json": finished_report(EICAR_DETAILS)}])
+    service = started()
+    kind, result, _ = run_task(service, sample, str(tmp_path))
+    assert kind == "result", result
+    assert len([r for r in core.request_history if r.path == "/file/d1"]) == 2  # the limited poll, then the report
+    assert not service.pool.nodes[0].failed
+
+
 def test_sanitized_file_is_attached_when_asked(core, sample, tmp_path):
     core.get(CORE + "file/d1", json=finished_report(EICAR_DETAILS, actions_ran="Sanitized"))
     core.get(CORE + "file/converted/d1", content=b"sanitized bytes")

@@ -133,6 +133,18 @@ def test_queue_limit_gives_503(start_emulator, client):
     assert response.json() == {"err": "Server is too busy. Try again later."}
 
 
+def test_limited_polls_answer_429_with_retry_after_per_scan(start_emulator, client):
+    emulator = start_emulator(limited_polls=2, retry_after=0.5)
+    core = client(emulator.urls[0])
+    first, second = core.submit(b"one"), core.submit(b"two")
+    for data_id in (first, first, second, second):
+        limited = core.get(f"file/{data_id}")
+        assert (limited.status_code, limited.headers["Retry-After"]) == (429, "0.5")
+        assert limited.json() == {"err": "Too many requests: rate limit exceeded. Try again later."}
+    assert core.get(f"file/{first}").status_code == 200 and core.get(f"file/{second}").status_code == 200
+    assert (emulator.nodes[0].stats.limited_requests, emulator.nodes[0].stats.result_requests) == (4, 6)
+
+
 def test_scan_marker_sets_the_scan_time(start_emulator, client):
     emulator = start_emulator(scan_seconds=5)
     data_id = client(emulator.urls[0]).submit(scan_marker(0.2).encode())
