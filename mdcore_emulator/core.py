@@ -282,7 +282,7 @@ class Core:
                 started_at=job.started_at,
                 finished_at=job.finished_at,
                 rule=submission.rule,
-                archive_password=submission.archive_password,
+                archive_passwords=submission.archive_passwords,
             )
         return json_reply(200, {"data_id": data_id})
 

@@ -24,6 +24,7 @@ from .tls import make_certificates, server_context
 
 CHUNK = 64 * 1024
 V3_PREFIX = "/metascan_rest"
+_PASSWORD_HEADER = re.compile(r"archivepwd([1-9][0-9]{0,5})?", re.IGNORECASE)
 
 
 def _upload(request: "_Handler", node: "Node") -> Reply | None:
@@ -152,11 +153,19 @@ class _Handler(BaseHTTPRequestHandler):
         return unquote(self.headers.get("rule") or self.headers.get("workflow") or "") or None
 
     def submission(self) -> Submission:
-        """The upload headers: filename, rule (default DEFAULT_RULE), archivepwd; URL-decoded."""
+        """The upload headers: filename, rule (default DEFAULT_RULE), archive passwords; URL-decoded."""
         headers = self.headers
-        return Submission(
-            unquote(headers.get("filename", "")), self.rule() or DEFAULT_RULE, unquote(headers.get("archivepwd", ""))
-        )
+        return Submission(unquote(headers.get("filename", "")), self.rule() or DEFAULT_RULE, self.archive_passwords())
+
+    def archive_passwords(self) -> tuple[str, ...]:
+        """The URL-decoded archive passwords: header archivepwd, then archivepwd<N> (N >= 1) in the order of N, as
+        OpenAPI's "Process a file" describes them; empty ones are none."""
+        numbered = {}
+        for name, value in self.headers.items():
+            match = _PASSWORD_HEADER.fullmatch(name)
+            if match and value:
+                numbered[int(match.group(1) or 0)] = unquote(value)
+        return tuple(numbered[number] for number in sorted(numbered))
 
     # ------------------------------------------------------------------ response
 

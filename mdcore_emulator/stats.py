@@ -18,7 +18,7 @@ class ScanRecord:
     finished_at: float | None
     result_requests: int = 0
     rule: str = ""
-    archive_password: str = ""
+    archive_passwords: tuple[str, ...] = ()
 
 
 @dataclass

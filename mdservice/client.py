@@ -41,6 +41,10 @@ DATA_ID = re.compile(r"[A-Za-z0-9_-]{1,64}")
 # The shortest piece of the API key that is masked wherever a Core or proxy echoes it.
 KEY_PIECE = 8
 CHUNK = 64 * 1024
+# The most archive passwords one upload carries (as archivepwd, archivepwd1, archivepwd2, ...), and the most bytes
+# their headers may take together: plenty for real lists, far below any web server's limit on request headers.
+MAX_PASSWORDS = 20
+MAX_PASSWORD_BYTES = 8 * 1024
 # Where a not-ready answer of `GET readyz` may give its reason.
 READY_REASONS = ("reason", "err", "message", "status")
 # What a 400 answer to an upload names when the admin must fix something (OPSWAT's error table: an invalid callback
@@ -67,6 +71,15 @@ class CoreLoad(NamedTuple):
     queue: int
     slots: int
     available_slots: int | None = None
+
+
+class Passwords(NamedTuple):
+    """The archive passwords an upload carries (`sent`), and how many others were skipped as `unsendable` (not text a
+    header can carry: not a string, or a lone surrogate) or `left_out` (past MAX_PASSWORDS or MAX_PASSWORD_BYTES)."""
+
+    sent: tuple[str, ...]
+    unsendable: int = 0
+    left_out: int = 0
 
 
 class CoreError(Exception):
@@ -129,6 +142,30 @@ def redact_url(url: str) -> str:
 def encode_header_value(text: str) -> str:
     """URL-encode a header value (file names, rule names, passwords) so any character is safe to send."""
     return quote(text, safe="")
+
+
+def choose_passwords(candidates: list) -> Passwords:
+    """The archive passwords to send of `candidates`: each text once, in their order, none empty, as many as fit in
+    MAX_PASSWORDS and MAX_PASSWORD_BYTES of headers (names and URL-encoded values)."""
+    texts = [value for value in candidates if isinstance(value, str)]
+    sent, unsendable, left_out, size = [], len(candidates) - len(texts), 0, 0
+    for password in dict.fromkeys(text for text in texts if text):
+        try:
+            header = len(_password_header(len(sent))) + len(encode_header_value(password)) + len(": \r\n")
+        except UnicodeError:  # a lone surrogate: no UTF-8 for it
+            unsendable += 1
+            continue
+        if len(sent) == MAX_PASSWORDS or size + header > MAX_PASSWORD_BYTES:
+            left_out += 1
+            continue
+        sent.append(password)
+        size += header
+    return Passwords(tuple(sent), unsendable, left_out)
+
+
+def _password_header(index: int) -> str:
+    """The upload header of the archive password at `index`: archivepwd, then archivepwd1, archivepwd2, ..."""
+    return f"archivepwd{index or ''}"
 
 
 def display_filename(name: str) -> str:
@@ -213,9 +250,10 @@ class CoreClient:
         return {rule["name"]: _size_limit(rule.get("max_file_size"))
                 for rule in answer if isinstance(rule, dict) and isinstance(rule.get("name"), str)}
 
-    def upload(self, path: str, filename: str, rule: str = "", archive_password: str = "",
+    def upload(self, path: str, filename: str, rule: str = "", passwords: tuple[str, ...] = (),
                timeout: float | None = None) -> str:
-        """Stream the file at `path` to `POST file` and return Core's data_id."""
+        """Stream the file at `path` to `POST file` and return Core's data_id. `passwords` (see choose_passwords) go
+        as archivepwd, archivepwd1, archivepwd2, ...; an error never shows them, even where Core's text does."""
         headers = {
             "Content-Type": "application/octet-stream",
             "Content-Length": str(os.path.getsize(path)),
@@ -223,10 +261,14 @@ class CoreClient:
         }
         if rule:
             headers["rule"] = encode_header_value(rule)
-        if archive_password:
-            headers["archivepwd"] = encode_header_value(archive_password)
-        with open(path, "rb") as body:
-            answer = self._json("POST", "file", timeout, SMALL_MAX_BYTES, data=body, headers=headers)
+        for index, password in enumerate(passwords):
+            headers[_password_header(index)] = encode_header_value(password)
+        try:
+            with open(path, "rb") as body:
+                answer = self._json("POST", "file", timeout, SMALL_MAX_BYTES, data=body, headers=headers)
+        except CoreError as exc:
+            exc.args = (_mask_passwords(str(exc), passwords),)
+            raise
         data_id = answer.get("data_id") if isinstance(answer, dict) else None
         if not isinstance(data_id, str) or not DATA_ID.fullmatch(data_id):
             raise CoreError(f"{self.name} accepted the upload but gave no usable data_id")
@@ -411,6 +453,13 @@ def retry_after(value: str | None, now: datetime) -> float | None:
         return None
     when = when if when.tzinfo else when.replace(tzinfo=UTC)
     return max(0.0, (when - now).total_seconds())
+
+
+def _mask_passwords(text: str, passwords: tuple[str, ...]) -> str:
+    """`text` with each password, as sent (URL-encoded) or not, masked as `mask_key` masks the API key."""
+    for password in passwords:
+        text = mask_key(mask_key(text, encode_header_value(password)), password)
+    return text
 
 
 def _refused_upload(where: str, detail: str) -> CoreError:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from functools import partial
 
@@ -59,22 +59,23 @@ RETRY_UPLOAD_TIME = 1.0
 
 @dataclass(frozen=True)
 class ScanJob:
-    """What to send: the file, the name Core shows, the optional rule and archive password, and the file's SHA-256
-    (to recognise a report that is not for this file; empty: not checked). `reuse_seconds`: how old a scan Core
-    already has of this file may be to stand for this task (0: every task uploads)."""
+    """What to send: the file, the name Core shows, the optional rule and archive passwords (see
+    client.choose_passwords; never shown), and the file's SHA-256 (to recognise a report that is not for this file;
+    empty: not checked). `reuse_seconds`: how old a scan Core already has of this file may be to stand for this task
+    (0: every task uploads)."""
 
     path: str
     filename: str
     rule: str = ""
-    archive_password: str = ""
+    passwords: tuple[str, ...] = field(default=(), repr=False)
     sha256: str = ""
     reuse_seconds: float = 0.0
 
     @property
     def resumable(self) -> bool:
-        """Whether a scan of this file left on a Core can be taken over by a later attempt: not with an archive
-        password (Core's report does not say which password a scan used)."""
-        return bool(self.reuse_seconds and self.sha256 and not self.archive_password)
+        """Whether a scan of this file left on a Core can be taken over by a later attempt: not with archive
+        passwords (Core's report does not say which passwords a scan used)."""
+        return bool(self.reuse_seconds and self.sha256 and not self.passwords)
 
 
 @dataclass(frozen=True)
@@ -179,8 +180,7 @@ def _upload(node: CoreNode, job: ScanJob, until: float, clock: Clock) -> str:
     after the wait Core asks for, as long as RETRY_UPLOAD_TIME is left after it (else the CoreRateLimited)."""
     while True:
         try:
-            return node.client.upload(job.path, job.filename, job.rule, job.archive_password,
-                                      timeout=until - clock.now())
+            return node.client.upload(job.path, job.filename, job.rule, job.passwords, timeout=until - clock.now())
         except CoreRateLimited as exc:
             pause = _rate_pause(exc)
             if until - clock.now() - pause < RETRY_UPLOAD_TIME:

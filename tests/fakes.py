@@ -106,7 +106,7 @@ class FakeClient:
                    and (self.never_finishes or now - start < self.waits[data_id] + self.scan_seconds))
         return CoreLoad(self.backlog + ours, self.slots)
 
-    def upload(self, path, filename, rule="", archive_password="", timeout=None):
+    def upload(self, path, filename, rule="", passwords=(), timeout=None):
         self._check("upload", timeout)
         if self.upload_limits:
             raise CoreRateLimited(f"{self.name} answered file with HTTP 429", self.upload_limits.pop(0))

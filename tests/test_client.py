@@ -32,7 +32,8 @@ def sample(tmp_path):
 def test_upload_streams_the_file_with_length_and_url_encoded_name(requests_mock, sample):
     requests_mock.post(BASE + "file", json={"data_id": "abc123"})
     client = CoreClient(BASE, api_key=KEY)
-    data_id = client.upload(sample, "rapport d'été\n#1.pdf", rule="multiscan only", archive_password="p@ss wörd")
+    data_id = client.upload(sample, "rapport d'été\n#1.pdf", rule="multiscan only",
+                            passwords=("p@ss wörd", "fox", "cow\n"))
     assert data_id == "abc123"
     sent = requests_mock.last_request
     assert not isinstance(sent.body, bytes | bytearray)
@@ -43,7 +44,9 @@ def test_upload_streams_the_file_with_length_and_url_encoded_name(requests_mock,
     assert sent.headers["apikey"] == KEY
     assert unquote(sent.headers["filename"]) == "rapport d'été_#1.pdf"
     assert unquote(sent.headers["rule"]) == "multiscan only"
-    assert unquote(sent.headers["archivepwd"]) == "p@ss wörd"
+    assert [unquote(sent.headers[name]) for name in ("archivepwd", "archivepwd1", "archivepwd2")] == [
+        "p@ss wörd", "fox", "cow\n"]
+    assert "archivepwd3" not in sent.headers
     assert all(ord(ch) < 128 for value in sent.headers.values() for ch in str(value))
 
 

@@ -84,13 +84,15 @@ def test_report_shape(start_emulator, client):
     assert (record.filename, record.size, record.rule) == ("dir/my file.txt", len(content), "My Rule")
 
 
-def test_workflow_header_and_archive_password_are_recorded(start_emulator, client):
+def test_workflow_header_and_archive_passwords_are_recorded(start_emulator, client):
     emulator = start_emulator(scan_seconds=0)
     data_id = client(emulator.urls[0]).submit(
-        b"abc", filename="%C3%A9t%C3%A9.txt", workflow="Old%20Name", archivepwd="pass%20word"
+        b"abc", filename="%C3%A9t%C3%A9.txt", workflow="Old%20Name", archivepwd="pass%20word",
+        archivepwd10="ten", archivepwd2="w%C3%B6rd", archivepwd0="not a number >= 1", ARCHIVEPWD1="one",
     )
     record = emulator.nodes[0].stats.scans[data_id]
-    assert (record.filename, record.rule, record.archive_password) == ("été.txt", "Old Name", "pass word")
+    assert (record.filename, record.rule) == ("été.txt", "Old Name")
+    assert record.archive_passwords == ("pass word", "one", "wörd", "ten")
     assert client(emulator.urls[0]).report(data_id)["process_info"]["profile"] == "Old Name"
 
 
