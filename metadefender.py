@@ -20,8 +20,17 @@ from assemblyline_v4_service.common.base import ServiceBase
 from assemblyline_v4_service.common.request import ServiceRequest
 from assemblyline_v4_service.common.result import Result, ResultSection, ResultTextSection
 
-from mdservice.client import CoreClient, CoreError, KeyMaskFilter, mask_json, mask_key
-from mdservice.config import ServiceConfig, is_valid_text, parse_config
+from mdservice.client import (
+    MAX_PASSWORD_BYTES,
+    MAX_PASSWORDS,
+    CoreClient,
+    CoreError,
+    KeyMaskFilter,
+    choose_passwords,
+    mask_json,
+    mask_key,
+)
+from mdservice.config import ServiceConfig, parse_config
 from mdservice.engines import tool_version
 from mdservice.nodes import CoreNode, NodePool
 from mdservice.report import ResultOptions, build_result, sanitized_ran
@@ -35,18 +44,16 @@ MAINTENANCE_SHARE = 0.2
 MAINTENANCE_SECONDS = 2.0
 
 
-def _archive_password(request: ServiceRequest) -> str:
-    """The `archive_password` submission parameter; a task sent without it (old dispatcher config) has none."""
+def _password_candidates(request: ServiceRequest) -> list:
+    """The archive passwords offered for the file, as given: the `archive_password` submission parameter (a task sent
+    without it, by an old dispatcher config, has none), then the `passwords` Assemblyline shares for the submission
+    (temporary submission data, found by the user or by services such as Extract)."""
     try:
-        value = request.get_param("archive_password")
+        param = request.get_param("archive_password")
     except Exception:  # the framework raises a bare Exception for an unknown parameter
-        return ""
-    if not isinstance(value, str):
-        return ""
-    if not is_valid_text(value):
-        raise NonRecoverableError("The archive_password submission parameter is not valid Unicode text (it holds "
-                                  "a lone surrogate); resubmit the file with the password typed as plain text")
-    return value
+        param = ""
+    shared = request.temp_submission_data.get("passwords")
+    return [param, *(shared if isinstance(shared, list | tuple) else [])]
 
 
 class ServiceStartError(RuntimeError):
@@ -142,7 +149,7 @@ class MetaDefender(ServiceBase):
             raise RecoverableError(f"{self._outage_text()}; Assemblyline will retry the file")
         self.refresh_safelist(time.monotonic())
         job = ScanJob(request.file_path, request.file_name or request.sha256, settings.rule,
-                      _archive_password(request), request.sha256, 60 * settings.reuse_scan_minutes)
+                      self._archive_passwords(request), request.sha256, 60 * settings.reuse_scan_minutes)
         scan = scan_file(self.pool, job, deadline, self.clock)
         node, report = scan.node, mask_json(scan.report, settings.api_key)
         options = ResultOptions(settings.av_config, self.safelist, settings.stale_definition_days, self.clock.wall())
@@ -157,6 +164,18 @@ class MetaDefender(ServiceBase):
         request.set_service_context(node.engines.service_context() if node.engines else None)
         request.result = result
         hold_if_saturated(self.pool, scan, deadline, self.clock)
+
+    def _archive_passwords(self, request: ServiceRequest) -> tuple[str, ...]:
+        """The archive passwords sent with the file (see choose_passwords); those skipped or left out are logged by
+        number only: no password is ever shown."""
+        chosen = choose_passwords(_password_candidates(request))
+        if chosen.unsendable:
+            self.log.warning(f"{chosen.unsendable} archive password(s) skipped: not text that can be sent to Core "
+                             "(not a string, or a lone surrogate)")
+        if chosen.left_out:
+            self.log.info(f"{chosen.left_out} archive password(s) left out: at most {MAX_PASSWORDS} passwords and "
+                          f"{MAX_PASSWORD_BYTES // 1024} KiB of them go with a file")
+        return chosen.sent
 
     def _build_pool(self, settings: ServiceConfig) -> NodePool:
         nodes = [CoreNode(CoreClient(url, settings.api_key, settings.verify, settings.md_timeout), settings.md_version,

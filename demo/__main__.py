@@ -50,7 +50,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                              "copies, names in other case) and reports with Core 4.3's field set")
     parser.add_argument("--md-version", type=int, choices=(3, 4), default=4, help="emulate a Core v3 or v4")
     parser.add_argument("--core-version", type=int, choices=(4, 5), default=4,
-                        help="5: a Core 5 (readyz, free scan slots, a rule list with size limits, Core's own verdict "
+                        help="5: a Core 5 (readyz, free queue places, a rule list with size limits, Core's own verdict "
                              "and outdated-data fields in reports)")
     parser.add_argument("--nodes", type=int, default=1, help="how many emulated Cores (round-robin)")
     parser.add_argument("--scan-seconds", type=float, default=0.5, help="the emulator's scan time per file")

@@ -31,11 +31,12 @@ Reports: `report_flavour="4.3"` answers with an older Core's field set (see `as_
 Core 5 (`core_version=5`, `--core-version 5`): /version answers 5.14.0; GET /readyz answers
 200 {"ready": true}, or 503 {"ready": false, "reason": ...} after `node.set_ready(False, reason)`
 (`--not-ready NODE:REASON`) until `node.set_ready(True)`; GET /stat/nodes adds
-scan_queue_details {available_slots: concurrency minus files scanning, total_scan_queue:
-queue_limit}; GET /file/rules lists `rules` ({name: max_file_size}, `--rule NAME[:MAX_BYTES]`,
-default {"File scan": 200000000}) as [{"name", "max_file_size"}]; an upload under a rule the
-Core lacks gets 400 {"err": "... Unknown rule: NAME"}, one above its rule's max_file_size 500
-{"err": "Failed to request scan. File size exceeded ..."}; process_info always has
+scan_queue_details in queue places {available_slots: queue_limit minus files waiting (0: the
+queue is full), total_scan_queue: queue_limit}; GET /file/rules lists `rules` ({name:
+max_file_size}, `--rule NAME[:MAX_BYTES]`, default {"File scan": 200000000}; 0: no limit) as
+[{"name", "max_file_size"}]; an upload under a rule the Core lacks gets 400 {"err": "...
+Unknown rule: NAME"}, one above its rule's max_file_size 500 {"err": "Failed to request scan.
+File size exceeded ..."}; process_info always has
 outdated_data and verdicts ([scan_all_result_a] once complete, [] before), and a failed
 engine's threat_found is "scan engine failed: timeout". Core 4 answers 404 to both paths.
 
@@ -49,7 +50,11 @@ below 100 % for ever.
 Network: `latency` (or `--latency`) delays every answer, `node_latency` some Cores' only, to
 model Cores on other machines.
 
-Faults (per node, see FAULTS): down, slow, upload_503, result_500, garbage,
+Request rate limiting (Core 5.13+, which limits polls by data id first): with `limited_polls=N`
+(`--limited-polls N`) the first N polls of every scan answer 429 {"err": ...} with header
+Retry-After: `retry_after` seconds (`--retry-after`, default 1).
+
+Faults (per node, see FAULTS): down, slow, upload_503, low_disk, result_500, garbage,
 never_complete, lost, drop, bad_key.
 
 """

@@ -84,10 +84,15 @@ def _parser() -> argparse.ArgumentParser:
              "Core 5 report fields (verdicts, outdated_data always, engine errors in threat_found), uploads "
              "refused under an unknown rule (400) or above the rule's max_file_size (500)")
     add("--rule", action="append", default=[], metavar="NAME[:MAX_BYTES]",
-        help=f"with --core-version 5: a rule the Core has, with its max_file_size (default {DEFAULT_MAX_FILE_SIZE}) "
-             "(repeatable; any replaces the default rule \"File scan\")")
+        help=f"with --core-version 5: a rule the Core has, with its max_file_size (default {DEFAULT_MAX_FILE_SIZE}, "
+             "0: no limit) (repeatable; any replaces the default rule \"File scan\")")
     add("--not-ready", action="append", default=[], metavar="NODE:REASON",
         help="with --core-version 5: node NODE starts not ready, GET /readyz answers 503 with REASON (repeatable)")
+    add("--limited-polls", type=_non_negative(int), default=0, metavar="N",
+        help="request rate limiting (Core 5.13+): the first N polls (GET /file/{id}) of every scan answer 429 with "
+             "a Retry-After of --retry-after seconds (default 0: none)")
+    add("--retry-after", type=_non_negative(float), default=1.0, metavar="SECONDS",
+        help="the Retry-After of --limited-polls answers (default 1)")
     add("--tls", action="store_true", help="serve HTTPS with a fresh CA (its path is printed at start)")
     add("--cert-dir", default=None, help="where --tls writes its CA and certificate (default ./.emulator-tls/)")
     add("--quiet", action="store_true", help="no log line per request")
@@ -182,6 +187,8 @@ def _emulator(parser: argparse.ArgumentParser, args: argparse.Namespace) -> Emul
         node_concurrency={node: max(1, int(slots)) for node, (slots,) in
                           _per_node_values(parser, args, "--node-concurrency", "NODE:SLOTS, e.g. 0:2").items()},
         outages=_per_node_values(parser, args, "--outage", "NODE:AFTER:SECONDS, e.g. 1:20:30", parts=2),
+        limited_polls=args.limited_polls,
+        retry_after=args.retry_after,
     )
 
 

@@ -34,14 +34,18 @@ REPORT_FLAVOURS = ("current", "4.3")
 STALE_DAYS = 7  # definitions older than this are reported as an issue in /stat/nodes
 DEFAULT_MAX_FILE_SIZE = 200_000_000  # bytes; the OpenAPI description's example for a rule
 TOO_LARGE = "Failed to request scan. File size exceeded the maximum size permitted by your configuration."
+# The emulator's own words: Core's texts for these answers are not documented.
+LOW_DISK = "Failed to request scan. Not enough free disk space."
+RATE_LIMITED = "Too many requests: rate limit exceeded. Try again later."
 
 
 class Reply(NamedTuple):
-    """An HTTP answer: status, body bytes and content type."""
+    """An HTTP answer: status, body bytes, content type and any other headers as (name, value) pairs."""
 
     status: int
     body: bytes
     content_type: str = "application/json"
+    headers: tuple[tuple[str, str], ...] = ()
 
 
 def json_reply(status: int, document: object) -> Reply:
@@ -72,6 +76,8 @@ class Settings:
     hash_unfinished: bool = False
     core_version: int = 4
     rules: tuple[tuple[str, int], ...] = ((DEFAULT_RULE, DEFAULT_MAX_FILE_SIZE),)  # (name, max_file_size)
+    limited_polls: int = 0
+    retry_after: float = 1.0
 
 
 class Core:
@@ -95,6 +101,7 @@ class Core:
         self.concurrency = settings.concurrency
         self._scheduler = Scheduler(settings.concurrency, settings.queue_limit)
         self._not_ready: str | None = None  # why GET /readyz answers 503; None: ready
+        self._limited: dict[str, int] = {}  # polls answered 429, by the data id of the scan
         self._lock = threading.Lock()
 
     # ------------------------------------------------------------------ controls
@@ -199,7 +206,10 @@ class Core:
         return json_reply(200, engine_list(self.listing, self.settings.md_version))
 
     def nodes_status(self) -> Reply:
-        """GET /stat/nodes, shaped as the OpenAPI schema: a list holding one instance with one node."""
+        """GET /stat/nodes, shaped as the OpenAPI schema: a list holding one instance with one node. Core 5 adds
+        scan_queue_details in places of the scan queue, as OPSWAT's Helm chart reads them: total_scan_queue its
+        size (queue_limit), available_slots its free places (an idle Core: 500 of 500; 0: the next upload that
+        finds no free scan slot gets 503)."""
         now = self.clock.now()
         with self._lock:
             waiting, busy = self._scheduler.waiting(now), self._scheduler.busy(now)
@@ -218,7 +228,7 @@ class Core:
         }
         if self.settings.core_version == 5:
             status["scan_queue_details"] = {
-                "available_slots": self.concurrency - busy,
+                "available_slots": max(0, self.settings.queue_limit - waiting),
                 "total_scan_queue": self.settings.queue_limit,
             }
         return json_reply(200, [{"external_nodes_allowed": False, "max_node_count": 1, "statuses": [status]}])
@@ -237,17 +247,19 @@ class Core:
     def upload_refused(self, submission: Submission, size: int) -> Reply | None:
         """The refusal of an upload of `size` bytes, answered before the body is read; else None.
 
-        The 503 of the upload_503 fault; Core 5 only: 400 for a rule it lacks, 500 for a file
-        larger than its rule's max_file_size.
+        The 503 of the upload_503 fault, the 400 of the low_disk fault; Core 5 only: 400 for a rule it
+        lacks, 500 for a file larger than its rule's max_file_size (0: no limit).
         """
         if "upload_503" in self.faults:
             return BUSY
+        if "low_disk" in self.faults:
+            return error_reply(400, LOW_DISK)
         if self.settings.core_version < 5:
             return None
         limit = dict(self.settings.rules).get(submission.rule)
         if limit is None:
             return error_reply(400, f"Failed to request scan. Unknown rule: {submission.rule}")
-        return error_reply(500, TOO_LARGE) if size > limit else None
+        return error_reply(500, TOO_LARGE) if limit and size > limit else None
 
     def upload(self, digest: UploadDigest, submission: Submission) -> Reply:
         """Queue a complete upload: 200 {"data_id"}, or 503 when queue_limit jobs already wait."""
@@ -278,16 +290,22 @@ class Core:
                 started_at=job.started_at,
                 finished_at=job.finished_at,
                 rule=submission.rule,
-                archive_password=submission.archive_password,
+                archive_passwords=submission.archive_passwords,
             )
         return json_reply(200, {"data_id": data_id})
 
     def result(self, data_id: str) -> Reply:
-        """GET /file/{data_id}; honours the result_500 and lost faults."""
+        """GET /file/{data_id}; the first `limited_polls` polls of each scan answer 429 with a Retry-After of
+        `retry_after` seconds (request rate limiting, Core 5.13+); honours the result_500 and lost faults."""
         with self._lock:
             self.stats.result_requests += 1
             if data_id in self.stats.scans:
                 self.stats.scans[data_id].result_requests += 1
+            if self._book.get(data_id) and self._limited.get(data_id, 0) < self.settings.limited_polls:
+                self._limited[data_id] = self._limited.get(data_id, 0) + 1
+                self.stats.limited_requests += 1
+                return error_reply(429, RATE_LIMITED)._replace(
+                    headers=(("Retry-After", f"{self.settings.retry_after:g}"),))
             if "result_500" in self._faults:
                 return error_reply(500, "Failed to fetch the scan result. Internal server error.")
             job = None if "lost" in self._faults else self._book.get(data_id)

@@ -4,6 +4,7 @@ FAULTS = {
     "down": "connections refused: the listener and open keep-alive connections are closed",
     "slow": "every response is delayed by slow_seconds",
     "upload_503": "POST /file answers 503 (queue full)",
+    "low_disk": "POST /file answers 400 (since Core 4.19: not enough free disk space to take the file)",
     "result_500": "GET /file/{id} answers 500",
     "garbage": "every endpoint answers 200 with an HTML page instead of JSON",
     "never_complete": "scans accepted while it is on never finish (progress stays below 100)",

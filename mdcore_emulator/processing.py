@@ -132,11 +132,12 @@ class UploadDigest:
 
 @dataclass(frozen=True)
 class Submission:
-    """The upload's request headers, decoded: display name, rule (workflow) and archive password."""
+    """The upload's request headers, decoded: display name, rule (workflow) and archive passwords (archivepwd, then
+    archivepwd1, archivepwd2, ... by number)."""
 
     display_name: str
     rule: str = DEFAULT_RULE
-    archive_password: str = ""
+    archive_passwords: tuple[str, ...] = ()
 
 
 # ----------------------------------------------------------------------------- jobs and the queue
@@ -211,7 +212,7 @@ def make_job(
     Scheduler plans it); `seconds` = (scan seconds, post-processing seconds)."""
     markers = digest.markers()
     scanning = tuple(e for e in engines if e.scans)
-    verdicts = engine_results(markers, [e.name for e in scanning], submission.archive_password)
+    verdicts = engine_results(markers, [e.name for e in scanning], submission.archive_passwords)
     scan_seconds, post_seconds = seconds
     job = Job(
         data_id=data_id,

@@ -24,6 +24,7 @@ from .tls import make_certificates, server_context
 
 CHUNK = 64 * 1024
 V3_PREFIX = "/metascan_rest"
+_PASSWORD_HEADER = re.compile(r"archivepwd([1-9][0-9]{0,5})?", re.IGNORECASE)
 
 
 def _upload(request: "_Handler", node: "Node") -> Reply | None:
@@ -152,11 +153,19 @@ class _Handler(BaseHTTPRequestHandler):
         return unquote(self.headers.get("rule") or self.headers.get("workflow") or "") or None
 
     def submission(self) -> Submission:
-        """The upload headers: filename, rule (default DEFAULT_RULE), archivepwd; URL-decoded."""
+        """The upload headers: filename, rule (default DEFAULT_RULE), archive passwords; URL-decoded."""
         headers = self.headers
-        return Submission(
-            unquote(headers.get("filename", "")), self.rule() or DEFAULT_RULE, unquote(headers.get("archivepwd", ""))
-        )
+        return Submission(unquote(headers.get("filename", "")), self.rule() or DEFAULT_RULE, self.archive_passwords())
+
+    def archive_passwords(self) -> tuple[str, ...]:
+        """The URL-decoded archive passwords: header archivepwd, then archivepwd<N> (N >= 1) in the order of N, as
+        OpenAPI's "Process a file" describes them; empty ones are none."""
+        numbered = {}
+        for name, value in self.headers.items():
+            match = _PASSWORD_HEADER.fullmatch(name)
+            if match and value:
+                numbered[int(match.group(1) or 0)] = unquote(value)
+        return tuple(numbered[number] for number in sorted(numbered))
 
     # ------------------------------------------------------------------ response
 
@@ -168,6 +177,8 @@ class _Handler(BaseHTTPRequestHandler):
         self.send_response(reply.status)
         self.send_header("Content-Type", reply.content_type)
         self.send_header("Content-Length", str(len(reply.body)))
+        for name, value in reply.headers:
+            self.send_header(name, value)
         if self.close_connection:
             self.send_header("Connection", "close")
         self.end_headers()
@@ -341,10 +352,12 @@ class Emulator:
     core_version: 4, or 5 (md_version 4, report_flavour "current"): /version 5.x, GET /readyz (see
     Node.set_ready), GET /file/rules, stat/nodes scan_queue_details, Core 5 report fields, and uploads
     refused under a rule the Core lacks or above its rule's max_file_size; rules: {name: max_file_size
-    in bytes}, Core 5 only (default {"File scan": DEFAULT_MAX_FILE_SIZE}); node_concurrency: {node index: scan
-    slots} for Cores bigger or smaller than concurrency; outages: {node index: (after, seconds)}: that Core refuses
-    connections (the `down` fault) from `after` s after its first upload, for `seconds`, then answers again with its
-    scans as they are then (they go on meanwhile, as on a Core cut off by its network).
+    in bytes, 0: no limit}, Core 5 only (default {"File scan": DEFAULT_MAX_FILE_SIZE}); node_concurrency: {node
+    index: scan slots} for Cores bigger or smaller than concurrency; outages: {node index: (after, seconds)}: that
+    Core refuses connections (the `down` fault) from `after` s after its first upload, for `seconds`, then answers
+    again with its scans as they are then (they go on meanwhile, as on a Core cut off by its network); limited_polls:
+    the first polls (GET /file/{id}) of every scan that answer 429 (request rate limiting, Core 5.13+) with a
+    Retry-After of retry_after seconds (fractions, which HTTP does not define, keep tests short).
     """
 
     def __init__(
@@ -372,6 +385,8 @@ class Emulator:
         rules: dict[str, int] | None = None,
         node_concurrency: dict[int, int] | None = None,
         outages: dict[int, tuple[float, float]] | None = None,
+        limited_polls: int = 0,
+        retry_after: float = 1.0,
     ) -> None:
         _check(nodes >= 1, "nodes must be at least 1")
         _check(md_version in (3, 4), "md_version must be 3 or 4")
@@ -387,6 +402,7 @@ class Emulator:
                "node_concurrency needs existing nodes and at least 1 slot")
         _check(all(0 <= index < nodes and min(times) >= 0 for index, times in (outages or {}).items()),
                "outages need existing nodes and times >= 0")
+        _check(limited_polls >= 0 and retry_after >= 0, "limited_polls and retry_after must be >= 0")
         _check(engine_list in ENGINE_LISTS, f"engine_list must be one of {', '.join(ENGINE_LISTS)}")
         _check(report_flavour in REPORT_FLAVOURS, f"report_flavour must be one of {', '.join(REPORT_FLAVOURS)}")
         _check_core_version(core_version, md_version, report_flavour, rules)
@@ -395,7 +411,7 @@ class Emulator:
                 check_fault(name)
         self.settings = Settings(scan_seconds, apikey, md_version, concurrency, queue_limit, slow_seconds, quiet,
                                  engine_list, report_flavour, latency, hash_unfinished, core_version,
-                                 tuple(rules.items()) if rules else Settings.rules)
+                                 tuple(rules.items()) if rules else Settings.rules, limited_polls, retry_after)
         self._count, self._host, self._port = nodes, host, port
         self._tls, self._cert_dir = tls, cert_dir
         self._faults = faults or {}

@@ -18,7 +18,7 @@ class ScanRecord:
     finished_at: float | None
     result_requests: int = 0
     rule: str = ""
-    archive_password: str = ""
+    archive_passwords: tuple[str, ...] = ()
 
 
 @dataclass
@@ -28,11 +28,12 @@ class NodeStats:
     `requests` counts every request received; `connections` the TCP connections accepted;
     `uploads` the accepted uploads;
     `result_requests` every GET /file/{id} that reached the routing (garbage, drop and
-    bad_key answer before it).
+    bad_key answer before it), `limited_requests` those answered 429 (limited_polls).
     """
 
     uploads: int = 0
     result_requests: int = 0
+    limited_requests: int = 0
     requests: int = 0
     connections: int = 0
     scans: dict[str, ScanRecord] = field(default_factory=dict)

@@ -29,7 +29,7 @@ HEUR = "MDEMU:HEUR"
 VULNERABLE = "MDEMU:VULNERABLE"
 OUTDATED = "MDEMU:OUTDATED"
 SCAN_PREFIX = "MDEMU:SCAN="
-ARCHIVE_PASSWORD = "infected"  # the archivepwd that opens an ENCRYPTED file
+ARCHIVE_PASSWORD = "infected"  # the archivepwd that opens an ENCRYPTED file without a password of its own
 
 MARKERS = (
     EICAR,
@@ -94,15 +94,19 @@ class Verdict(NamedTuple):
 
 @dataclass(frozen=True)
 class Markers:
-    """What a file contains: the marker strings found and the MDEMU:SCAN= value, if any."""
+    """What a file contains: the marker strings found, the MDEMU:SCAN= value, if any, and the password of an
+    ENCRYPTED file (MDEMU:ENCRYPTED=<password>; None: ARCHIVE_PASSWORD opens it)."""
 
     names: frozenset[str] = frozenset()
     scan_seconds: float | None = None
+    password: str | None = None
 
 
-# EICAR, or "MDEMU:" + an upper-case token (dash-separated) + optional "=<number>".
+# EICAR, or MDEMU:ENCRYPTED=<password>, or "MDEMU:" + an upper-case token (dash-separated) + optional "=<number>".
 _PATTERN = re.compile(
-    re.escape(EICAR.encode()) + rb"|MDEMU:([A-Z]{1,20}(?:-[A-Z]{1,20})?)(?:=(\d{1,6}(?:\.\d{1,6})?))?"
+    re.escape(EICAR.encode())
+    + rb"|MDEMU:ENCRYPTED=([A-Za-z0-9_-]{1,32})"
+    + rb"|MDEMU:([A-Z]{1,20}(?:-[A-Z]{1,20})?)(?:=(\d{1,6}(?:\.\d{1,6})?))?"
 )
 _HOLD = 96  # bytes held back between chunks: more than the longest match
 
@@ -114,6 +118,7 @@ class MarkerScanner:
         self._pending = b""
         self._names: set[str] = set()
         self._scan_seconds: float | None = None
+        self._password: str | None = None
 
     def feed(self, chunk: bytes) -> None:
         """Scan the next chunk. Matches starting in the last _HOLD bytes wait for more data."""
@@ -128,15 +133,18 @@ class MarkerScanner:
         """Scan what is left and return every marker found (calling it again returns the same)."""
         self._collect(self._pending, len(self._pending))
         self._pending = b""
-        return Markers(frozenset(self._names), self._scan_seconds)
+        return Markers(frozenset(self._names), self._scan_seconds, self._password)
 
     def _collect(self, data: bytes, cutoff: int) -> None:
         for match in _PATTERN.finditer(data):
             if match.start() >= cutoff:
                 return
-            token, value = match.groups()
+            password, token, value = match.groups()
             marker = "" if token is None else f"MDEMU:{token.decode()}"
-            if token is None:
+            if password is not None:
+                self._names.add(ENCRYPTED)
+                self._password = self._password or password.decode()
+            elif token is None:
                 self._names.add(EICAR)
             elif marker == "MDEMU:SCAN" and value is not None and self._scan_seconds is None:
                 self._scan_seconds = float(value)
@@ -197,9 +205,9 @@ _TARGETED = {
 }
 
 
-def _uniform_code(markers: Markers, archive_password: str) -> int | None:
+def _uniform_code(markers: Markers, passwords: Sequence[str]) -> int | None:
     """The code every engine gives when a marker leaves no engine a verdict, else None."""
-    if ENCRYPTED in markers.names and archive_password != ARCHIVE_PASSWORD:
+    if ENCRYPTED in markers.names and (markers.password or ARCHIVE_PASSWORD) not in passwords:
         return 12
     if UNSUPPORTED in markers.names:
         return 23
@@ -208,15 +216,16 @@ def _uniform_code(markers: Markers, archive_password: str) -> int | None:
     return None
 
 
-def engine_results(markers: Markers, engines: Sequence[str], archive_password: str = "") -> dict[str, Verdict]:
-    """The verdict of each AV engine in `engines` (same order) for a file with `markers`.
+def engine_results(markers: Markers, engines: Sequence[str], passwords: Sequence[str] = ()) -> dict[str, Verdict]:
+    """The verdict of each AV engine in `engines` (same order) for a file with `markers`, sent with the archive
+    `passwords`.
 
-    ENCRYPTED (unless `archive_password` is "infected"), UNSUPPORTED and NOT-SCANNED, in
+    ENCRYPTED (unless one of `passwords` opens it), UNSUPPORTED and NOT-SCANNED, in
     that order of precedence, give every engine the same code. Otherwise every engine
     starts at 0 (or 1 with its own threat name when EICAR is present) and the targeted
     markers then set the verdicts of their engines.
     """
-    uniform = _uniform_code(markers, archive_password)
+    uniform = _uniform_code(markers, passwords)
     if uniform is not None:
         return {name: Verdict(uniform) for name in engines}
     infected = EICAR in markers.names
@@ -251,8 +260,9 @@ Markers (anywhere in a file's content, upper case, whole tokens) decide the verd
   MDEMU:PUA           Bitdefender: 22 Potentially Unwanted Program "Adware.Generic.123"
   MDEMU:FAILED        AhnLab and Zillya!: 3 Failed; the others 0
   MDEMU:NOT-SCANNED   every engine 10 Not Scanned
-  MDEMU:ENCRYPTED     every engine 12 Encrypted Archive, unless header archivepwd is "infected"
-                      (then as if the marker were absent)
+  MDEMU:ENCRYPTED     every engine 12 Encrypted Archive, unless a header archivepwd (or archivepwd1,
+                      archivepwd2, ...) is "infected" (then as if the marker were absent)
+  MDEMU:ENCRYPTED=<p> the same, opened only by the password <p> (letters, digits, _ and -, at most 32)
   MDEMU:UNSUPPORTED   every engine 23 Unsupported file type
   MDEMU:CLEANED       Emsisoft: 4 Cleaned/Deleted with a threat name
   MDEMU:NONAME        NANOAV: 1 Infected with an empty threat_found

@@ -10,10 +10,13 @@ from __future__ import annotations
 import functools
 import json
 import logging
+import math
 import os
 import re
 import ssl
 from collections.abc import Callable
+from datetime import UTC, datetime
+from email.utils import parsedate_to_datetime
 from typing import NamedTuple
 from urllib.parse import quote
 
@@ -38,16 +41,45 @@ DATA_ID = re.compile(r"[A-Za-z0-9_-]{1,64}")
 # The shortest piece of the API key that is masked wherever a Core or proxy echoes it.
 KEY_PIECE = 8
 CHUNK = 64 * 1024
+# The most archive passwords one upload carries (as archivepwd, archivepwd1, archivepwd2, ...), and the most bytes
+# their headers may take together: plenty for real lists, far below any web server's limit on request headers.
+MAX_PASSWORDS = 20
+MAX_PASSWORD_BYTES = 8 * 1024
 # Where a not-ready answer of `GET readyz` may give its reason.
 READY_REASONS = ("reason", "err", "message", "status")
+# What a 400 answer to an upload names when the admin must fix something (OPSWAT's error table: an invalid callback
+# URL or API key; the emulator, like Core, refuses an unknown rule so). Any other 400 to an upload is that Core
+# unable to take the file now: since Core 4.19, too little free disk space (the text of that answer is undocumented).
+ADMIN_FIX = re.compile(r"api[ _-]?key|rule|workflow|callback", re.IGNORECASE)
+# What a 503 answer says when it is Core limiting the rate of requests (Core 5.13+), not a full queue.
+RATE_LIMIT = re.compile(r"rate[ _-]?limit|too many requests", re.IGNORECASE)
+# A Retry-After in seconds (fractions are read too); anything else is read as an HTTP date.
+RETRY_SECONDS = re.compile(r"\d{1,9}(?:\.\d{1,6})?")
 
 
 class CoreLoad(NamedTuple):
-    """A Core's `stat/nodes`: the files it has not finished, and the files it scans at once (from its free slots
-    where Core 5 reports them, else its CPU cores, at least 1 per node)."""
+    """A Core's `stat/nodes`, summed over its nodes: `queue`, the files it has not finished (`scan_queue`); `slots`,
+    the files it scans at once as far as it tells (`cpu_cores`, at least 1 per node); `available_slots`, the free
+    places in its scan queue (`scan_queue_details.available_slots` of newer Cores; None when a node does not say).
+
+    `available_slots` never counts free scan slots. OPSWAT's Helm chart divides it by `total_scan_queue` and shows an
+    idle Core as 500 of 500 available: both count places in the scan queue (500 is its default size), whatever the
+    number of files being scanned. No field of `stat/nodes` gives the scan slots (`cpu_cores` is the machine's CPU
+    count). What the free places do tell: 0 means the queue is full, and Core refuses the next upload (503).
+    """
 
     queue: int
     slots: int
+    available_slots: int | None = None
+
+
+class Passwords(NamedTuple):
+    """The archive passwords an upload carries (`sent`), and how many others were skipped as `unsendable` (not text a
+    header can carry: not a string, or a lone surrogate) or `left_out` (past MAX_PASSWORDS or MAX_PASSWORD_BYTES)."""
+
+    sent: tuple[str, ...]
+    unsendable: int = 0
+    left_out: int = 0
 
 
 class CoreError(Exception):
@@ -73,6 +105,16 @@ class CoreBusy(CoreError):
         super().__init__(message, node_fault=False)
         self.queued = queued
         self.data_id = data_id
+
+
+class CoreRateLimited(CoreError):
+    """A Core that limits the rate of requests (429, or a 503 that says so; Core 5.13 and later, set by its admin): a
+    request to ask less often, not a broken or full Core, so it is never put aside. `retry_after`: the seconds Core
+    asked us to wait (its Retry-After), None when it did not say."""
+
+    def __init__(self, message: str, retry_after: float | None = None):
+        super().__init__(message, node_fault=False)
+        self.retry_after = retry_after
 
 
 class CoreTimeout(CoreError):
@@ -101,6 +143,30 @@ def redact_url(url: str) -> str:
 def encode_header_value(text: str) -> str:
     """URL-encode a header value (file names, rule names, passwords) so any character is safe to send."""
     return quote(text, safe="")
+
+
+def choose_passwords(candidates: list) -> Passwords:
+    """The archive passwords to send of `candidates`: each text once, in their order, none empty, as many as fit in
+    MAX_PASSWORDS and MAX_PASSWORD_BYTES of headers (names and URL-encoded values)."""
+    texts = [value for value in candidates if isinstance(value, str)]
+    sent, unsendable, left_out, size = [], len(candidates) - len(texts), 0, 0
+    for password in dict.fromkeys(text for text in texts if text):
+        try:
+            header = len(_password_header(len(sent))) + len(encode_header_value(password)) + len(": \r\n")
+        except UnicodeError:  # a lone surrogate: no UTF-8 for it
+            unsendable += 1
+            continue
+        if len(sent) == MAX_PASSWORDS or size + header > MAX_PASSWORD_BYTES:
+            left_out += 1
+            continue
+        sent.append(password)
+        size += header
+    return Passwords(tuple(sent), unsendable, left_out)
+
+
+def _password_header(index: int) -> str:
+    """The upload header of the archive password at `index`: archivepwd, then archivepwd1, archivepwd2, ..."""
+    return f"archivepwd{index or ''}"
 
 
 def display_filename(name: str) -> str:
@@ -144,7 +210,7 @@ class CoreClient:
         return mask_json(self._json("GET", "stat/engines", timeout, STATUS_MAX_BYTES), self._api_key)
 
     def get_load(self, timeout: float | None = None) -> CoreLoad:
-        """How busy Core is (`GET stat/nodes`): `scan_queue` and `cpu_cores` summed over Core's nodes."""
+        """How busy Core is (`GET stat/nodes`): see CoreLoad."""
         answer = self._json("GET", "stat/nodes", timeout, STATUS_MAX_BYTES)
         statuses = [status for item in (answer if isinstance(answer, list) else [])
                     if isinstance(item, dict) and isinstance(item.get("statuses"), list)
@@ -152,23 +218,28 @@ class CoreClient:
         queues = [status.get("scan_queue") for status in statuses]
         if not queues or not all(_is_count(q) for q in queues):
             raise CoreError(f"{self.name} sent no readable scan_queue in stat/nodes", node_fault=False)
-        return CoreLoad(sum(queues), sum(_slots(status) for status in statuses))
+        places = [_free_places(status) for status in statuses]
+        free = None if None in places else sum(places)
+        return CoreLoad(sum(queues), sum(_slots(status) for status in statuses), free)
 
     def check_ready(self, timeout: float | None = None) -> bool:
         """Whether Core can tell its readiness (`GET readyz`, Core 5 and later): True when it says it is ready, False
         when it has no such endpoint or refuses it for this key; a CoreNotReady with Core's reason when not ready."""
         def read(response: requests.Response) -> bool:
-            if response.status_code in (200, 401, 403, 404, 405):
+            status = response.status_code
+            if status in (200, 401, 403, 404, 405):
                 b"".join(self._body(response, "readyz", ERROR_MAX_BYTES))
-                return response.status_code == 200
-            raise CoreNotReady(f"{self.name} says it is not ready (readyz answered HTTP {response.status_code}"
-                               f"{self._error_text(response, READY_REASONS)})")
+                return status == 200
+            reason = self._error_text(response, READY_REASONS)
+            if status == 429 or RATE_LIMIT.search(reason):  # a request to ask less often says nothing of readiness
+                raise self._rate_limited(response, f"{self.name} answered readyz with HTTP {status}{reason}")
+            raise CoreNotReady(f"{self.name} says it is not ready (readyz answered HTTP {status}{reason})")
 
         return self._exchange("GET", "readyz", timeout, read)
 
     def get_rules(self, timeout: float | None = None) -> dict[str, int | None] | None:
-        """Core's rules (`GET file/rules`): each name with the largest file it takes in bytes (None: not said);
-        None when Core has no such endpoint (older versions)."""
+        """Core's rules (`GET file/rules`): each name with the largest file it takes in bytes (None: no limit, see
+        `_size_limit`); None when Core has no such endpoint (older versions)."""
         try:
             answer = self._json("GET", "file/rules", timeout, STATUS_MAX_BYTES, on_404=lambda: None)
         except CoreError as exc:
@@ -177,12 +248,13 @@ class CoreClient:
             raise
         if not isinstance(answer, list):  # a Core that does not list its rules (or not in a form it documents)
             return None
-        return {rule["name"]: rule.get("max_file_size") if _is_count(rule.get("max_file_size")) else None
+        return {rule["name"]: _size_limit(rule.get("max_file_size"))
                 for rule in answer if isinstance(rule, dict) and isinstance(rule.get("name"), str)}
 
-    def upload(self, path: str, filename: str, rule: str = "", archive_password: str = "",
+    def upload(self, path: str, filename: str, rule: str = "", passwords: tuple[str, ...] = (),
                timeout: float | None = None) -> str:
-        """Stream the file at `path` to `POST file` and return Core's data_id."""
+        """Stream the file at `path` to `POST file` and return Core's data_id. `passwords` (see choose_passwords) go
+        as archivepwd, archivepwd1, archivepwd2, ...; an error never shows them, even where Core's text does."""
         headers = {
             "Content-Type": "application/octet-stream",
             "Content-Length": str(os.path.getsize(path)),
@@ -190,10 +262,14 @@ class CoreClient:
         }
         if rule:
             headers["rule"] = encode_header_value(rule)
-        if archive_password:
-            headers["archivepwd"] = encode_header_value(archive_password)
-        with open(path, "rb") as body:
-            answer = self._json("POST", "file", timeout, SMALL_MAX_BYTES, data=body, headers=headers)
+        for index, password in enumerate(passwords):
+            headers[_password_header(index)] = encode_header_value(password)
+        try:
+            with open(path, "rb") as body:
+                answer = self._json("POST", "file", timeout, SMALL_MAX_BYTES, data=body, headers=headers)
+        except CoreError as exc:
+            exc.args = (_mask_passwords(str(exc), passwords),)
+            raise
         data_id = answer.get("data_id") if isinstance(answer, dict) else None
         if not isinstance(data_id, str) or not DATA_ID.fullmatch(data_id):
             raise CoreError(f"{self.name} accepted the upload but gave no usable data_id")
@@ -331,11 +407,23 @@ class CoreClient:
         if "size exceeded" in detail.lower():
             return CoreError(f"{where}: the file is larger than Core's scan rule allows; raise the limit in "
                              "Core's workflow settings", permanent=True, node_fault=False)
+        if status == 400 and path == "file":
+            return _refused_upload(where, detail)
         if status in (400, 404, 405, 411, 413, 422):
             return CoreError(f"{where}: check base_url and md_version", permanent=True)
+        if status == 429 or (status == 503 and RATE_LIMIT.search(detail)):
+            return self._rate_limited(response, where)
         if status == 503 and detail:  # Core's own answer; a bare 503 is a proxy whose Core is down
             return CoreBusy(f"{where}: its scan queue is full")
         return CoreError(where)
+
+    @staticmethod
+    def _rate_limited(response: requests.Response, where: str) -> CoreRateLimited:
+        """The error of an answer that limits the rate of requests, with the wait its Retry-After asks for."""
+        wait = retry_after(response.headers.get("Retry-After"), datetime.now(UTC))
+        asked = "" if wait is None else f" (Retry-After {wait:g} s)"
+        return CoreRateLimited(f"{where}{asked}: Core limits the rate of requests; raise the limit of this API in "
+                               "Core's Settings > Security, or lower the service's instance limit", wait)
 
     def _error_text(self, response: requests.Response, fields: tuple[str, ...] = ("err",)) -> str:
         """Core's own message (the first of `fields` in its JSON answer, `{"err": ...}` by default), key masked,
@@ -352,6 +440,36 @@ class CoreClient:
     def _scrub(self, text: str) -> str:
         """`text` with every piece of the API key of KEY_PIECE characters or more masked as `***`."""
         return mask_key(text, self._api_key)
+
+
+def retry_after(value: str | None, now: datetime) -> float | None:
+    """The seconds a Retry-After header asks to wait at wall-clock `now`: a number of seconds or an HTTP date (0 once
+    past); None when there is none or it cannot be read."""
+    value = (value or "").strip()
+    if RETRY_SECONDS.fullmatch(value):
+        return float(value)
+    try:
+        when = parsedate_to_datetime(value)
+    except (TypeError, ValueError, IndexError):
+        return None
+    when = when if when.tzinfo else when.replace(tzinfo=UTC)
+    return max(0.0, (when - now).total_seconds())
+
+
+def _mask_passwords(text: str, passwords: tuple[str, ...]) -> str:
+    """`text` with each password, as sent (URL-encoded) or not, masked as `mask_key` masks the API key."""
+    for password in passwords:
+        text = mask_key(mask_key(text, encode_header_value(password)), password)
+    return text
+
+
+def _refused_upload(where: str, detail: str) -> CoreError:
+    """The error of a 400 answer to an upload: permanent when Core's text names what the admin must fix (ADMIN_FIX),
+    else a failure of that Core (it sits out, and the file goes to another Core)."""
+    if ADMIN_FIX.search(detail):
+        return CoreError(f"{where}: fix what Core's answer names in the service's configuration (api_key, rule) or "
+                         "in Core", permanent=True)
+    return CoreError(f"{where}: Core could not take the file (from Core 4.19: it lacks the free disk space for it)")
 
 
 def mask_key(text: str, key: str) -> str:
@@ -486,20 +604,24 @@ def _reason(exc: Exception) -> str:
 
 
 def _slots(status: dict) -> int:
-    """The files one Core node scans at once, as far as its status tells. Core 5's free slots
-    (`scan_queue_details.available_slots`) say it best: with some free, every file it has is being scanned; with none,
-    at most as many as it has. Older Cores only give `cpu_cores` (at least 1), and so does a Core whose free places
-    and files add up to its whole queue (`total_scan_queue`): those count free places in its queue (OPSWAT's Helm
-    chart shows an idle Core with 500 of 500 available), which say nothing of its scan slots."""
+    """The files one Core node scans at once, as far as its status tells: its `cpu_cores`, at least 1."""
     cpus = status.get("cpu_cores")
-    cpus = cpus if _is_count(cpus) and cpus > 0 else 1
+    return cpus if _is_count(cpus) and cpus > 0 else 1
+
+
+def _free_places(status: dict) -> int | None:
+    """The free places in one Core node's scan queue (`scan_queue_details.available_slots`), None when not said."""
     details = status.get("scan_queue_details")
-    details = details if isinstance(details, dict) else {}
-    free, total, queue = details.get("available_slots"), details.get("total_scan_queue"), status["scan_queue"]
-    # Free places that fill the whole queue with the files in it are queue places, not scan slots: not used.
-    if not _is_count(free) or (_is_count(total) and queue + free >= total):
-        return cpus
-    return queue + free if free else max(1, min(cpus, queue))
+    free = details.get("available_slots") if isinstance(details, dict) else None
+    return free if _is_count(free) else None
+
+
+def _size_limit(max_file_size) -> int | None:
+    """The largest file in bytes a rule's `max_file_size` allows, None for no limit: 0, a missing, negative or
+    non-numeric value is no limit (what 0 means is not documented, and no file could be scanned under 0 bytes)."""
+    if isinstance(max_file_size, bool) or not isinstance(max_file_size, int | float):
+        return None
+    return int(max_file_size) if 0 < max_file_size < math.inf else None
 
 
 def _is_count(value) -> bool:

@@ -11,7 +11,9 @@ two healthy Cores, the one whose turn it is in rotation and another drawn at ran
 read in parallel, and the file goes to the one where it would finish clearly sooner (`sooner_of`: the files ahead of
 it per scan slot, times the Core's recent time per file), else to the turn's Core. The rotation starts at a random Core
 and moves one Core per task, so Cores that cannot tell their queue share the files in turn. Two readings per task
-whatever the number of Cores. Only errors put a Core aside (`Health`); a full or slow Core only ranks later.
+whatever the number of Cores. A Core whose queue is full (Core 5's free places: 0) gets
+the file only when the other has no room either, and between Cores that would finish it about as soon, more free
+places win. Only errors put a Core aside (`Health`); a full or slow Core only ranks later.
 """
 
 from __future__ import annotations
@@ -23,7 +25,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 
-from mdservice.client import CoreBusy, CoreClient, CoreError, CoreNotReady
+from mdservice.client import CoreBusy, CoreClient, CoreError, CoreNotReady, CoreRateLimited
 from mdservice.engines import EngineMap
 from mdservice.queues import QueueGauge, Reading
 
@@ -161,7 +163,8 @@ class CoreNode:
 
     @property
     def max_file_size(self) -> int | None:
-        """The largest file, in bytes, the rule our files are scanned under takes on this Core; None when unknown."""
+        """The largest file, in bytes, the rule our files are scanned under takes on this Core; None when unknown or
+        unlimited."""
         return (self.rules or {}).get(self.rule_applied)
 
     def read_engines(self, now: float, timeout: float | None = None) -> EngineMap:
@@ -320,12 +323,15 @@ class NodePool:
         """A Core's load by its reading; a Core that did not answer in time counts as full.
 
         A Core that refuses or lacks `stat/nodes` (older versions, keys without the right) is not asked
-        again and counts as idle; one that fails to answer is put aside like any failing Core.
+        again and counts as idle, and so, for this once, does one that limits the rate of requests; one that fails to
+        answer is put aside like any failing Core.
         """
         if reading is None:
             return Load(math.inf)
         if reading.error is None:
-            return Load(reading.queue, reading.slots)
+            return Load(reading.queue, reading.slots, reading.free)
+        if isinstance(reading.error, CoreRateLimited):  # asked too often: it can tell, later
+            return Load()
         if reading.error.permanent or not reading.error.node_fault:
             node.abilities.reports_queue = False
         else:
@@ -388,6 +394,8 @@ class NodePool:
         if reading is None or reading.error is not None:
             return f"{node.name} could not finish the file within the {seconds:.1f} s this task had for it"
         text = f"{node.name} held {reading.queue} files for {reading.slots} scan slots"
+        if reading.free == 0:
+            text += " and had no free place in its queue"
         per_file = node.pace.recent_seconds(self.clock())
         if per_file > 0:
             text += f", about {reading.queue / reading.slots * per_file:.0f} s of work at {per_file:.1f} s a file"
@@ -443,11 +451,13 @@ def _passed_over(rotation: list[CoreNode], turn: CoreNode | None) -> list[CoreNo
 
 @dataclass(frozen=True)
 class Load:
-    """What a Core's queue reading says: the files it has not finished and the files it scans at once (the default:
-    idle, as for a Core that cannot tell; an infinite queue for one that did not answer in time)."""
+    """What a Core's queue reading says: the files it has not finished, the files it scans at once and the free places
+    in its queue (None: not said) (the default: idle, as for a Core that cannot tell; an infinite queue for one that
+    did not answer in time)."""
 
     queue: float = 0
     slots: int = 1
+    free: int | None = None
 
 
 def sooner_of(turn: CoreNode, other: CoreNode, loads: dict[CoreNode, Load], now: float) -> CoreNode:
@@ -456,11 +466,18 @@ def sooner_of(turn: CoreNode, other: CoreNode, loads: dict[CoreNode, Load], now:
 
     A Core without a recent scan of ours is taken to scan as fast as the other (with neither known, only the queues
     count).
+
+    A Core whose queue is full (no free place) gets the file only when the other's is full too; when neither would
+    clearly finish sooner, the one with more free places in its queue wins (where both say).
     """
     paces = {node: node.pace.recent_seconds(now) for node in (turn, other)}
     known = min((seconds for seconds in paces.values() if seconds > 0), default=1.0)
-    finish = {node: finish_seconds(loads[node], paces[node] or known) for node in (turn, other)}
-    return other if finish[other] * CLEARLY_SOONER < finish[turn] else turn
+    finish = {node: math.inf if loads[node].free == 0 else finish_seconds(loads[node], paces[node] or known)
+              for node in (turn, other)}
+    if finish[other] * CLEARLY_SOONER < finish[turn]:
+        return other
+    roomier = None not in (loads[turn].free, loads[other].free) and loads[other].free > loads[turn].free
+    return other if roomier and finish[turn] * CLEARLY_SOONER >= finish[other] else turn
 
 
 def finish_seconds(load: Load, per_file: float) -> float:

@@ -3,7 +3,8 @@
 `QueueGauge.ask(nodes)` starts reading those Cores' scan queues on daemon threads and returns at once;
 `readings(nodes, wait)` returns the fresh readings, asking for the missing ones and waiting at most
 `wait` seconds for answers still out. The threads only call the Core and keep its answer (queue and slot
-counts, or the CoreError); what an answer means for the Core's health is decided by the caller, on its own thread.
+counts, free queue places, or the CoreError); what an answer means for the Core's health is decided by the caller,
+on its own thread.
 """
 
 from __future__ import annotations
@@ -24,14 +25,15 @@ FRESH_SECONDS = 1.0
 
 @dataclass(frozen=True)
 class Reading:
-    """One answer to `stat/nodes`: when it came and when it was asked for, and the files Core had not finished and
-    scans at once, or why there are no numbers."""
+    """One answer to `stat/nodes`: when it came and when it was asked for, and the files Core had not finished, scans
+    at once and the free places in its queue (None: not said), or why there are no numbers."""
 
     at: float
     asked_at: float
     queue: int | None = None
     slots: int = 1
     error: CoreError | None = None
+    free: int | None = None
 
 
 class LoadSource(Protocol):
@@ -126,7 +128,7 @@ class QueueGauge:
         asked_at = self._clock()
         try:
             load = node.client.get_load(timeout=QUEUE_TIMEOUT)
-            reading = Reading(self._clock(), asked_at, queue=load.queue, slots=load.slots)
+            reading = Reading(self._clock(), asked_at, queue=load.queue, slots=load.slots, free=load.available_slots)
         except CoreError as exc:
             reading = Reading(self._clock(), asked_at, error=exc)
         except Exception as exc:  # a thread must not die silently: an unexpected failure stops the asking

@@ -11,15 +11,15 @@ import math
 import os
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from functools import partial
 
 from assemblyline.common.exceptions import NonRecoverableError, RecoverableError
 
-from mdservice.client import CoreBusy, CoreError, CoreTimeout
+from mdservice.client import CoreBusy, CoreError, CoreRateLimited, CoreTimeout
 from mdservice.nodes import PROBE_TIMEOUT, CoreNode, NodePool
-from mdservice.polling import PollSchedule
+from mdservice.polling import FLOOR, PollSchedule
 from mdservice.report import foreign_report, is_finished, overall_result, progress_of, queue_seconds, scan_seconds
 from mdservice.resume import ENDED_UNSCANNED, Wanted, reuse_problem
 
@@ -43,28 +43,34 @@ DUPLICATE_CHECK = 1.0
 LOOKUP_TIMEOUT = 1.0
 # - A result held back under overload (see hold_if_saturated) is returned this long before the deadline.
 HOLD_MARGIN = 0.2
+# - Rate limits: a Core that limits requests without saying for how long (no Retry-After) is asked again after
+#   RATE_LIMIT_WAIT (OPSWAT's own load-test tool polls every 500 ms), never sooner than polling's FLOOR; an upload
+#   Core limited is sent again only while RETRY_UPLOAD_TIME of the Core's time is left after the wait.
+RATE_LIMIT_WAIT = 1.0
+RETRY_UPLOAD_TIME = 1.0
 OVERLOAD_ADVICE = ("Files come faster than the Cores can scan them: lower the service's instance limit in "
                    "Assemblyline (its licence count), add Cores, or raise the service timeout.")
 
 
 @dataclass(frozen=True)
 class ScanJob:
-    """What to send: the file, the name Core shows, the optional rule and archive password, and the file's SHA-256
-    (to recognise a report that is not for this file; empty: not checked). `reuse_seconds`: how old a scan Core
-    already has of this file may be to stand for this task (0: every task uploads)."""
+    """What to send: the file, the name Core shows, the optional rule and archive passwords (see
+    client.choose_passwords; never shown), and the file's SHA-256 (to recognise a report that is not for this file;
+    empty: not checked). `reuse_seconds`: how old a scan Core already has of this file may be to stand for this task
+    (0: every task uploads)."""
 
     path: str
     filename: str
     rule: str = ""
-    archive_password: str = ""
+    passwords: tuple[str, ...] = field(default=(), repr=False)
     sha256: str = ""
     reuse_seconds: float = 0.0
 
     @property
     def resumable(self) -> bool:
-        """Whether a scan of this file left on a Core can be taken over by a later attempt: not with an archive
-        password (Core's report does not say which password a scan used)."""
-        return bool(self.reuse_seconds and self.sha256 and not self.archive_password)
+        """Whether a scan of this file left on a Core can be taken over by a later attempt: not with archive
+        passwords (Core's report does not say which passwords a scan used)."""
+        return bool(self.reuse_seconds and self.sha256 and not self.passwords)
 
 
 @dataclass(frozen=True)
@@ -195,9 +201,28 @@ def scan_on_node(node: CoreNode, job: ScanJob, span: Span, clock: Clock, watch,
             if not exc.lost or span.polls_end <= clock.now():
                 raise
             watch.log.info(f"{node.name}: {exc}; sending the file again")
-    data_id = node.client.upload(job.path, job.filename, job.rule, job.archive_password,
-                                 timeout=span.request_time(clock.now()))
+    data_id = _upload(node, job, span, clock)
     return _follow(node, job, data_id, span, clock, watch, resumed=False, look_up=look_up)
+
+
+def _upload(node: CoreNode, job: ScanJob, span: Span, clock: Clock) -> str:
+    """Send the file within `span` and return Core's data id. While Core limits the rate of requests, it is sent
+    again after the wait Core asks for, as long as RETRY_UPLOAD_TIME is left after it (else the CoreRateLimited)."""
+    while True:
+        try:
+            return node.client.upload(job.path, job.filename, job.rule, job.passwords,
+                                      timeout=span.request_time(clock.now()))
+        except CoreRateLimited as exc:
+            pause = _rate_pause(exc)
+            if span.polls_end - clock.now() - pause < RETRY_UPLOAD_TIME:
+                raise
+            clock.sleep(pause)
+
+
+def _rate_pause(limited: CoreRateLimited) -> float:
+    """How long to wait before asking a Core that limited the rate of requests again: its Retry-After (RATE_LIMIT_WAIT
+    when it did not say), at least FLOOR."""
+    return max(FLOOR, RATE_LIMIT_WAIT if limited.retry_after is None else limited.retry_after)
 
 
 def _check_size(node: CoreNode, job: ScanJob) -> None:
@@ -288,10 +313,13 @@ def _poll_until_finished(node: CoreNode, data_id: str, span: Span, last_poll: fl
     `learn` is shown every report; `look_up` is asked every DUPLICATE_CHECK s while our file waits in Core's queue:
     a Core whose look-up hides unfinished scans gets a second copy from a retry, and the first copy's result, once in,
     is returned instead (a ScanResult) of waiting behind it. The last poll is sent as late as its answer can still
-    come in time; a CoreBusy says where our file stood then.
+    come in time; a CoreBusy says where our file stood then. A poll Core limits (CoreRateLimited) is sent again after
+    the wait Core asks for, and the polls after it come no more often than that; when Core kept limiting them to the
+    end, the CoreRateLimited says so.
     """
     schedule = PollSchedule(clock.now())
     delay, progress, report, next_check, slowest = schedule.first_delay(), None, None, DUPLICATE_CHECK, 0.0
+    limited, least_delay = None, 0.0
     while True:
         if schedule.stuck_seconds(clock.now()) >= span.hang_limit:
             raise _unfinished(node, data_id, clock.now() - schedule.uploaded_at, progress, schedule)
@@ -299,10 +327,19 @@ def _poll_until_finished(node: CoreNode, data_id: str, span: Span, last_poll: fl
         wait = min(delay, span.polls_end - keep - clock.now())
         # A last poll brought forward to fit the time left is not worth it for a scan whose progress is stuck.
         if wait <= 0 or (wait < delay and schedule.is_stuck(clock.now())):
+            if limited:
+                raise CoreRateLimited(f"{limited}; it limited our polls of the scan (data id {data_id}) until the "
+                                      "time for this Core ran out", limited.retry_after)
             raise _unfinished(node, data_id, clock.now() - schedule.uploaded_at, progress, schedule)
         clock.sleep(wait)
         asked = clock.now()
-        report = _poll(node, data_id, span, asked, report is not None, progress)
+        try:
+            answer = _poll(node, data_id, span, asked, report is not None, progress)
+        except CoreRateLimited as exc:
+            limited, least_delay = exc, max(least_delay, _rate_pause(exc))
+            delay = least_delay
+            continue
+        report, limited = answer, None
         slowest = max(slowest, clock.now() - asked)
         if learn:
             learn(report)
@@ -315,7 +352,7 @@ def _poll_until_finished(node: CoreNode, data_id: str, span: Span, last_poll: fl
             found, next_check = look_up(), waited + DUPLICATE_CHECK
             if found is not None and found.data_id != data_id and is_finished(found.report):
                 return found
-        delay = schedule.next_delay(clock.now(), progress)
+        delay = max(least_delay, schedule.next_delay(clock.now(), progress))
 
 
 def _poll(node: CoreNode, data_id: str, span: Span, now: float, seen: bool, progress: float | None) -> dict:

@@ -62,8 +62,10 @@ def validate_antivirus_parts(parts: list[dict]) -> list[Antivirus]:
             for i, part in enumerate(parts)]
 
 
-def make_task(path: str, filename: str = "sample.bin", params: dict | None = None) -> ServiceTask:
-    """A service task for the file at `path`, as the dispatcher would send it."""
+def make_task(path: str, filename: str = "sample.bin", params: dict | None = None,
+              temp_data: dict | None = None) -> ServiceTask:
+    """A service task for the file at `path`, as the dispatcher would send it (with `temp_data` as the submission's
+    temporary data)."""
     data = open(path, "rb").read()
     return ServiceTask({
         "sid": uuid.uuid4().hex[:22], "metadata": {}, "min_classification": "TLP:C",
@@ -71,16 +73,18 @@ def make_task(path: str, filename: str = "sample.bin", params: dict | None = Non
                      "sha256": hashlib.sha256(data).hexdigest(), "size": len(data), "type": "unknown"},
         "filename": filename, "service_name": "MetaDefender", "service_config": params or {},
         "max_files": 50, "ttl": 1,
+        "temporary_submission_data": [{"name": name, "value": value} for name, value in (temp_data or {}).items()],
     })
 
 
-def run_task(service, path: str, tasking_dir: str, filename: str = "sample.bin", params: dict | None = None):
+def run_task(service, path: str, tasking_dir: str, filename: str = "sample.bin", params: dict | None = None,
+             temp_data: dict | None = None):
     """Run one task through the framework's handle_task; return ("result", odm Result, raw doc) or ("error", doc)."""
     os.makedirs(tasking_dir, exist_ok=True)
     previous = os.environ.get("TASKING_DIR")
     os.environ["TASKING_DIR"] = tasking_dir
     try:
-        task = make_task(path, filename, params)
+        task = make_task(path, filename, params, temp_data)
         target = os.path.join(tasking_dir, task.fileinfo.sha256)
         if not os.path.exists(target):
             shutil.copyfile(path, target)

@@ -7,7 +7,7 @@ import logging
 from collections import Counter
 from datetime import UTC, datetime, timedelta
 
-from mdservice.client import CoreError, CoreLoad, CoreTimeout
+from mdservice.client import CoreError, CoreLoad, CoreRateLimited, CoreTimeout
 from mdservice.nodes import CoreNode, NodePool
 
 ENGINES = [{"eng_name": "ClamAV", "eng_ver": "1", "engine_type": "av", "def_time": "2026-11-01T00:00:00Z",
@@ -48,7 +48,8 @@ class FakeClient:
     `scan_seconds` (its end comes later than its progress promised); `requests` counts calls per kind, `polled_at`
     holds when each poll was sent.
     Look-ups by hash answer the newest scan of the file under the rule asked for (unfinished ones only with
-    `shows_unfinished`); `outdated` adds Core's outdated_data to every report; `lose` lists data ids Core forgot.
+    `shows_unfinished`); `outdated` adds Core's outdated_data to every report; `lose` lists data ids Core forgot;
+    `limits`, `upload_limits`: the Retry-After (None: not said) of each of the next polls, uploads Core limits (429).
     """
 
     def __init__(self, name: str, clock: FakeClock, scan_seconds: float = 1.0):
@@ -74,6 +75,8 @@ class FakeClient:
         self.shows_unfinished = True
         self.outdated: list[str] = []
         self.lose: set[str] = set()
+        self.limits: list[float | None] = []
+        self.upload_limits: list[float | None] = []
 
     def _check(self, kind: str, timeout=None):
         self.requests[kind] += 1
@@ -103,8 +106,10 @@ class FakeClient:
                    and (self.never_finishes or now - start < self.waits[data_id] + self.scan_seconds))
         return CoreLoad(self.backlog + ours, self.slots)
 
-    def upload(self, path, filename, rule="", archive_password="", timeout=None):
+    def upload(self, path, filename, rule="", passwords=(), timeout=None):
         self._check("upload", timeout)
+        if self.upload_limits:
+            raise CoreRateLimited(f"{self.name} answered file with HTTP 429", self.upload_limits.pop(0))
         self.uploads += 1
         data_id = f"{self.name}-{self.uploads}"
         self.started[data_id] = self.clock.now()
@@ -115,6 +120,8 @@ class FakeClient:
     def get_report(self, data_id, timeout=None):
         self.polled_at.append(self.clock.now())
         self._check("result", timeout)
+        if self.limits:
+            raise CoreRateLimited(f"{self.name} answered file/{data_id} with HTTP 429", self.limits.pop(0))
         self.polls += 1
         if self.report_error:
             raise self.report_error

@@ -1,12 +1,22 @@
 """HTTP to one Core: what is sent, and which error class each kind of answer becomes."""
 
 import io
+from datetime import UTC, datetime
 from urllib.parse import unquote
 
 import pytest
 import requests
 
-from mdservice.client import MAX_FILENAME_CHARS, CoreClient, CoreError, display_filename
+from mdservice.client import (
+    MAX_FILENAME_CHARS,
+    CoreBusy,
+    CoreClient,
+    CoreError,
+    CoreNotReady,
+    CoreRateLimited,
+    display_filename,
+    retry_after,
+)
 
 BASE = "http://core-1:8008/"
 KEY = "s3cret-api-key-123"
@@ -22,7 +32,8 @@ def sample(tmp_path):
 def test_upload_streams_the_file_with_length_and_url_encoded_name(requests_mock, sample):
     requests_mock.post(BASE + "file", json={"data_id": "abc123"})
     client = CoreClient(BASE, api_key=KEY)
-    data_id = client.upload(sample, "rapport d'été\n#1.pdf", rule="multiscan only", archive_password="p@ss wörd")
+    data_id = client.upload(sample, "rapport d'été\n#1.pdf", rule="multiscan only",
+                            passwords=("p@ss wörd", "fox", "cow\n"))
     assert data_id == "abc123"
     sent = requests_mock.last_request
     assert not isinstance(sent.body, bytes | bytearray)
@@ -33,7 +44,9 @@ def test_upload_streams_the_file_with_length_and_url_encoded_name(requests_mock,
     assert sent.headers["apikey"] == KEY
     assert unquote(sent.headers["filename"]) == "rapport d'été_#1.pdf"
     assert unquote(sent.headers["rule"]) == "multiscan only"
-    assert unquote(sent.headers["archivepwd"]) == "p@ss wörd"
+    assert [unquote(sent.headers[name]) for name in ("archivepwd", "archivepwd1", "archivepwd2")] == [
+        "p@ss wörd", "fox", "cow\n"]
+    assert "archivepwd3" not in sent.headers
     assert all(ord(ch) < 128 for value in sent.headers.values() for ch in str(value))
 
 
@@ -83,6 +96,11 @@ def test_a_path_in_base_url_is_kept(requests_mock):
      True, False),
     (503, {"err": "Server is too busy. Try again later."}, False, False),
     (502, None, False, True),
+    (400, {"err": "Callback url is invalid."}, True, True),
+    (400, {"err": "Not enough disk space"}, False, True),
+    (400, None, False, True),
+    (429, {"err": "Too many requests"}, False, False),
+    (429, None, False, False),
 ])
 def test_upload_errors_map_to_their_class(requests_mock, sample, status, body, permanent, node_fault):
     requests_mock.post(BASE + "file", status_code=status, json=body)
@@ -91,6 +109,46 @@ def test_upload_errors_map_to_their_class(requests_mock, sample, status, body, p
     assert (caught.value.permanent, caught.value.node_fault) == (permanent, node_fault)
     assert str(status) in str(caught.value)
     assert KEY not in str(caught.value)
+
+
+@pytest.mark.parametrize(("status", "body", "headers", "wait"), [
+    (429, {"err": "Too many requests"}, {"Retry-After": "2"}, 2.0),
+    (429, None, {}, None),
+    (503, {"err": "Rate limit exceeded"}, {"Retry-After": "0.5"}, 0.5),
+    (503, {"err": "API rate-limit reached"}, {}, None),
+])
+def test_rate_limits_are_a_request_to_wait_not_a_fault_of_core(requests_mock, status, body, headers, wait):
+    requests_mock.get(BASE + "file/d1", status_code=status, json=body, headers=headers)
+    with pytest.raises(CoreRateLimited) as caught:
+        CoreClient(BASE).get_report("d1")
+    assert (caught.value.retry_after, caught.value.permanent, caught.value.node_fault) == (wait, False, False)
+    assert f"HTTP {status}" in str(caught.value) and "Settings > Security" in str(caught.value)
+
+
+def test_a_503_that_does_not_say_rate_limit_is_still_a_full_queue(requests_mock):
+    requests_mock.get(BASE + "file/d1", status_code=503, json={"err": "Server is too busy. Try again later."},
+                      headers={"Retry-After": "5"})
+    with pytest.raises(CoreBusy):
+        CoreClient(BASE).get_report("d1")
+
+
+@pytest.mark.parametrize(("value", "seconds"), [
+    ("3", 3.0), (" 120 ", 120.0), ("0.25", 0.25), ("0", 0.0),
+    ("Thu, 01 Jan 2026 00:00:30 GMT", 30.0), ("Wed, 21 Oct 2015 07:28:00 GMT", 0.0),
+    (None, None), ("", None), ("-1", None), ("soon", None), ("1e3", None),
+])
+def test_retry_after_in_seconds_or_as_an_http_date(value, seconds):
+    assert retry_after(value, datetime(2026, 1, 1, tzinfo=UTC)) == seconds
+
+
+@pytest.mark.parametrize(("status", "body"), [(429, {"err": "Too many requests"}), (503, {"reason": "rate limit"})])
+def test_a_rate_limited_readiness_check_is_not_a_core_that_is_not_ready(requests_mock, status, body):
+    requests_mock.get(BASE + "readyz", status_code=status, json=body)
+    with pytest.raises(CoreRateLimited):
+        CoreClient(BASE).check_ready()
+    requests_mock.get(BASE + "readyz", status_code=503, json={"reason": "scan queue above threshold"})
+    with pytest.raises(CoreNotReady, match="scan queue above threshold"):
+        CoreClient(BASE).check_ready()
 
 
 def test_key_refused_says_what_to_change(requests_mock):
@@ -190,14 +248,14 @@ def test_per_request_timeout_never_exceeds_md_timeout(requests_mock):
 def test_load_sums_the_queues_and_cpu_cores_of_core_nodes(requests_mock):
     requests_mock.get(BASE + "stat/nodes", json=[{"statuses": [{"scan_queue": 3, "load": 50, "cpu_cores": 8},
                                                                {"scan_queue": 2, "cpu_cores": 4}]}])
-    assert CoreClient(BASE).get_load() == (5, 12)
+    assert CoreClient(BASE).get_load() == (5, 12, None)
 
 
 @pytest.mark.parametrize("cpu_cores", [None, 0, -4, "8", True, 2.5, 10**40])
 def test_a_node_without_a_usable_cpu_core_count_scans_one_file_at_a_time(requests_mock, cpu_cores):
     status = {"scan_queue": 1} if cpu_cores is None else {"scan_queue": 1, "cpu_cores": cpu_cores}
     requests_mock.get(BASE + "stat/nodes", json=[{"statuses": [status, {"scan_queue": 0, "cpu_cores": 2}]}])
-    assert CoreClient(BASE).get_load() == (1, 3)
+    assert CoreClient(BASE).get_load() == (1, 3, None)
 
 
 @pytest.mark.parametrize("body", [[], [{"statuses": [{"load": 5}]}], {"scan_queue": 1},
@@ -209,30 +267,34 @@ def test_unreadable_scan_queue_is_an_error_but_not_a_core_fault(requests_mock, b
     assert not caught.value.node_fault
 
 
-# (one node's status, the files it scans at once, whether a file sent now finds a free slot). Core 5's
-# available_slots are free slots now (README); free places that fill Core's whole queue with its files are places in
-# the queue, not slots (OPSWAT's Helm chart: an idle Core shows 500 of 500 available), and older Cores only give
-# cpu_cores.
-SLOT_CASES = [
-    ({"scan_queue": 3, "cpu_cores": 16, "scan_queue_details": {"available_slots": 1}}, 4, True),
-    ({"scan_queue": 10, "cpu_cores": 16, "scan_queue_details": {"available_slots": 0, "total_scan_queue": 500}}, 10,
-     False),
-    ({"scan_queue": 3, "cpu_cores": 16, "scan_queue_details": {"available_slots": "x"}}, 16, True),
-    ({"scan_queue": 3, "cpu_cores": 16, "scan_queue_details": {"available_slots": 497, "total_scan_queue": 500}}, 16,
-     True),
-    ({"scan_queue": 3, "cpu_cores": 16, "scan_queue_details": []}, 16, True),
-    # No free slot: at most as many files scan as it has (and no more than its CPU count).
-    ({"scan_queue": 20, "cpu_cores": 16, "scan_queue_details": {"available_slots": 0}}, 16, False),
-    ({"scan_queue": 20, "cpu_cores": 16}, 16, False),
-]
-
-
-@pytest.mark.parametrize(("status", "slots", "free"), SLOT_CASES)
-def test_core_5s_free_slots_decide_the_slot_count_and_cpu_cores_is_the_fallback(requests_mock, status, slots, free):
+@pytest.mark.parametrize(("details", "load"), [
+    ({"available_slots": 1}, (3, 16, 1)),
+    ({"available_slots": 0, "total_scan_queue": 500}, (3, 16, 0)),
+    ({"available_slots": 497, "total_scan_queue": 500}, (3, 16, 497)),
+    ({"available_slots": 500, "total_scan_queue": 500}, (3, 16, 500)),
+    ({"available_slots": "x"}, (3, 16, None)),
+    ({"available_slots": -1}, (3, 16, None)),
+    ({"total_scan_queue": 500}, (3, 16, None)),
+    ([], (3, 16, None)),
+    (None, (3, 16, None)),
+])
+def test_free_queue_places_are_their_own_number_and_scan_slots_come_from_cpu_cores(requests_mock, details, load):
+    status = {"scan_queue": 3, "cpu_cores": 16}
+    if details is not None:
+        status["scan_queue_details"] = details
     requests_mock.get(BASE + "stat/nodes", json=[{"statuses": [status]}])
-    load = CoreClient(BASE).get_load()
-    assert load == (status["scan_queue"], slots)
-    assert (load.queue < load.slots) is free
+    assert CoreClient(BASE).get_load() == load
+
+
+def test_free_queue_places_are_summed_over_nodes_only_when_every_node_tells(requests_mock):
+    def nodes(*free):
+        return [{"statuses": [{"scan_queue": 1, "cpu_cores": 2, **({"scan_queue_details": {"available_slots": f}}
+                                                                   if f is not None else {})} for f in free]}]
+
+    requests_mock.get(BASE + "stat/nodes", json=nodes(499, 0))
+    assert CoreClient(BASE).get_load() == (2, 4, 499)
+    requests_mock.get(BASE + "stat/nodes", json=nodes(499, None))
+    assert CoreClient(BASE).get_load() == (2, 4, None)
 
 
 SHA256 = "275a021bbfb6489e54d471899f7db9d1663fc695ec2fe2a2c4538aabf651fd0f"

@@ -9,7 +9,7 @@ import requests
 from al_checks import run_task
 
 from mdcore_emulator import EICAR, Emulator, scan_marker
-from mdcore_emulator.core import json_reply
+from mdcore_emulator.core import error_reply, json_reply
 from metadefender import MetaDefender, ServiceStartError
 
 TIMEOUT = 6
@@ -106,6 +106,38 @@ def test_a_file_larger_than_the_rule_takes_is_refused_without_an_upload(tmp_path
         assert scan(service, tmp_path, content=b"small", name="small")[0] == "result"
 
 
+def test_a_rule_whose_max_file_size_is_0_limits_nothing(tmp_path):
+    with Emulator(nodes=1, scan_seconds=0.1, core_version=5, rules={"File scan": 0}) as emulator:
+        service = start_service(emulator.urls)
+        assert scan(service, tmp_path, content=b"x" * 5000)[0] == "result"
+        assert uploads(emulator) == [1]
+
+
+def listing_rules(node, rules: list) -> None:
+    """Make an emulated Core answer GET file/rules with `rules` (uploads keep its own rules)."""
+    node.rules = lambda: json_reply(200, rules)
+
+
+@pytest.mark.parametrize("entry", [{"name": "File scan"}, {"name": "File scan", "max_file_size": -1},
+                                   {"name": "File scan", "max_file_size": "100"},
+                                   {"name": "File scan", "max_file_size": None}])
+def test_a_rule_without_a_usable_max_file_size_limits_nothing(tmp_path, entry):
+    with Emulator(nodes=1, scan_seconds=0.1, core_version=5) as emulator:
+        listing_rules(emulator.nodes[0], [entry])
+        service = start_service(emulator.urls)
+        assert service.pool.nodes[0].rules == {"File scan": None}
+        assert scan(service, tmp_path, content=b"x" * 5000)[0] == "result"
+        assert uploads(emulator) == [1]
+
+
+def filling_the_queue(emulator, index: int) -> None:
+    """Fill Core `index`'s queue with another client's long scans: one in its only scan slot, the rest waiting in
+    every place of its queue (queue_limit 2)."""
+    for filler in range(3):
+        response = requests.post(emulator.urls[index] + "file", data=f"{scan_marker(30)} {filler}".encode(), timeout=5)
+        assert response.status_code == 200
+
+
 def reporting_machine_cpus(node, cpus: int) -> None:
     """Make an emulated Core report `cpus` CPU cores in stat/nodes, as a real Core reports its machine's."""
     honest = node.nodes_status
@@ -120,15 +152,113 @@ def reporting_machine_cpus(node, cpus: int) -> None:
     node.nodes_status = status
 
 
-def test_core_5s_free_slots_steer_files_away_from_a_core_whose_cpu_count_looks_free(tmp_path):
-    with Emulator(nodes=2, scan_seconds=0.2, core_version=5) as emulator:  # each scans one file at a time
+def uploads_sent(node) -> list[str]:
+    """The names of the files sent to an emulated Core from now on, whether it takes them or not."""
+    sent, honest = [], node.upload_refused
+
+    def refused(submission, size):
+        sent.append(submission.display_name)
+        return honest(submission, size)
+
+    node.upload_refused = refused
+    return sent
+
+
+def test_a_core_whose_queue_is_full_gets_no_file_while_another_has_room(tmp_path):
+    with Emulator(nodes=2, scan_seconds=0.1, core_version=5, queue_limit=2) as emulator:
+        for node in emulator.nodes:
+            reporting_machine_cpus(node, 8)  # 3 files for 8 CPU cores: by cpu_cores alone, Core 0 has room
+        filling_the_queue(emulator, 0)
+        status = requests.get(emulator.urls[0] + "stat/nodes", timeout=5).json()[0]["statuses"][0]
+        assert status["scan_queue_details"] == {"available_slots": 0, "total_scan_queue": 2}
+        sent = uploads_sent(emulator.nodes[0])
+        service = start_service(emulator.urls)
+        for index in range(10):
+            assert scan(service, tmp_path, name=f"q{index}")[0] == "result"
+        assert uploads(emulator) == [3, 10]  # the full Core kept only the other client's 3 files
+        assert sent == []  # none of ours was even sent to it
+        full = service.pool.nodes[0]
+        assert (full.health.failures, full.pace.skip_turns) == (0, 0)  # passed over, not put aside
+
+
+def test_a_full_core_that_does_not_count_its_free_places_refuses_files_as_before(tmp_path):
+    with Emulator(nodes=2, scan_seconds=0.1, queue_limit=2) as emulator:  # Core 4: no scan_queue_details
         for node in emulator.nodes:
             reporting_machine_cpus(node, 8)
-        busy = requests.post(emulator.urls[0] + "file", data=scan_marker(30).encode(), timeout=5)
-        assert busy.status_code == 200  # another client's long scan holds Core 0's only slot
-        service = start_service(emulator.urls, max_md_scan_time=5)
-        for index in range(8):
-            assert scan(service, tmp_path, name=f"c{index}")[0] == "result"
-        # One file in a Core that reports 8 CPU cores looks like room; its 0 available_slots say otherwise. (A queue
-        # reading that comes in late can still send one file there, which then moves on to the free Core.)
-        assert uploads(emulator)[0] - 1 <= 1 and uploads(emulator)[1] == 8
+        filling_the_queue(emulator, 0)
+        sent = uploads_sent(emulator.nodes[0])
+        service = start_service(emulator.urls)
+        for index in range(10):
+            assert scan(service, tmp_path, name=f"q{index}")[0] == "result"
+        assert uploads(emulator) == [3, 10]
+        assert sent and service.pool.nodes[0].health.failures == 0  # it is sent files; its 503s say full, not broken
+
+
+def reporting_queue_places(node, free: int, total: int) -> None:
+    """Make an emulated Core 5 report `free` of `total` places free in its scan queue (a queue of another size)."""
+    honest = node.nodes_status
+
+    def status():
+        answer = json.loads(honest().body)
+        for item in answer:
+            for entry in item["statuses"]:
+                entry["scan_queue_details"] = {"available_slots": free, "total_scan_queue": total}
+        return json_reply(200, answer)
+
+    node.nodes_status = status
+
+
+def test_between_idle_cores_the_one_with_more_free_places_gets_the_file(tmp_path):
+    with Emulator(nodes=2, scan_seconds=0.1, core_version=5) as emulator:
+        reporting_queue_places(emulator.nodes[0], 100, 100)
+        reporting_queue_places(emulator.nodes[1], 500, 500)
+        service = start_service(emulator.urls)
+        service.pool.cursor = 0  # Core 0's turn
+        assert scan(service, tmp_path)[0] == "result"
+        assert uploads(emulator) == [0, 1]
+
+
+# --- request rate limiting (Core 5.13 and later): 429 with Retry-After ---------------------------------------------
+
+def test_every_file_is_scanned_when_two_of_each_scans_polls_are_limited(tmp_path):
+    with Emulator(nodes=1, scan_seconds=0.1, limited_polls=2, retry_after=0.2) as emulator:
+        service = start_service(emulator.urls)
+        for index in range(5):
+            assert scan(service, tmp_path, name=f"r{index}")[0] == "result"
+        assert emulator.nodes[0].stats.limited_requests == 10
+        assert service.pool.nodes[0].health.failures == 0
+
+
+def test_a_core_that_limits_polls_keeps_its_file_and_is_not_put_aside(tmp_path):
+    with Emulator(nodes=2, scan_seconds=0.1) as emulator:
+        limiting = emulator.nodes[0]
+        limiting.settings = replace(limiting.settings, limited_polls=2, retry_after=0.2)
+        service = start_service(emulator.urls)
+        service.pool.cursor = 0
+        assert scan(service, tmp_path)[0] == "result"
+        assert uploads(emulator) == [1, 0]
+        node = service.pool.nodes[0]
+        assert (node.failed, node.pace.skip_turns) == (False, 0)
+
+
+def test_a_core_that_limits_polls_until_the_deadline_fails_the_task_saying_so(tmp_path):
+    with Emulator(nodes=1, scan_seconds=0.1, limited_polls=1000, retry_after=0.2) as emulator:
+        service = start_service(emulator.urls)
+        service.service_attributes.timeout = 3
+        status, message = error_message(scan(service, tmp_path))
+        assert status == "FAIL_RECOVERABLE"
+        assert "HTTP 429" in message and "Retry-After 0.2 s" in message and "limited our polls" in message
+        assert not service.pool.nodes[0].failed
+
+
+def test_a_limited_upload_is_sent_again_after_its_retry_after(tmp_path):
+    with Emulator(nodes=1, scan_seconds=0.1) as emulator:
+        node, refusals = emulator.nodes[0], [error_reply(429, "Too many requests")._replace(
+            headers=(("Retry-After", "0.3"),))]
+        honest = node.upload_refused
+        node.upload_refused = lambda submission, size: refusals.pop() if refusals else honest(submission, size)
+        sent = uploads_sent(node)
+        service = start_service(emulator.urls)
+        assert scan(service, tmp_path)[0] == "result"
+        assert (len(sent), uploads(emulator)) == (2, [1])
+        assert service.pool.nodes[0].health.failures == 0

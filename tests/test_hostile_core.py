@@ -327,12 +327,13 @@ def test_no_piece_of_the_key_shows_whatever_core_echoes(sample, tmp_path, caplog
     assert key_pieces(caplog.text) == []
 
 
-def test_a_password_that_is_not_valid_unicode_is_a_clear_nonrecoverable_error(sample, tmp_path):
+def test_a_password_that_is_not_valid_unicode_is_skipped_not_fatal(sample, tmp_path, caplog):
     with HostileCore() as core:
-        (kind, error, _), _ = timed_task(started(core), sample, tmp_path, params={"archive_password": "pw\udc80"})
-    status, message = error_of(error)
-    assert status == "FAIL_NONRECOVERABLE" and "archive_password" in message
-    assert core.uploads == 0
+        (kind, result, _), _ = timed_task(started(core), sample, tmp_path, params={"archive_password": "pw\udc80"})
+    assert kind == "result", result
+    upload = next(request for request in core.requests if request.method == "POST")
+    assert [name for name in upload.headers if name.startswith("archivepwd")] == []
+    assert "1 archive password(s) skipped: not text that can be sent to Core" in caplog.text
 
 
 def test_a_rule_that_is_not_valid_unicode_stops_the_start():

@@ -253,7 +253,7 @@ def test_every_optional_feature_on_still_validates(tmp_path):
         result, doc = scan(service, tmp_path, " ".join([EICAR, CDR, ENCRYPTED, HEUR, VULNERABLE]),
                            params={"archive_password": "infected"})
         record = list(emu.nodes[0].stats.scans.values())[-1]
-    assert (record.rule, record.archive_password) == ("Multiscan & CDR", "infected")
+    assert (record.rule, record.archive_passwords) == ("Multiscan & CDR", ("infected",))
     titles = [title for _, title in tree(result)]
     assert titles[0] == HITS and "CDR Successfully Executed" in titles
     stale = next(s for s in result.result.sections if s.title_text == "Outdated Antivirus Definitions")

@@ -71,6 +71,10 @@ def test_runtime_facts(manifest):
     assert manifest["enabled"] is False
 
 
+def test_the_service_receives_the_passwords_assemblyline_shares(manifest):
+    assert manifest["uses_temp_submission_data"] is True
+
+
 def test_docker_config(manifest):
     assert manifest["docker_config"]["allow_internet_access"] is True
     assert manifest["docker_config"]["cpu_cores"] == 0.25

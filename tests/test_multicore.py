@@ -90,6 +90,24 @@ def test_fault_on_one_node_moves_the_file_to_the_next(emulator, tmp_path, fault)
     assert service.pool.nodes[0].failed is (fault != "upload_503")
 
 
+def test_a_core_low_on_disk_sits_out_and_its_files_go_to_the_other(tmp_path):
+    with Emulator(nodes=2, scan_seconds=SCAN, faults={0: ["low_disk"]}) as emu:
+        service = start_service(emu.urls)
+        first_node(service, 0)
+        for i in range(6):
+            assert_detected(scan(service, tmp_path, EICAR + str(i), name=str(i)))
+        assert uploads(emu) == [0, 6]
+        low = service.pool.nodes[0]
+        assert low.failed and "Not enough free disk space" in low.health.last_error
+
+
+def test_the_only_core_low_on_disk_is_a_recoverable_error_quoting_core(tmp_path):
+    with Emulator(nodes=1, scan_seconds=SCAN, faults={0: ["low_disk"]}) as emu:
+        kind, error, _ = scan(start_service(emu.urls), tmp_path)
+    assert kind == "error" and error["response"]["status"] == "FAIL_RECOVERABLE"
+    assert "HTTP 400 (Failed to request scan. Not enough free disk space.)" in error["response"]["message"]
+
+
 def test_scan_that_never_completes_on_one_node(emulator, tmp_path):
     service = start_service(emulator.urls)
     emulator.nodes[0].set_fault("never_complete")

@@ -127,7 +127,7 @@ def test_nothing_is_reused_across_rule_password_outdated_data_or_age(change):
     if change == "rule":
         job = ScanJob("/dev/null", NAME, rule="Strict", sha256=JOB.sha256, reuse_seconds=1800)
     elif change == "archive password":
-        job = ScanJob("/dev/null", NAME, archive_password="infected", sha256=JOB.sha256, reuse_seconds=1800)
+        job = ScanJob("/dev/null", NAME, passwords=("infected",), sha256=JOB.sha256, reuse_seconds=1800)
     elif change == "outdated definitions":
         client.outdated = ["enginedefinitions"]
     elif change == "too old":

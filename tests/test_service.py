@@ -265,6 +265,37 @@ def test_rule_and_archive_password_are_sent(core, sample, tmp_path):
     assert unquote(upload.headers["archivepwd"]) == "infected"
 
 
+@pytest.mark.parametrize("text", ["Callback url is invalid.", "Invalid apikey", "Failed to request scan. Unknown "
+                                                                                "rule: multiscan"])
+def test_a_400_to_the_upload_that_names_what_the_admin_must_fix_is_nonrecoverable(core, sample, tmp_path, text):
+    core.post(CORE + "file", status_code=400, json={"err": text})
+    kind, error, _ = run_task(started(), sample, str(tmp_path))
+    assert kind == "error" and error["response"]["status"] == "FAIL_NONRECOVERABLE"
+    assert f"HTTP 400 ({text})" in error["response"]["message"]
+
+
+@pytest.mark.parametrize("answer", [{"err": "Insufficient disk space"}, {}])
+def test_any_other_400_to_the_upload_is_recoverable(core, sample, tmp_path, answer):
+    core.post(CORE + "file", status_code=400, json=answer)
+    kind, error, _ = run_task(started(), sample, str(tmp_path))
+    assert kind == "error" and error["response"]["status"] == "FAIL_RECOVERABLE"
+    assert "HTTP 400" in error["response"]["message"]
+
+
+@pytest.mark.parametrize(("status", "answer", "headers"), [
+    (503, {"err": "Rate limit exceeded"}, {"Retry-After": "0.2"}),
+    (429, {"err": "Too many requests"}, {}),  # no Retry-After: asked again after 1 s
+])
+def test_a_poll_limited_by_core_is_sent_again_and_the_file_scanned(core, sample, tmp_path, status, answer, headers):
+    core.get(CORE + "file/d1", [{"status_code": status, "json": answer, "headers": headers},
+                                {"json": finished_report(EICAR_DETAILS)}])
+    service = started()
+    kind, result, _ = run_task(service, sample, str(tmp_path))
+    assert kind == "result", result
+    assert len([r for r in core.request_history if r.path == "/file/d1"]) == 2  # the limited poll, then the report
+    assert not service.pool.nodes[0].failed
+
+
 def test_sanitized_file_is_attached_when_asked(core, sample, tmp_path):
     core.get(CORE + "file/d1", json=finished_report(EICAR_DETAILS, actions_ran="Sanitized"))
     core.get(CORE + "file/converted/d1", content=b"sanitized bytes")

@@ -84,13 +84,15 @@ def test_report_shape(start_emulator, client):
     assert (record.filename, record.size, record.rule) == ("dir/my file.txt", len(content), "My Rule")
 
 
-def test_workflow_header_and_archive_password_are_recorded(start_emulator, client):
+def test_workflow_header_and_archive_passwords_are_recorded(start_emulator, client):
     emulator = start_emulator(scan_seconds=0)
     data_id = client(emulator.urls[0]).submit(
-        b"abc", filename="%C3%A9t%C3%A9.txt", workflow="Old%20Name", archivepwd="pass%20word"
+        b"abc", filename="%C3%A9t%C3%A9.txt", workflow="Old%20Name", archivepwd="pass%20word",
+        archivepwd10="ten", archivepwd2="w%C3%B6rd", archivepwd0="not a number >= 1", ARCHIVEPWD1="one",
     )
     record = emulator.nodes[0].stats.scans[data_id]
-    assert (record.filename, record.rule, record.archive_password) == ("été.txt", "Old Name", "pass word")
+    assert (record.filename, record.rule) == ("été.txt", "Old Name")
+    assert record.archive_passwords == ("pass word", "one", "wörd", "ten")
     assert client(emulator.urls[0]).report(data_id)["process_info"]["profile"] == "Old Name"
 
 
@@ -131,6 +133,18 @@ def test_queue_limit_gives_503(start_emulator, client):
     response = core.upload(b"three")
     assert response.status_code == 503
     assert response.json() == {"err": "Server is too busy. Try again later."}
+
+
+def test_limited_polls_answer_429_with_retry_after_per_scan(start_emulator, client):
+    emulator = start_emulator(limited_polls=2, retry_after=0.5)
+    core = client(emulator.urls[0])
+    first, second = core.submit(b"one"), core.submit(b"two")
+    for data_id in (first, first, second, second):
+        limited = core.get(f"file/{data_id}")
+        assert (limited.status_code, limited.headers["Retry-After"]) == (429, "0.5")
+        assert limited.json() == {"err": "Too many requests: rate limit exceeded. Try again later."}
+    assert core.get(f"file/{first}").status_code == 200 and core.get(f"file/{second}").status_code == 200
+    assert (emulator.nodes[0].stats.limited_requests, emulator.nodes[0].stats.result_requests) == (4, 6)
 
 
 def test_scan_marker_sets_the_scan_time(start_emulator, client):

@@ -34,6 +34,8 @@ OPTIONS = [
     "--core-version",
     "--rule",
     "--not-ready",
+    "--limited-polls",
+    "--retry-after",
     "--tls",
     "--cert-dir",
     "--quiet",
@@ -128,6 +130,19 @@ def test_core_5_rules_and_not_ready_nodes():
         _stop(process, signal.SIGTERM)
 
 
+def test_limited_polls_answer_429_with_the_retry_after_given():
+    port = _free_port_pair()
+    process = _run("--port", str(port), "--limited-polls", "1", "--retry-after", "2", "--quiet")
+    try:
+        url = process.stdout.readline().split(": ", 1)[1].strip()
+        data_id = requests.post(url + "file", data=b"x", timeout=5).json()["data_id"]
+        limited = requests.get(url + f"file/{data_id}", timeout=5)
+        assert (limited.status_code, limited.headers["Retry-After"]) == (429, "2")
+        assert requests.get(url + f"file/{data_id}", timeout=5).status_code == 200
+    finally:
+        _stop(process, signal.SIGTERM)
+
+
 def test_tls_quiet_and_sigint(tmp_path):
     process = _run("--port", str(_free_port_pair()), "--tls", "--quiet", cwd=tmp_path)
     try:
@@ -147,7 +162,7 @@ def test_tls_quiet_and_sigint(tmp_path):
     [["--fault", "3:down"], ["--fault", "0:melting"], ["--md-version", "5"], ["--nodes", "0"],
      ["--latency", "-1"], ["--node-latency", "1:0.1"], ["--node-latency", "0:x"], ["--core-version", "6"],
      ["--rule", "Strict:10"], ["--core-version", "5", "--not-ready", "1:busy"],
-     ["--core-version", "5", "--rule", ":5"]],
+     ["--core-version", "5", "--rule", ":5"], ["--limited-polls", "-1"], ["--retry-after", "x"]],
 )
 def test_bad_arguments_exit_2(args):
     result = subprocess.run(

@@ -31,18 +31,28 @@ def test_core_4_has_no_readyz_nor_rules(start_emulator, client):
     assert core.upload(b"x" * 10, rule="Anything").status_code == 200
 
 
-def test_scan_queue_details(start_emulator, client):
+def test_scan_queue_details_count_places_in_the_queue(start_emulator, client):
     core = client(start_emulator(core_version=5, scan_seconds=1.0, concurrency=2, queue_limit=7).urls[0])
     status = core.get("stat/nodes").json()[0]["statuses"][0]
-    assert status["scan_queue_details"] == {"available_slots": 2, "total_scan_queue": 7}
-    ids = [core.submit(f"file {i}".encode()) for i in range(3)]
+    assert status["scan_queue_details"] == {"available_slots": 7, "total_scan_queue": 7}  # idle: 7 of 7 free
+    ids = [core.submit(f"file {i}".encode()) for i in range(3)]  # two being scanned, one waiting
     status = core.get("stat/nodes").json()[0]["statuses"][0]
-    assert status["scan_queue_details"] == {"available_slots": 0, "total_scan_queue": 7}
+    assert status["scan_queue_details"] == {"available_slots": 6, "total_scan_queue": 7}
     assert (status["scan_queue"], status["cpu_cores"]) == (3, 2)
     core.post(f"file/{ids[2]}/cancel")
     core.post(f"file/{ids[0]}/cancel")
     status = core.get("stat/nodes").json()[0]["statuses"][0]
-    assert status["scan_queue_details"]["available_slots"] == 1 and status["scan_queue"] == 1
+    assert status["scan_queue_details"]["available_slots"] == 7 and status["scan_queue"] == 1
+
+
+def test_a_full_queue_has_no_free_place_and_refuses_the_next_upload(start_emulator, client):
+    core = client(start_emulator(core_version=5, scan_seconds=5.0, concurrency=1, queue_limit=2).urls[0])
+    for index in range(3):  # one being scanned, two waiting
+        core.submit(f"file {index}".encode())
+    status = core.get("stat/nodes").json()[0]["statuses"][0]
+    assert status["scan_queue_details"] == {"available_slots": 0, "total_scan_queue": 2}
+    refused = core.upload(b"one more")
+    assert (refused.status_code, refused.json()) == (503, {"err": "Server is too busy. Try again later."})
 
 
 def test_default_rule_and_its_size_limit(start_emulator, client):
@@ -67,6 +77,12 @@ def test_rules_refuse_unknown_rules_and_large_files(start_emulator, client):
     assert unknown.status_code == 400 and "No Such" in unknown.json()["err"]
     assert core.upload(b"x" * 1025).status_code == 200  # the default rule "File scan" allows it
     assert emulator.nodes[0].stats.uploads == 2
+
+
+def test_a_rule_whose_max_file_size_is_0_takes_files_of_any_size(start_emulator, client):
+    core = client(start_emulator(core_version=5, rules={"Unlimited": 0}).urls[0])
+    assert core.get("file/rules").json() == [{"name": "Unlimited", "max_file_size": 0}]
+    assert core.upload(b"x" * 4096, rule="Unlimited").status_code == 200
 
 
 def test_core_5_report_fields(start_emulator, client):

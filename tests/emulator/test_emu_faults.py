@@ -22,6 +22,7 @@ def test_fault_names():
         "down",
         "slow",
         "upload_503",
+        "low_disk",
         "result_500",
         "garbage",
         "never_complete",
@@ -110,6 +111,17 @@ def test_upload_503(setup):
     assert (response.status_code, response.json()) == (503, {"err": "Server is too busy. Try again later."})
     assert core.get("version").ok  # the same keep-alive connection still works
     node.clear_fault("upload_503")
+    assert core.upload(b"x").status_code == 200
+
+
+def test_low_disk_refuses_uploads_with_400(setup):
+    node, core = setup
+    node.set_fault("low_disk")
+    response = core.upload(b"x" * 200_000)
+    assert (response.status_code, response.json()) == (400, {"err": "Failed to request scan. Not enough free disk "
+                                                                    "space."})
+    assert core.get("version").ok and node.stats.uploads == 0
+    node.clear_fault("low_disk")
     assert core.upload(b"x").status_code == 200
 
 

@@ -90,6 +90,14 @@ def test_encrypted_with_the_right_password(core):
     assert set(codes(opened)) == {1}
 
 
+def test_encrypted_with_a_password_of_its_own_opens_with_any_of_the_passwords_sent(core):
+    locked = f"{ENCRYPTED}=fox_2 {EICAR}".encode()
+    assert set(codes(core.scan(locked, archivepwd="infected"))) == {12}
+    assert set(codes(core.scan(locked, archivepwd="cow", archivepwd1="bear"))) == {12}
+    assert set(codes(core.scan(locked, archivepwd="cow", archivepwd1="fox_2"))) == {1}
+    assert set(codes(core.scan(locked, archivepwd1="cow", archivepwd2="fox_2"))) == {1}
+
+
 def test_cleaned(core):
     report = core.scan(CLEANED.encode())
     cleaned = [threat for code, threat in details(report).values() if code == 4]

@@ -57,7 +57,7 @@ def test_scan_marker_text():
 def test_uniform_markers_override_everything():
     both = Markers(frozenset({EICAR, ENCRYPTED, UNSUPPORTED}))
     assert {v.code for v in engine_results(both, ENGINES).values()} == {12}
-    assert {v.code for v in engine_results(both, ENGINES, "infected").values()} == {23}
+    assert {v.code for v in engine_results(both, ENGINES, ("infected",)).values()} == {23}
     assert {v.code for v in engine_results(Markers(frozenset({NOT_SCANNED})), ENGINES).values()} == {10}
 
 
