@@ -189,7 +189,8 @@ def _upload(node: CoreNode, job: ScanJob, until: float, clock: Clock) -> str:
 
 
 def _rate_pause(limited: CoreRateLimited) -> float:
-    """How long to wait before asking a Core that limited the rate of requests again: its Retry-After."""
+    """How long to wait before asking a Core that limited the rate of requests again: its Retry-After (RATE_LIMIT_WAIT
+    when it did not say), at least FLOOR."""
     return max(FLOOR, RATE_LIMIT_WAIT if limited.retry_after is None else limited.retry_after)
 
 
