@@ -25,9 +25,10 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 
-from mdservice.client import CoreBusy, CoreClient, CoreError, CoreNotReady, CoreRateLimited
+from mdservice.client import CoreClient, CoreError, CoreNotReady, CoreRateLimited
 from mdservice.engines import EngineMap
 from mdservice.queues import QueueGauge, Reading
+from mdservice.report import queue_seconds, scan_seconds
 
 BACKOFF_START = 5.0
 BACKOFF_MAX = 60.0
@@ -80,7 +81,7 @@ class Pace:
     """How our latest finished scan on a Core went, and the turns the Core sits out after slow ones (the default: no
     scan yet, in full rotation).
 
-    `scan_seconds`: that scan's time less its wait in Core's queue; `ended`: when it was seen finished;
+    `scan_seconds`: the time Core worked on that file; `ended`: when it was seen finished;
     `slow_streak`: files over max_md_scan_time in a row.
     """
 
@@ -89,9 +90,9 @@ class Pace:
     slow_streak: int = 0
     skip_turns: int = 0
 
-    def after_scan(self, seconds: float, queued: float, now: float) -> Pace:
-        """The pace after our scan that ended at `now` after `seconds`, `queued` of them waiting in Core's queue."""
-        return replace(self, scan_seconds=seconds - min(queued, seconds), ended=now)
+    def after_scan(self, seconds: float, now: float) -> Pace:
+        """The pace after our scan that ended at `now`, on which Core worked `seconds`."""
+        return replace(self, scan_seconds=seconds, ended=now)
 
     def after_file(self, over: bool) -> Pace:
         """The pace after a file that took longer than max_md_scan_time (`over`: one more turn to sit out for each
@@ -338,27 +339,32 @@ class NodePool:
             self.record_failure(node, reading.error)
         return Load()
 
-    def record_scan(self, node: CoreNode, seconds: float, queued: float = 0.0, resumed: bool = False) -> None:
-        """A scan finished on `node` after `seconds` (upload to complete), `queued` of them waiting in Core's queue.
+    def record_scan(self, node: CoreNode, seconds: float, report: dict, resumed: bool = False) -> None:
+        """A scan finished on `node` after `seconds` (upload to complete), with this finished `report`.
 
-        Time in the queue says how busy the Core was, which its queue readings tell; its pace is judged by the rest.
-        Sitting out turns goes by the whole time, as `max_md_scan_time` is defined (upload to complete). A scan taken
-        over from an earlier attempt (`resumed`) began before this task, so it says nothing of the Core's pace.
+        The time the file waited in Core's queue says how busy the Core was, which the choice weighs by its queue:
+        a busy Core is not a slow one. So the Core sits out turns when the rest (upload to complete, less the wait
+        Core reports) is over `max_md_scan_time`, and its pace is the time Core says it worked on the file (that
+        rest where it does not say). A scan taken over from an earlier attempt (`resumed`) began before this task,
+        so it says nothing of the Core's pace.
         """
         self.record_success(node)
         if resumed:
             return
-        node.pace = node.pace.after_scan(seconds, queued, self.clock())
-        self._note_duration(node, seconds)
+        taken = seconds - min(queue_seconds(report), seconds)
+        worked = scan_seconds(report)
+        node.pace = node.pace.after_scan(taken if worked is None else worked, self.clock())
+        self._note_duration(node, taken)
 
-    def _note_duration(self, node: CoreNode, seconds: float, full: bool = False) -> None:
-        """With several Cores, one whose file took longer than max_md_scan_time, or that was `full`, sits out turns
-        (more for each such file in a row), and is back in full rotation after a file within it."""
-        over, was_slow = len(self.nodes) > 1 and (full or seconds > self.max_scan_time), node.pace.slow_streak > 0
+    def _note_duration(self, node: CoreNode, seconds: float) -> None:
+        """With several Cores, one that took longer than max_md_scan_time for a file (`seconds`, its wait in the queue
+        left out) sits out turns (more for each such file in a row), and is back in full rotation after a file within
+        it."""
+        over, was_slow = len(self.nodes) > 1 and seconds > self.max_scan_time, node.pace.slow_streak > 0
         node.pace = node.pace.after_file(over)
         if over:
-            why = "was full" if full else f"took {seconds:.1f} s (max_md_scan_time {self.max_scan_time:g} s)"
-            self.log.info(f"{node.name} {why}: put aside for {node.pace.skip_turns} turn(s)")
+            self.log.info(f"{node.name} took {seconds:.1f} s for a file, besides its wait in the queue "
+                          f"(max_md_scan_time {self.max_scan_time:g} s): put aside for {node.pace.skip_turns} turn(s)")
         elif was_slow:
             self.log.info(f"{node.name} scanned in {seconds:.1f} s: back in full rotation")
 
@@ -368,13 +374,11 @@ class NodePool:
             self.log.info(f"{node.name} answers again: back in rotation")
         node.health = Health()
 
-    def record_failure(self, node: CoreNode, error: CoreError, seconds: float = 0.0) -> None:
-        """Put a Core that failed aside (see `Health.after_failure`). A Core that is merely full (CoreBusy, after
-        `seconds` with our file) is not: it only sits out turns as a slow Core does."""
+    def record_failure(self, node: CoreNode, error: CoreError) -> None:
+        """Put a Core that failed aside (see `Health.after_failure`); a Core that is merely full (CoreBusy, not a
+        `node_fault`) or limits our requests is not: the choice weighs its queue."""
         node.health = node.health.after_failure(error, self.clock())
-        if isinstance(error, CoreBusy):
-            self._note_duration(node, seconds, full=True)
-        elif error.node_fault:
+        if error.node_fault:
             failures = node.health.failures
             self.log.warning(f"{node.name} put aside for {backoff(failures):g} s after failure #{failures}: {error}")
 

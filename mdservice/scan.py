@@ -20,7 +20,7 @@ from assemblyline.common.exceptions import NonRecoverableError, RecoverableError
 from mdservice.client import CoreBusy, CoreError, CoreRateLimited, CoreTimeout
 from mdservice.nodes import PROBE_TIMEOUT, CoreNode, NodePool
 from mdservice.polling import FLOOR, PollSchedule
-from mdservice.report import foreign_report, is_finished, overall_result, progress_of, queue_seconds, scan_seconds
+from mdservice.report import foreign_report, is_finished, overall_result, progress_of
 from mdservice.resume import ENDED_UNSCANNED, Wanted, reuse_problem
 
 # Timing, in seconds (a Core nearby answers in milliseconds; the service timeout is a minute by default).
@@ -134,7 +134,7 @@ def scan_file(pool: NodePool, job: ScanJob, deadline: float, clock: Clock | None
     look_up = partial(find_earlier, order, job, deadline, clock) if job.resumable else None
     earlier = look_up() if look_up else None
     if earlier is not None and is_finished(earlier.report):
-        pool.record_scan(earlier.node, 0.0, resumed=True)
+        pool.record_scan(earlier.node, 0.0, earlier.report, resumed=True)
         return earlier
     if earlier is not None:
         order = [earlier.node] + [node for node in order if node is not earlier.node]
@@ -149,24 +149,16 @@ def scan_file(pool: NodePool, job: ScanJob, deadline: float, clock: Clock | None
         try:
             result = scan_on_node(node, job, span, clock, pool.watch(node), taken_over, look_up)
         except CoreError as exc:
-            pool.record_failure(node, exc, clock.now() - started)
+            pool.record_failure(node, exc)
             errors.append((node, exc, deadline - started))
             if isinstance(exc, CoreBusy) and exc.data_id:  # Core kept our file to the end: no time is left
                 break
             if others:
                 pool.log.warning(f"Failing over from {node.name} to {order[position + 1].name}: {exc}")
             continue
-        pool.record_scan(result.node, clock.now() - started, _waited(result.report, clock.now() - started),
-                         result.resumed)
+        pool.record_scan(result.node, clock.now() - started, result.report, result.resumed)
         return result
     raise _final_error(pool, order, errors)
-
-
-def _waited(report: dict, seconds: float) -> float:
-    """Of the `seconds` a scan took us, those Core did not spend on the file (waiting in its queue, and until our poll
-    saw the end): by the time Core says it worked on it, else by the wait in the queue it reports."""
-    worked = scan_seconds(report)
-    return seconds - worked if worked is not None else queue_seconds(report)
 
 
 def hold_if_saturated(pool: NodePool, result: ScanResult, deadline: float, clock: Clock | None = None) -> None:

@@ -42,8 +42,8 @@ def test_slow_files_in_a_row_add_turns_to_sit_out_and_one_within_the_limit_ends_
     assert pace.after_file(over=False) == Pace()
 
 
-def test_a_scans_time_leaves_out_its_wait_in_the_queue_and_is_trusted_for_a_while():
-    pace = Pace().after_scan(seconds=8.0, queued=6.0, now=100.0)
+def test_a_cores_time_per_file_is_trusted_for_five_minutes():
+    pace = Pace().after_scan(seconds=2.0, now=100.0)
     assert (pace.scan_seconds, pace.ended) == (2.0, 100.0)
     assert pace.recent_seconds(100.0 + SPEED_MEMORY - 1) == 2.0
     assert pace.recent_seconds(100.0 + SPEED_MEMORY) == 0.0 == Pace().recent_seconds(100.0)
@@ -62,7 +62,7 @@ def test_a_file_finishes_after_the_files_ahead_of_it_per_slot_and_its_own_scan(l
 
 def core_with_pace(name: str, seconds: float) -> CoreNode:
     node = CoreNode(CoreClient(f"http://{name}:8008/"), 4)
-    node.pace = Pace().after_scan(seconds, queued=0.0, now=100.0) if seconds else Pace()
+    node.pace = Pace().after_scan(seconds, now=100.0) if seconds else Pace()
     return node
 
 

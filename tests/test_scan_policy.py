@@ -399,7 +399,7 @@ def test_time_a_file_waited_in_cores_queue_does_not_make_the_core_look_slow():
     pool.cursor = 0
     clients[0].wait = 6.0  # other instances' files ahead of ours on core0, this once
     first = scan_file(pool, JOB, clock.now() + 54, Clock(clock.now, clock.sleep))
-    assert first.node.name == "core0" and pool.nodes[0].pace.skip_turns == 1, "over max_md_scan_time: sits out a turn"
+    assert first.node.name == "core0" and pool.nodes[0].pace.skip_turns == 0, "busy (6 s in the queue) is not slow"
     clients[0].wait = 0.0
     used = run_tasks(pool, clock, 30)
     assert used["core0"] >= 8, f"core0 was judged by the time its file waited for others: {used}"
