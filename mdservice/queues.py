@@ -79,10 +79,6 @@ class QueueGauge:
             return
         self._asking[node] = threading.Event()
 
-    def is_fresh(self, node: Gauged, within: float = FRESH_SECONDS) -> bool:
-        """Whether the latest answer of `node` is at most `within` seconds old (by default: recent enough to go by)."""
-        return self.latest(node, within) is not None
-
     def latest(self, node: Gauged, within: float = FRESH_SECONDS) -> Reading | None:
         """The latest answer of `node` if it is at most `within` seconds old."""
         with self._lock:
