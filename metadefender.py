@@ -35,13 +35,7 @@ from mdservice.engines import tool_version
 from mdservice.nodes import CoreNode, NodePool
 from mdservice.report import ResultOptions, build_result, sanitized_ran
 from mdservice.scan import Clock, ScanJob, hold_if_saturated, scan_file
-
-# Part of the service timeout kept free for Assemblyline's own work after the scan.
-DEADLINE_MARGIN = 0.1
-MIN_DEADLINE_MARGIN = 1.0
-# Engine-list refreshes and probes of failed Cores get at most this part of a task's time, and this many seconds.
-MAINTENANCE_SHARE = 0.2
-MAINTENANCE_SECONDS = 2.0
+from mdservice.timing import DEADLINE_MARGIN, MAINTENANCE_SECONDS, MAINTENANCE_SHARE, MIN_DEADLINE_MARGIN
 
 
 def _password_candidates(request: ServiceRequest) -> list:

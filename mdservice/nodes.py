@@ -29,27 +29,19 @@ from mdservice.client import CoreClient, CoreError, CoreNotReady, CoreRateLimite
 from mdservice.engines import EngineMap
 from mdservice.queues import QueueGauge, Reading
 from mdservice.report import queue_seconds, scan_seconds
-
-BACKOFF_START = 5.0
-BACKOFF_MAX = 60.0
-MAX_SKIP_TURNS = 5
-PROBE_TIMEOUT = 3.0
-# The most a task waits for the Cores' queue readings (asked in parallel).
-QUEUE_WAIT = 0.5
-# A Core's last scan time is trusted this long; after that the Core is judged like any other again.
-SPEED_MEMORY = 300.0
-# A file goes to the Core drawn beside the turn's Core when it would finish there this many times sooner.
-CLEARLY_SOONER = 1.2
-# Engine refreshes and probes are not started with less time than this left in their budget.
-MIN_REQUEST_SECONDS = 0.05
-# Core's rules are not asked for with less time left than this (the engine list alone then stands).
-MIN_RULES_SECONDS = 0.5
-# A Core that tells its readiness (Core 5's readyz) is asked again after this many seconds.
-READY_SECONDS = 30.0
-# The warning that the Cores are full is logged at most once in this many seconds.
-OVERLOAD_WARNING_SECONDS = 60.0
-# A queue reading this old still tells, in an error message, roughly how full a Core was.
-LOAD_MEMORY = 60.0
+from mdservice.timing import (
+    BACKOFF_MAX,
+    BACKOFF_START,
+    CLEARLY_SOONER,
+    FULL_MESSAGE_SECONDS,
+    MAX_SKIP_TURNS,
+    MIN_REQUEST_SECONDS,
+    MIN_RULES_SECONDS,
+    PROBE_TIMEOUT,
+    QUEUE_WAIT,
+    READY_SECONDS,
+    SPEED_MEMORY,
+)
 
 
 @dataclass(frozen=True)
@@ -394,7 +386,7 @@ class NodePool:
 
     def load_text(self, node: CoreNode, seconds: float) -> str:
         """How full `node` was, for a task that gave it `seconds`: its latest queue reading and recent pace."""
-        reading = self.gauge.latest(node, LOAD_MEMORY)
+        reading = self.gauge.latest(node, FULL_MESSAGE_SECONDS)
         if reading is None or reading.error is not None:
             return f"{node.name} could not finish the file within the {seconds:.1f} s this task had for it"
         text = f"{node.name} held {reading.queue} files for {reading.slots} scan slots"
@@ -406,9 +398,9 @@ class NodePool:
         return f"{text}, against the {seconds:.1f} s this task had for it"
 
     def warn_overloaded(self, message: str) -> None:
-        """Log that the Cores are full, at most once per OVERLOAD_WARNING_SECONDS."""
+        """Log that the Cores are full, at most once per FULL_MESSAGE_SECONDS."""
         now = self.clock()
-        if now - self.overload_warned_at >= OVERLOAD_WARNING_SECONDS:
+        if now - self.overload_warned_at >= FULL_MESSAGE_SECONDS:
             self.overload_warned_at = now
             self.log.warning(message)
 

@@ -16,11 +16,7 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from mdservice.client import CoreError, CoreLoad
-
-# A Core that cannot say how busy it is within this time is failing.
-QUEUE_TIMEOUT = 1.0
-# A reading older than this says little about the Core's queue now, so it is asked again.
-FRESH_SECONDS = 1.0
+from mdservice.timing import FRESH_SECONDS, HELPER_TIMEOUT
 
 
 @dataclass(frozen=True)
@@ -116,14 +112,14 @@ class QueueGauge:
             self._latest.pop(node, None)
 
     def close(self) -> None:
-        """Ask nothing more; requests still out end on their own within QUEUE_TIMEOUT (daemon threads)."""
+        """Ask nothing more; requests still out end on their own within HELPER_TIMEOUT (daemon threads)."""
         with self._lock:
             self._closed = True
 
     def _read(self, node: Gauged) -> None:
         asked_at = self._clock()
         try:
-            load = node.client.get_load(timeout=QUEUE_TIMEOUT)
+            load = node.client.get_load(timeout=HELPER_TIMEOUT)
             reading = Reading(self._clock(), asked_at, queue=load.queue, slots=load.slots, free=load.available_slots)
         except CoreError as exc:
             reading = Reading(self._clock(), asked_at, error=exc)

@@ -18,36 +18,26 @@ from functools import partial
 from assemblyline.common.exceptions import NonRecoverableError, RecoverableError
 
 from mdservice.client import CoreBusy, CoreError, CoreRateLimited, CoreTimeout
-from mdservice.nodes import PROBE_TIMEOUT, CoreNode, NodePool
-from mdservice.polling import FLOOR, PollSchedule
+from mdservice.nodes import CoreNode, NodePool
+from mdservice.polling import PollSchedule
 from mdservice.report import foreign_report, is_finished, overall_result, progress_of
 from mdservice.resume import ENDED_UNSCANNED, Wanted, reuse_problem
+from mdservice.timing import (
+    ANSWER_FACTOR,
+    HELPER_TIMEOUT,
+    HOLD_MARGIN,
+    LAST_POLL_FLOOR,
+    LAST_POLL_SHARE,
+    LAST_POLL_TIME,
+    LEAVE_SHARE,
+    LEAVE_TIME,
+    POLL_FLOOR,
+    PROBE_TIMEOUT,
+    QUEUED_CHECK,
+    RATE_LIMIT_WAIT,
+    RETRY_UPLOAD_TIME,
+)
 
-# Timing, in seconds (a Core nearby answers in milliseconds; the service timeout is a minute by default).
-# - Canceling: a file still queued on Core when the polls end is canceled; LEAVE_SHARE of the Core's time (at most
-#   LEAVE_TIME s) is kept for that.
-LEAVE_SHARE = 0.025
-LEAVE_TIME = 0.25
-# - The last poll: sent while LAST_POLL_SHARE of the time (at most LAST_POLL_TIME) is left for its answer; once Core
-#   has answered a poll of the scan, ANSWER_FACTOR times its slowest answer (at least LAST_POLL_FLOOR, for a busy
-#   host's scheduling delays and a finished report that takes longer to send) is enough.
-LAST_POLL_SHARE = 0.05
-LAST_POLL_TIME = 0.5
-ANSWER_FACTOR = 3.0
-LAST_POLL_FLOOR = 0.1
-# - Waiting in Core's queue: after QUEUED_NOTICE the pool reads that Core's queue (so a task that cannot finish in
-#   time can say how full it was), and every DUPLICATE_CHECK an earlier copy's finished scan is looked for.
-QUEUED_NOTICE = 1.0
-DUPLICATE_CHECK = 1.0
-# - A look-up of an earlier scan only saves work: a slower answer is not waited for.
-LOOKUP_TIMEOUT = 1.0
-# - A result held back under overload (see hold_if_saturated) is returned this long before the deadline.
-HOLD_MARGIN = 0.2
-# - Rate limits: a Core that limits requests without saying for how long (no Retry-After) is asked again after
-#   RATE_LIMIT_WAIT (OPSWAT's own load-test tool polls every 500 ms), never sooner than polling's FLOOR; an upload
-#   Core limited is sent again only while RETRY_UPLOAD_TIME of the Core's time is left after the wait.
-RATE_LIMIT_WAIT = 1.0
-RETRY_UPLOAD_TIME = 1.0
 OVERLOAD_ADVICE = ("Files come faster than the Cores can scan them: lower the service's instance limit in "
                    "Assemblyline (its licence count), add Cores, or raise the service timeout.")
 
@@ -177,7 +167,7 @@ def scan_on_node(node: CoreNode, job: ScanJob, span: Span, clock: Clock, watch,
     and poll until Core is done, within `span`. A CoreError when Core could not.
 
     `watch.queued()` is called once our file has waited in Core's queue for a while, `look_up()` (see find_earlier)
-    every DUPLICATE_CHECK s while it waits. A scan we sent and give up on is canceled, and that too is over by the
+    every QUEUED_CHECK s while it waits. A scan we sent and give up on is canceled, and that too is over by the
     deadline, unless it is running and `span.leave`: a later attempt takes it over. A file still waiting in the queue
     is not left: nothing says a later attempt will come (a file has 3), nor that Core will show it that scan (whether
     Core's hash look-up shows unfinished scans is not documented); left there, it would wait for nobody or be scanned
@@ -213,8 +203,8 @@ def _upload(node: CoreNode, job: ScanJob, span: Span, clock: Clock) -> str:
 
 def _rate_pause(limited: CoreRateLimited) -> float:
     """How long to wait before asking a Core that limited the rate of requests again: its Retry-After (RATE_LIMIT_WAIT
-    when it did not say), at least FLOOR."""
-    return max(FLOOR, RATE_LIMIT_WAIT if limited.retry_after is None else limited.retry_after)
+    when it did not say), at least POLL_FLOOR."""
+    return max(POLL_FLOOR, RATE_LIMIT_WAIT if limited.retry_after is None else limited.retry_after)
 
 
 def _check_size(node: CoreNode, job: ScanJob) -> None:
@@ -251,7 +241,7 @@ def find_previous(node: CoreNode, job: ScanJob, timeout: float, now: datetime) -
     if not node.abilities.finds_scans:
         return None
     try:
-        report = node.client.find_scan(job.sha256, job.rule, timeout=min(LOOKUP_TIMEOUT, timeout))
+        report = node.client.find_scan(job.sha256, job.rule, timeout=min(HELPER_TIMEOUT, timeout))
     except CoreError as exc:
         node.abilities.finds_scans = not exc.permanent
         return None
@@ -302,7 +292,7 @@ def _poll_until_finished(node: CoreNode, data_id: str, span: Span, last_poll: fl
     """Poll `data_id` until its report is finished, by `span.polls_end`; `last_poll`: the most time kept for the last
     poll's answer (see LAST_POLL_SHARE).
 
-    `learn` is shown every report; `look_up` is asked every DUPLICATE_CHECK s while our file waits in Core's queue:
+    `learn` is shown every report; `look_up` is asked every QUEUED_CHECK s while our file waits in Core's queue:
     a Core whose look-up hides unfinished scans gets a second copy from a retry, and the first copy's result, once in,
     is returned instead (a ScanResult) of waiting behind it. The last poll is sent as late as its answer can still
     come in time; a CoreBusy says where our file stood then. A poll Core limits (CoreRateLimited) is sent again after
@@ -310,7 +300,7 @@ def _poll_until_finished(node: CoreNode, data_id: str, span: Span, last_poll: fl
     end, the CoreRateLimited says so.
     """
     schedule = PollSchedule(clock.now())
-    delay, progress, report, next_check, slowest = schedule.first_delay(), None, None, DUPLICATE_CHECK, 0.0
+    delay, progress, report, next_check, slowest = schedule.first_delay(), None, None, QUEUED_CHECK, 0.0
     limited, least_delay = None, 0.0
     while True:
         if schedule.stuck_seconds(clock.now()) >= span.hang_limit:
@@ -338,10 +328,10 @@ def _poll_until_finished(node: CoreNode, data_id: str, span: Span, last_poll: fl
         if is_finished(report):
             return report
         progress, waited = progress_of(report), clock.now() - schedule.uploaded_at
-        if not progress and waited >= QUEUED_NOTICE:
+        if not progress and waited >= QUEUED_CHECK:
             watch.queued()
         if not progress and look_up and waited >= next_check:
-            found, next_check = look_up(), waited + DUPLICATE_CHECK
+            found, next_check = look_up(), waited + QUEUED_CHECK
             if found is not None and found.data_id != data_id and is_finished(found.report):
                 return found
         delay = max(least_delay, schedule.next_delay(clock.now(), progress))

@@ -6,7 +6,8 @@ import threading
 import time
 
 from mdservice.client import CoreError, CoreLoad
-from mdservice.queues import FRESH_SECONDS, QueueGauge
+from mdservice.queues import QueueGauge
+from mdservice.timing import FRESH_SECONDS
 
 
 class SlowQueueClient:
