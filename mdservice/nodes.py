@@ -6,18 +6,20 @@ A `CoreNode` is one Core with its client, its engine map and its state, one smal
 try, in order, and is told how each attempt went, replaces them by what their pure methods make of an event. All
 time is monotonic seconds from an injectable clock, so the policy can be tested without waiting.
 
-The choice, as Envoy's least-request balancer ("power of two choices") and outlier detection: at the start of a task
-two healthy Cores, the one whose turn it is in rotation and another drawn at random, have their queues (`stat/nodes`)
-read in parallel, and the file goes to the one where it would finish clearly sooner (`sooner_of`: the files ahead of
-it per scan slot, times the Core's recent time per file), else to the turn's Core. The rotation starts at a random Core
-and moves one Core per task, so Cores that cannot tell their queue share the files in turn. Two readings per task
-whatever the number of Cores. A Core whose queue is full (Core 5's free places: 0) gets
-the file only when the other has no room either, and between Cores that would finish it about as soon, more free
-places win. Only errors put a Core aside (`Health`); a full or slow Core only ranks later.
+The choice, as Envoy's least-request balancer ("power of two choices") and outlier detection: a file has two
+candidate Cores (`candidates`), whose queues (`stat/nodes`) are read in parallel at the start of its task, and it goes
+to the first unless it would finish clearly sooner on the other (`sooner_of`: the files ahead of it per scan slot,
+times the Core's time per file). A file a retry may take over has the two Cores that rank highest for its SHA-256
+(rendezvous hashing): every attempt, on any instance, meets the same two, and looks there for the scan an earlier
+attempt left. Other files have the Core whose turn it is in a rotation (from a random start, one Core per task) and
+one drawn at random. A Core whose queue is full (Core 5's free places: 0) gets the file only when the other has no
+room either, and between Cores that would finish it about as soon, more free places win. Only errors put a Core aside
+(`Health`); a full or slow Core only ranks later.
 """
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import math
 import random
@@ -276,16 +278,31 @@ class NodePool:
         """The time one maintenance request may take: PROBE_TIMEOUT at most, and what is left until `until`."""
         return max(MIN_REQUEST_SECONDS, min(PROBE_TIMEOUT, until - self.clock()))
 
-    def attempt_order(self) -> list[CoreNode]:
+    def candidates(self, key: str = "") -> list[CoreNode]:
+        """The two Cores a file may go to (fewer when fewer are in full rotation), the one it goes to on a tie first,
+        and their queues asked for at once (`attempt_order` goes by the answers).
+
+        With `key`, the file's SHA-256: the two Cores that rank highest for it (rendezvous hashing), the same two for
+        every attempt at the file on any instance while the Cores stay the same, so a retry knows where an earlier
+        attempt's scan is. Without: the Core whose turn it is and one drawn at random.
+        """
+        ready = [n for n in self._eligible() if _is_ready(n)]
+        if len(ready) < 2:
+            return ready
+        chosen = sorted(ready, key=lambda n: _rank(key, n), reverse=True)[:2] if key else \
+            [ready[0], self.rng.choice(ready[1:])]
+        self.gauge.ask([n for n in chosen if n.abilities.reports_queue])
+        return chosen
+
+    def attempt_order(self, key: str = "") -> list[CoreNode]:
         """The Cores to try for one task, best first, every Core once.
 
-        The healthy Cores in rotation order, the sooner of two candidates first (`_soonest_of_two`); then Cores
-        sitting out turns after slow scans; then failed Cores, soonest retry first, so that no task gives up without
-        trying every Core. Cores that say they are not ready get no file (none may be left); Cores that lack the
-        configured rule get one only when every Core lacks it.
+        The Cores in full rotation, the sooner of the file's two `candidates` first (`sooner_of`), then the rest in
+        rotation order; then Cores sitting out turns after slow scans; then failed Cores, soonest
+        retry first, so that no task gives up without trying every Core. Cores that say they are not ready get no
+        file (none may be left); Cores that lack the configured rule get one only when every Core lacks it.
         """
-        everyone = [n for n in _rotation(self.nodes, self.cursor) if not n.not_ready]
-        rotation = [n for n in everyone if n.serves_rule] or everyone
+        rotation = self._eligible()
         if not rotation:
             return []
         ready = [n for n in rotation if _is_ready(n)]
@@ -294,17 +311,18 @@ class NodePool:
         for node in _passed_over(rotation, turn):
             node.pace = node.pace.after_turn()
         if len(ready) > 1:
-            ready = self._soonest_of_two(ready)
+            first, other = self.candidates(key)
+            best = sooner_of(first, other, self._loads([first, other]), self.clock())
+            ready = [n for n in [best, *(n for n in ready if n is not best)] if not n.failed]
         failed = sorted((n for n in rotation if n.failed), key=lambda n: n.health.retry_at)
         self.cursor = (self.nodes.index(turn or (resting or failed)[0]) + 1) % len(self.nodes)
         return ready + resting + failed
 
-    def _soonest_of_two(self, ready: list[CoreNode]) -> list[CoreNode]:
-        """`ready` (in rotation order) with the sooner of two candidates first: the Core whose turn it is and another
-        drawn at random. A Core whose reading failed is left out (it is failed now)."""
-        turn, other = ready[0], self.rng.choice(ready[1:])
-        best = sooner_of(turn, other, self._loads([turn, other]), self.clock())
-        return [n for n in [best, *(n for n in ready if n is not best)] if not n.failed]
+    def _eligible(self) -> list[CoreNode]:
+        """Every Core that may get files, in rotation order: not one that says it is not ready, and not one that
+        lacks the configured rule unless every Core lacks it."""
+        everyone = [n for n in _rotation(self.nodes, self.cursor) if not n.not_ready]
+        return [n for n in everyone if n.serves_rule] or everyone
 
     def _loads(self, nodes: list[CoreNode]) -> dict[CoreNode, Load]:
         """Each Core's load by its queue reading, read now in parallel (at most QUEUE_WAIT); see `_load_of`."""
@@ -421,6 +439,11 @@ def _overdue(node: CoreNode, now: float, max_age: float) -> float:
         return now - node.health.retry_at
     ready_due = now - node.ready_checked_at - READY_SECONDS if node.abilities.checks_ready else -math.inf
     return max(now - node.engines_read_at - max_age, ready_due)
+
+
+def _rank(key: str, node: CoreNode) -> int:
+    """The rendezvous rank of `node` for the file `key`: a hash of both, the same on every instance."""
+    return int.from_bytes(hashlib.sha256(f"{key}\n{node.name}".encode()).digest()[:8], "big")
 
 
 def _rotation(nodes: list[CoreNode], cursor: int) -> list[CoreNode]:

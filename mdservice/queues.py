@@ -59,12 +59,14 @@ class QueueGauge:
         self._closed = False
 
     def ask(self, nodes: list[Gauged]) -> None:
-        """Start asking each of `nodes` (unless already being asked) for its queue, without waiting."""
+        """Start asking each of `nodes` for its queue, without waiting; not those being asked, nor those whose latest
+        reading is fresh (at most FRESH_SECONDS old)."""
         with self._lock:
             if self._closed:
                 return
+            now = self._clock()
             for node in nodes:
-                if node not in self._asking:
+                if node not in self._asking and not self._fresh(node, now):
                     self._start_reading(node)
 
     def _start_reading(self, node: Gauged) -> None:
@@ -89,12 +91,10 @@ class QueueGauge:
         A fresh reading is used even while a newer one is being asked for; for the others this waits at most
         `wait` s for the answers still out.
         """
-        now = self._clock()
+        self.ask(nodes)
         with self._lock:
-            stale = [n for n in nodes if not self._fresh(n, now)]
-        self.ask(stale)
-        with self._lock:
-            pending = [self._asking[n] for n in stale if n in self._asking]
+            now = self._clock()
+            pending = [self._asking[n] for n in nodes if n in self._asking and not self._fresh(n, now)]
         until = time.monotonic() + wait
         for event in pending:
             if not event.wait(max(0.0, until - time.monotonic())):

@@ -11,6 +11,7 @@ import math
 import os
 import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from functools import partial
@@ -109,20 +110,22 @@ def span_for(now: float, deadline: float, others: bool, leave: bool) -> Span:
 
 
 def scan_file(pool: NodePool, job: ScanJob, deadline: float, clock: Clock | None = None) -> ScanResult:
-    """Scan `job` on the pool's Cores by `deadline` (monotonic): an earlier scan of the file any healthy Core has, else
-    an upload to the Core where it will finish soonest (`pool.attempt_order`).
+    """Scan `job` on the pool's Cores by `deadline` (monotonic): an earlier scan of the file one of its two candidate
+    Cores has (`pool.candidates`: the same two for every attempt), else an upload to the Core where it will finish
+    sooner (`pool.attempt_order`).
 
     The chosen Core keeps the file for the whole time: a busy Core is not a failed one. Only a failure (an error, a
     lost or stuck scan, a Core that hangs for half of the time left) moves the file to the next Core. A scan still
     running at the deadline is left there for a later attempt to take over.
     """
     clock = clock or Clock()
-    order = pool.attempt_order()
+    key = job.sha256 if job.resumable else ""  # files a retry may take over go to the same two Cores every attempt
+    look_up = partial(find_earlier, pool.candidates(key), job, deadline, clock) if key else None
+    earlier = look_up() if look_up else None
+    order = pool.attempt_order(key)
     if not order:
         reasons = "; ".join(node.not_ready for node in pool.nodes)
         raise RecoverableError(f"No MetaDefender Core is ready to scan, Assemblyline will retry: {reasons}")
-    look_up = partial(find_earlier, order, job, deadline, clock) if job.resumable else None
-    earlier = look_up() if look_up else None
     if earlier is not None and is_finished(earlier.report):
         pool.record_scan(earlier.node, 0.0, earlier.report, resumed=True)
         return earlier
@@ -218,17 +221,18 @@ def _check_size(node: CoreNode, job: ScanJob) -> None:
 
 
 def find_earlier(nodes: list[CoreNode], job: ScanJob, deadline: float, clock: Clock) -> ScanResult | None:
-    """The first scan of this file, in the order of `nodes` (the healthy ones), that may stand for the task (see
-    `find_previous`), or None. Asking every Core finds the scan an earlier attempt left wherever it went, on a Core
-    back from an outage too."""
-    for node in nodes:
-        timeout = deadline - clock.now()
-        if timeout <= 0:
-            return None
-        found = None if node.failed else find_previous(node, job, timeout, clock.wall())
-        if found is not None:
-            return found
-    return None
+    """The first scan of this file, in the order of `nodes` (the healthy ones, asked in parallel), that may stand for
+    the task (see `find_previous`), or None. The file's candidate Cores are where any earlier attempt sent it (unless
+    that one failed over), on a Core back from an outage too."""
+    healthy = [node for node in nodes if not node.failed]
+    timeout, now = deadline - clock.now(), clock.wall()
+    if not healthy or timeout <= 0:
+        return None
+    if len(healthy) == 1:
+        return find_previous(healthy[0], job, timeout, now)
+    with ThreadPoolExecutor(len(healthy), thread_name_prefix="md-look-up") as asking:
+        found = list(asking.map(lambda node: find_previous(node, job, timeout, now), healthy))
+    return next((scan for scan in found if scan is not None), None)
 
 
 def find_previous(node: CoreNode, job: ScanJob, timeout: float, now: datetime) -> ScanResult | None:

@@ -49,8 +49,10 @@ CUT_BODY = b'HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length
 
 
 def started(*cores, timeout: int = TIMEOUT, **config) -> MetaDefender:
-    """The service on these Cores, the first one first in rotation, with the service timeout at `timeout`."""
-    service = MetaDefender({"base_url": [core.url for core in cores], "api_key": KEY, **config})
+    """The service on these Cores, the first one first in rotation, with the service timeout at `timeout`. Files go
+    round the Cores in turn (no take-over, `reuse_scan_minutes` 0, unless `config` says otherwise)."""
+    service = MetaDefender({"base_url": [core.url for core in cores], "api_key": KEY, "reuse_scan_minutes": 0,
+                            **config})
     service.service_attributes.timeout = timeout
     service.start()
     service.pool.cursor = 0

@@ -25,7 +25,11 @@ def emulator():
 
 
 def start_service(urls, **config):
-    service = MetaDefender({"base_url": urls, "md_timeout": 1, "max_md_scan_time": 1, **config})
+    """The service on these Cores. Without take-over (`reuse_scan_minutes` 0) files go round the Cores in turn, which
+    these tests steer with `first_node`; files that may be taken over go to Cores picked by their hash (see
+    test_take_over.py)."""
+    service = MetaDefender({"base_url": urls, "md_timeout": 1, "max_md_scan_time": 1, "reuse_scan_minutes": 0,
+                            **config})
     service.service_attributes.timeout = TIMEOUT
     service.start()
     return service

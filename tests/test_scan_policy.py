@@ -403,3 +403,28 @@ def test_time_a_file_waited_in_cores_queue_does_not_make_the_core_look_slow():
     clients[0].wait = 0.0
     used = run_tasks(pool, clock, 30)
     assert used["core0"] >= 8, f"core0 was judged by the time its file waited for others: {used}"
+
+
+def keyed_job(index: int) -> ScanJob:
+    name = f"file-{index}.bin"
+    return ScanJob("/dev/null", name, sha256=sha256_of(name), reuse_seconds=1800)
+
+
+def test_files_a_retry_may_take_over_meet_the_same_two_cores_on_every_instance():
+    clock = FakeClock()
+    pools = [make_pool(clock, [0.5] * 5, seed=seed)[0] for seed in (1, 2)]
+    pools[1].cursor = (pools[0].cursor + 2) % 5  # another instance, elsewhere in its rotation
+    for index in range(20):
+        key = keyed_job(index).sha256
+        assert [n.name for n in pools[0].candidates(key)] == [n.name for n in pools[1].candidates(key)]
+
+
+def test_files_a_retry_may_take_over_are_spread_over_the_cores_by_their_hash():
+    clock = FakeClock()
+    pool, clients = make_pool(clock, [0.5, 0.5, 0.5])
+    used = Counter()
+    for index in range(60):
+        pool.refresh_engines(600, clock.now() + 2)
+        result = scan_file(pool, keyed_job(index), clock.now() + 54, Clock(clock.now, answered_then_sleep(pool, clock)))
+        used[result.node.name] += 1
+    assert min(used.values()) >= 10, f"a Core was left out of the spread: {used}"
