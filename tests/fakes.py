@@ -9,6 +9,7 @@ from datetime import UTC, datetime, timedelta
 
 from mdservice.client import CoreError, CoreLoad, CoreRateLimited, CoreTimeout
 from mdservice.nodes import CoreNode, NodePool
+from mdservice.scan import Clock
 
 ENGINES = [{"eng_name": "ClamAV", "eng_ver": "1", "engine_type": "av", "def_time": "2026-11-01T00:00:00Z",
             "active": True, "state": "production"}]
@@ -37,6 +38,20 @@ class FakeClock:
 
     def wall(self) -> datetime:
         return WALL_START + timedelta(seconds=self.t - 1000.0)
+
+
+def on_fake_time(service, clock: FakeClock):
+    """`service` (a MetaDefender not started yet) with its time on `clock`: its task deadlines, waits and wall-clock
+    time (`service.clock`) and its Cores' back-offs, readiness checks and refreshes (the pool built at start)."""
+    service.clock = Clock(clock.now, clock.sleep, clock.wall)
+    build = service._build_pool
+
+    def build_on_fake_time(settings):
+        pool = build(settings)
+        return NodePool(pool.nodes, pool.max_scan_time, pool.log, clock=clock.now)
+
+    service._build_pool = build_on_fake_time
+    return service
 
 
 class FakeClient:

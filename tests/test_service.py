@@ -376,7 +376,8 @@ def report_with_process_info(details: dict, **process_info) -> dict:
 
 def test_outdated_data_is_shown_and_the_hits_still_score(core, sample, tmp_path):
     core.get(CORE + "file/d1", json=report_with_process_info(
-        EICAR_DETAILS, outdated_data=["enginedefinitions", "sanitization", "new\x00kind\ud800", 7, ""]))
+        EICAR_DETAILS,
+        outdated_data=["enginedefinitions", "configuration", "sanitization", "new\x00kind\ud800", 7, ""]))
     kind, result, _ = run_task(started(), sample, str(tmp_path))
     assert result.result.score == 1000
     outdated = next(s for s in result.result.sections if s.title_text == "Verdict Used Outdated Data")
@@ -384,6 +385,7 @@ def test_outdated_data_is_shown_and_the_hits_still_score(core, sample, tmp_path)
     assert outdated.body.splitlines() == [
         "MetaDefender Core says this verdict was reached with outdated data, so a new scan may give another verdict:",
         "- antivirus engine definitions (an engine that scanned the file has newer ones now)",
+        "- configuration (the scan rule, or something it uses, changed since the file was scanned)",
         "- sanitization (the sanitized file of that scan may no longer be available)",
         "- newkind\ufffd"]
 
@@ -407,6 +409,19 @@ def test_core_verdict_is_in_the_summary_body_only_where_readable(core, sample, t
     hit = next(s for s in result.result.sections if s.title_text.startswith("ClamAV identified"))
     assert list(json.loads(hit.body)) == ["av_name", "virus_name", "scan_result", "engine_version",
                                           "engine_definition_time"]
+
+
+def test_cores_own_texts_in_the_summary_keep_200_characters_and_its_lists_10_entries(core, sample, tmp_path):
+    core.get(CORE + "file/d1", json=report_with_process_info(
+        EICAR_DETAILS, result="B" * 200, blocked_reason="R" * 201, verdicts=[f"Verdict {i}" for i in range(15)],
+        blocked_reasons=["Q" * 300, *(f"Reason {i}" for i in range(14))]))
+    kind, result, _ = run_task(started(), sample, str(tmp_path))
+    summary = next(s for s in result.result.sections if s.title_text == "1/2 engines flagged the file")
+    body = json.loads(summary.body)
+    assert body["core_result"] == "B" * 200
+    assert body["core_blocked_reason"] == "R" * 200 + "..."
+    assert body["core_verdicts"] == [f"Verdict {i}" for i in range(10)]
+    assert body["core_blocked_reasons"] == ["Q" * 200 + "...", *(f"Reason {i}" for i in range(9))]
 
 
 def test_failed_engine_error_text_is_never_a_virus_name(core, sample, tmp_path):

@@ -4,6 +4,7 @@ import hashlib
 import http.client
 import socket
 import time
+from datetime import UTC, datetime
 
 import pytest
 import requests
@@ -350,6 +351,19 @@ def test_engine_list_v4(start_emulator, client):
     stale = by_name["Vir.IT eXplorer"]["def_time"]
     fresh = by_name["ESET"]["def_time"]
     assert stale < fresh and stale[:10] != fresh[:10]
+
+
+def test_a_wall_start_fixes_definition_and_upload_times(start_emulator, client):
+    start = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
+    core = client(start_emulator(wall_start=start).urls[0])
+    times = {e["eng_name"]: e["def_time"] for e in core.get("stat/engines").json() if e["def_time"]}
+    # Definitions 1 to 25 hours before the start, Vir.IT eXplorer's 30 days older.
+    assert all("2026-02-28T11:00:00.000Z" <= t <= "2026-03-01T11:00:00.000Z" for n, t in times.items()
+               if n != "Vir.IT eXplorer"), times
+    assert "2026-01-29T11:00:00.000Z" <= times["Vir.IT eXplorer"] <= "2026-01-30T11:00:00.000Z"
+    assert core.scan(b"one")["file_info"]["upload_timestamp"].startswith("2026-03-01T12:00:0")
+    with pytest.raises(ValueError, match="wall_start"):
+        Emulator(wall_start=datetime(2026, 3, 1))
 
 
 def test_update_definitions_changes_the_engine_list_and_new_reports(start_emulator, client):
