@@ -312,11 +312,19 @@ class NodePool:
             node.pace = node.pace.after_turn()
         if len(ready) > 1:
             first, other = self.candidates(key)
-            best = sooner_of(first, other, self._loads([first, other]), self.clock())
+            best = sooner_of(first, other, self._loads([first, other]), self._per_file([first, other]))
             ready = [n for n in [best, *(n for n in ready if n is not best)] if not n.failed]
         failed = sorted((n for n in rotation if n.failed), key=lambda n: n.health.retry_at)
         self.cursor = (self.nodes.index(turn or (resting or failed)[0]) + 1) % len(self.nodes)
         return ready + resting + failed
+
+    def _per_file(self, nodes: list[CoreNode]) -> dict[CoreNode, float]:
+        """Each Core's recent time per file; a Core without one is taken to scan as fast as the fastest Core that
+        has one (with none known, 1 s: then only the queues count)."""
+        now = self.clock()
+        known = [seconds for seconds in (n.pace.recent_seconds(now) for n in self.nodes) if seconds > 0]
+        fastest = min(known, default=1.0)
+        return {node: node.pace.recent_seconds(now) or fastest for node in nodes}
 
     def _eligible(self) -> list[CoreNode]:
         """Every Core that may get files, in rotation order: not one that says it is not ready, and not one that
@@ -479,24 +487,21 @@ class Load:
     free: int | None = None
 
 
-def sooner_of(turn: CoreNode, other: CoreNode, loads: dict[CoreNode, Load], now: float) -> CoreNode:
-    """Where a file should go: the Core whose `turn` it is, unless it would clearly finish sooner on `other` (in less
-    than 1 / CLEARLY_SOONER of the time: scan times vary with the file and with when a poll sees the end).
-
-    A Core without a recent scan of ours is taken to scan as fast as the other (with neither known, only the queues
-    count).
+def sooner_of(first: CoreNode, other: CoreNode, loads: dict[CoreNode, Load], per_file: dict[CoreNode, float]
+              ) -> CoreNode:
+    """Where a file should go: the `first` candidate, unless it would clearly finish sooner on `other` (in less than
+    1 / CLEARLY_SOONER of the time: scan times vary with the file and with when a poll sees the end); each Core's
+    `loads` and seconds `per_file`.
 
     A Core whose queue is full (no free place) gets the file only when the other's is full too; when neither would
     clearly finish sooner, the one with more free places in its queue wins (where both say).
     """
-    paces = {node: node.pace.recent_seconds(now) for node in (turn, other)}
-    known = min((seconds for seconds in paces.values() if seconds > 0), default=1.0)
-    finish = {node: math.inf if loads[node].free == 0 else finish_seconds(loads[node], paces[node] or known)
-              for node in (turn, other)}
-    if finish[other] * CLEARLY_SOONER < finish[turn]:
+    finish = {node: math.inf if loads[node].free == 0 else finish_seconds(loads[node], per_file[node])
+              for node in (first, other)}
+    if finish[other] * CLEARLY_SOONER < finish[first]:
         return other
-    roomier = None not in (loads[turn].free, loads[other].free) and loads[other].free > loads[turn].free
-    return other if roomier and finish[turn] * CLEARLY_SOONER >= finish[other] else turn
+    roomier = None not in (loads[first].free, loads[other].free) and loads[other].free > loads[first].free
+    return other if roomier and finish[first] * CLEARLY_SOONER >= finish[other] else first
 
 
 def finish_seconds(load: Load, per_file: float) -> float:

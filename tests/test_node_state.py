@@ -60,21 +60,30 @@ def test_a_file_finishes_after_the_files_ahead_of_it_per_slot_and_its_own_scan(l
     assert finish_seconds(load, per_file) == expected
 
 
-def core_with_pace(name: str, seconds: float) -> CoreNode:
-    node = CoreNode(CoreClient(f"http://{name}:8008/"), 4)
-    node.pace = Pace().after_scan(seconds, now=100.0) if seconds else Pace()
-    return node
+def core(name: str) -> CoreNode:
+    return CoreNode(CoreClient(f"http://{name}:8008/"), 4)
 
 
-@pytest.mark.parametrize(("paces", "queues", "chosen"), [
-    ((2.0, 3.0), (0, 0), "turn"),  # the turn's Core is the sooner one
+@pytest.mark.parametrize(("per_file", "queues", "chosen"), [
+    ((2.0, 3.0), (0, 0), "first"),  # the first is the sooner one
     ((3.0, 2.0), (0, 0), "other"),  # 2 s against 3 s: clearly sooner
-    ((2.0, 2.2), (0, 0), "turn"),  # within the 1.2 margin: the turn's Core
+    ((2.0, 2.2), (0, 0), "first"),  # within the 1.2 margin: the first
     ((2.0, 2.0), (1, 0), "other"),  # 4 s against 2 s
-    ((2.0, 0.0), (1, 0), "other"),  # the other's pace unknown: taken as the turn's
-    ((0.0, 0.0), (0, 0), "turn"),  # nothing known
 ])
-def test_the_file_goes_to_the_other_core_only_when_it_finishes_clearly_sooner_there(paces, queues, chosen):
-    turn, other = core_with_pace("turn", paces[0]), core_with_pace("other", paces[1])
-    loads = {turn: Load(queues[0]), other: Load(queues[1])}
-    assert sooner_of(turn, other, loads, now=101.0) is {"turn": turn, "other": other}[chosen]
+def test_the_file_goes_to_the_other_core_only_when_it_finishes_clearly_sooner_there(per_file, queues, chosen):
+    first, other = core("first"), core("other")
+    loads = {first: Load(queues[0]), other: Load(queues[1])}
+    picked = sooner_of(first, other, loads, {first: per_file[0], other: per_file[1]})
+    assert picked is {"first": first, "other": other}[chosen]
+
+
+@pytest.mark.parametrize(("free", "chosen"), [
+    ((0, 500), "other"),  # the first's queue is full
+    ((0, 0), "first"),  # both full: the first
+    ((10, 400), "other"),  # both would finish as soon: more free places
+    ((10, None), "first"),  # the other does not say
+])
+def test_a_full_queue_loses_and_more_free_places_break_a_tie(free, chosen):
+    first, other = core("first"), core("other")
+    loads = {first: Load(0, 1, free[0]), other: Load(0, 1, free[1])}
+    assert sooner_of(first, other, loads, {first: 2.0, other: 2.0}) is {"first": first, "other": other}[chosen]
