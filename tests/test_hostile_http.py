@@ -18,7 +18,7 @@ import urllib3
 from al_checks import run_task
 from core_answers import CLAMAV_EICAR, CLAMAV_ONLY, finished_report, mock_core
 
-from mdservice.client import MAX_FILENAME_CHARS, CoreClient, CoreError
+from mdservice.client import MAX_FILENAME_CHARS, CoreClient, CoreError, CoreLoad
 from metadefender import MetaDefender
 
 CORE = "http://core-1:8008/"
@@ -124,7 +124,8 @@ RULES = [{"name": "File scan", "max_file_size": 1000}]
 # (path, its answer, what the client makes of it) for the answers capped at 1 MiB and at 64 KiB
 STATUS_ANSWERS = {
     "stat/engines": ("GET", ENGINES, lambda client: client.get_engines(), ENGINES),
-    "stat/nodes": ("GET", NODES, lambda client: client.get_load(), (2, 4)),
+    # a Core that does not say its free queue places (no scan_queue_details): available_slots None
+    "stat/nodes": ("GET", NODES, lambda client: client.get_load(), CoreLoad(queue=2, slots=4, available_slots=None)),
     "file/rules": ("GET", RULES, lambda client: client.get_rules(), {"File scan": 1000}),
 }
 SMALL_ANSWERS = {
