@@ -4,19 +4,24 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import time
 from collections import Counter
 from datetime import UTC, datetime, timedelta
 
 from mdservice.client import CoreError, CoreLoad, CoreRateLimited, CoreTimeout
 from mdservice.nodes import CoreNode, NodePool
+from mdservice.scan import Clock
 
 ENGINES = [{"eng_name": "ClamAV", "eng_ver": "1", "engine_type": "av", "def_time": "2026-11-01T00:00:00Z",
             "active": True, "state": "production"}]
 
 
 DEFAULT_RULE = "File scan"
-# The wall-clock time of fake monotonic second 1000 (the clock's start): recent, so scans count as fresh.
-WALL_START = datetime.now(UTC)
+# The wall-clock time of fake monotonic second 1000 (the clock's start): a fixed day, after the definitions of ENGINES,
+# so that no test depends on the day it runs.
+WALL_START = datetime(2026, 11, 26, 12, 0, tzinfo=UTC)
+# How long a test waits for something that comes at once unless the code is broken (a thread's answer, a re-read).
+PATIENCE = 30.0
 
 
 def sha256_of(filename: str) -> str:
@@ -37,6 +42,26 @@ class FakeClock:
 
     def wall(self) -> datetime:
         return WALL_START + timedelta(seconds=self.t - 1000.0)
+
+
+def clock_of(fake: FakeClock) -> Clock:
+    """The service's Clock (monotonic time, sleeping, wall time) on the fake clock."""
+    return Clock(fake.now, fake.sleep, fake.wall)
+
+
+def wait_until(condition, what: str, limit: float = PATIENCE) -> None:
+    """Wait (real time) until `condition()` holds; fail naming `what` if it does not within `limit` s, which only a
+    broken service reaches."""
+    give_up = time.monotonic() + limit
+    while not condition():
+        assert time.monotonic() < give_up, f"{what} did not happen within {limit:g} s"
+        time.sleep(0.001)
+
+
+def settle(pool: NodePool) -> None:
+    """Let the queue readings asked so far come in, as they would at once from a near Core (the gauge asks on real
+    threads, while fake time would otherwise jump ahead of them)."""
+    wait_until(lambda: not pool.gauge._asking, "the queue readings asked for")
 
 
 class FakeClient:
