@@ -55,7 +55,7 @@ def wait_until(condition, what: str, limit: float = PATIENCE) -> None:
     give_up = time.monotonic() + limit
     while not condition():
         assert time.monotonic() < give_up, f"{what} did not happen within {limit:g} s"
-        time.sleep(0.001)
+        time.sleep(0.005)
 
 
 def settle(pool: NodePool) -> None:

@@ -19,6 +19,7 @@ from al_checks import run_task
 from core_answers import CLAMAV_EICAR, CLAMAV_ONLY, finished_report, mock_core
 
 from mdservice.client import MAX_FILENAME_CHARS, CoreClient, CoreError, CoreLoad
+from mdservice.scan import Clock
 from metadefender import MetaDefender
 
 CORE = "http://core-1:8008/"
@@ -309,11 +310,17 @@ def test_hostile_file_names_through_the_service(core, sample, tmp_path, name):
 
 # --- earlier scans (GET hash/{sha256}) -----------------------------------------------------------------------------
 
+# The wall-clock time of the task, and a moment before it.
+TASK_TIME = datetime(2026, 11, 26, 12, 0, tzinfo=UTC)
+A_MINUTE_BEFORE = "2026-11-26T11:59:00.000Z"
+
+
 def earlier_scan(path: str, data_id) -> dict:
-    """A finished, sanitized scan of the file at `path` under rule "File scan", made a moment ago, with `data_id`."""
+    """A finished, sanitized scan of the file at `path` under rule "File scan", made a minute before TASK_TIME, with
+    `data_id`."""
     report = finished_report(CLAMAV_EICAR, actions_ran="Sanitized", data_id=data_id)
     report["file_info"] = {"sha256": hashlib.sha256(open(path, "rb").read()).hexdigest(),
-                           "upload_timestamp": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.000Z")}
+                           "upload_timestamp": A_MINUTE_BEFORE}
     report["process_info"]["profile"] = "File scan"
     return report
 
@@ -324,7 +331,9 @@ def test_an_earlier_scan_is_taken_only_with_a_data_id_of_cores_form(core, sample
     core.get(re.compile(re.escape(CORE) + "hash/"), json=earlier_scan(sample, data_id))
     core.get(CORE + "file/converted/0123abcd", content=b"sanitized")
     core.get(CORE + "file/converted/d1", content=b"sanitized")
-    kind, result, _ = run_task(started({"rule": "File scan", "fetch_sanitized_file": True}), sample, str(tmp_path))
+    service = started({"rule": "File scan", "fetch_sanitized_file": True})
+    service.clock = Clock(wall=lambda: TASK_TIME)
+    kind, result, _ = run_task(service, sample, str(tmp_path))
     assert kind == "result" and result.result.sections[1].title_text == "ClamAV identified the file as " \
                                                                         "Eicar-Test-Signature"
     assert [r.path for r in core.request_history if r.method == "POST"] == ["/file"] * uploads
