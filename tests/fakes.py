@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import time
 from collections import Counter
 from datetime import UTC, datetime, timedelta
+
+from timing import wait_until
 
 from mdservice.client import CoreError, CoreLoad, CoreRateLimited, CoreTimeout
 from mdservice.nodes import CoreNode, NodePool
@@ -20,8 +21,6 @@ DEFAULT_RULE = "File scan"
 # The wall-clock time of fake monotonic second 1000 (the clock's start): a fixed day, after the definitions of ENGINES,
 # so that no test depends on the day it runs.
 WALL_START = datetime(2026, 11, 26, 12, 0, tzinfo=UTC)
-# How long a test waits for something that comes at once unless the code is broken (a thread's answer, a re-read).
-PATIENCE = 30.0
 
 
 def sha256_of(filename: str) -> str:
@@ -47,15 +46,6 @@ class FakeClock:
 def clock_of(fake: FakeClock) -> Clock:
     """The service's Clock (monotonic time, sleeping, wall time) on the fake clock."""
     return Clock(fake.now, fake.sleep, fake.wall)
-
-
-def wait_until(condition, what: str, limit: float = PATIENCE) -> None:
-    """Wait (real time) until `condition()` holds; fail naming `what` if it does not within `limit` s, which only a
-    broken service reaches."""
-    give_up = time.monotonic() + limit
-    while not condition():
-        assert time.monotonic() < give_up, f"{what} did not happen within {limit:g} s"
-        time.sleep(0.005)
 
 
 def settle(pool: NodePool) -> None:

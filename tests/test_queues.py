@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import threading
 
-from fakes import PATIENCE, wait_until
+from timing import PATIENCE, wait_until
 
 from mdservice.client import CoreLoad
 from mdservice.queues import FRESH_SECONDS, QueueGauge

@@ -13,7 +13,8 @@ import threading
 import pytest
 from al_checks import run_task
 from core_answers import CLAMAV_EICAR, CLAMAV_ONLY, finished_report, mock_core
-from fakes import PATIENCE, FakeClock, clock_of, wait_until
+from fakes import FakeClock, clock_of
+from timing import PATIENCE, wait_until
 
 from metadefender import MetaDefender
 

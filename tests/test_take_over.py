@@ -18,7 +18,7 @@ from urllib.parse import quote
 import pytest
 import requests
 from al_checks import run_task
-from fakes import wait_until
+from timing import wait_until
 
 from mdcore_emulator import EICAR, Emulator, scan_marker
 from mdservice.scan import Clock
