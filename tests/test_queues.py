@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import threading
 
-from timing import PATIENCE, wait_until
+from timing import PATIENCE, in_background, wait_until
 
 from mdservice.client import CoreLoad
 from mdservice.queues import FRESH_SECONDS, QueueGauge
@@ -41,14 +41,6 @@ class Core:
 
 def wait_for_answer(gauge: QueueGauge, node) -> None:
     wait_until(lambda: gauge.is_fresh(node), "the reading")
-
-
-def in_background(call) -> tuple[threading.Thread, list]:
-    """Run `call()` on a thread; its return value goes into the list."""
-    returned: list = []
-    thread = threading.Thread(target=lambda: returned.append(call()), daemon=True)
-    thread.start()
-    return thread, returned
 
 
 def test_a_fresh_reading_serves_while_a_newer_answer_is_out():

@@ -4,6 +4,7 @@ a deadline is checked with a margin a busy machine cannot exhaust; a clock can b
 
 from __future__ import annotations
 
+import threading
 import time
 
 # How long a test waits for something that comes at once unless the code is broken (a thread's answer, a re-read).
@@ -23,6 +24,14 @@ def wait_until(condition, what: str, limit: float = PATIENCE) -> None:
     while not condition():
         assert time.monotonic() < give_up, f"{what} did not happen within {limit:g} s"
         time.sleep(0.005)
+
+
+def in_background(call) -> tuple[threading.Thread, list]:
+    """Run `call()` on a daemon thread; its return value goes into the list once it returns."""
+    returned: list = []
+    thread = threading.Thread(target=lambda: returned.append(call()), daemon=True)
+    thread.start()
+    return thread, returned
 
 
 def assert_ended_in_time(elapsed: float, timeout: float, what: str = "the task") -> None:
