@@ -357,7 +357,9 @@ class Emulator:
     Core refuses connections (the `down` fault) from `after` s after its first upload, for `seconds`, then answers
     again with its scans as they are then (they go on meanwhile, as on a Core cut off by its network); limited_polls:
     the first polls (GET /file/{id}) of every scan that answer 429 (request rate limiting, Core 5.13+) with a
-    Retry-After of retry_after seconds (fractions, which HTTP does not define, keep tests short).
+    Retry-After of retry_after seconds (fractions, which HTTP does not define, keep tests short); clock: the time
+    every Core's scans run on (a `Clock`; None: the monotonic clock from start), so that a test can move it on by
+    hand (latency, the slow fault and outages still take real time).
     """
 
     def __init__(
@@ -387,6 +389,7 @@ class Emulator:
         outages: dict[int, tuple[float, float]] | None = None,
         limited_polls: int = 0,
         retry_after: float = 1.0,
+        clock: Clock | None = None,
     ) -> None:
         _check(nodes >= 1, "nodes must be at least 1")
         _check(md_version in (3, 4), "md_version must be 3 or 4")
@@ -419,6 +422,7 @@ class Emulator:
         self._node_latency = node_latency or {}
         self._node_concurrency = node_concurrency or {}
         self._outages = outages or {}
+        self._clock = clock
         self._temp_dir: str | None = None
         self.nodes: list[Node] = []
         self.ca_path: str | None = None
@@ -431,7 +435,7 @@ class Emulator:
     def start(self) -> "Emulator":
         """Create (and, with tls, certify) the nodes and start listening."""
         ssl_context = self._make_tls() if self._tls else None
-        clock = Clock()
+        clock = self._clock or Clock()
         self.nodes = [
             Node(
                 i,
