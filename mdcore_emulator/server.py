@@ -360,7 +360,9 @@ class Emulator:
     the first polls (GET /file/{id}) of every scan that answer 429 (request rate limiting, Core 5.13+) with a
     Retry-After of retry_after seconds (fractions, which HTTP does not define, keep tests short); wall_start: the
     wall-clock time (aware datetime) the Cores take as their start, default now: engine definition times count back
-    from it and scan times forward, so that the same files scanned give the same reports run after run.
+    from it and scan times forward, so that the same files scanned give the same reports run after run;
+    clock: the time every Core's scans run on (a `Clock`; None: the monotonic clock from start), so that a test can
+    move it on by hand (latency, the slow fault and outages still take real time).
     """
 
     def __init__(
@@ -391,6 +393,7 @@ class Emulator:
         limited_polls: int = 0,
         retry_after: float = 1.0,
         wall_start: datetime | None = None,
+        clock: Clock | None = None,
     ) -> None:
         _check(nodes >= 1, "nodes must be at least 1")
         _check(md_version in (3, 4), "md_version must be 3 or 4")
@@ -425,6 +428,7 @@ class Emulator:
         self._node_concurrency = node_concurrency or {}
         self._outages = outages or {}
         self._wall_start = wall_start
+        self._clock = clock
         self._temp_dir: str | None = None
         self.nodes: list[Node] = []
         self.ca_path: str | None = None
@@ -437,7 +441,7 @@ class Emulator:
     def start(self) -> "Emulator":
         """Create (and, with tls, certify) the nodes and start listening."""
         ssl_context = self._make_tls() if self._tls else None
-        clock = Clock(wall_start=self._wall_start)
+        clock = self._clock or Clock(wall_start=self._wall_start)
         self.nodes = [
             Node(
                 i,

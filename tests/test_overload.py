@@ -1,21 +1,15 @@
 """Heavy load: a full Core is busy, not broken; a retry takes over the scan an earlier attempt left behind (fake Cores,
 fake time)."""
 
-import time
-
 import pytest
 from assemblyline.common.exceptions import RecoverableError
-from fakes import FakeClock, make_pool, sha256_of
+from fakes import FakeClock, clock_of, make_pool, settle, sha256_of
 
-from mdservice.scan import Clock, ScanJob, hold_if_saturated, scan_file
+from mdservice.scan import ScanJob, hold_if_saturated, scan_file
 
 NAME = "sample.bin"
 JOB = ScanJob("/dev/null", NAME, sha256=sha256_of(NAME), reuse_seconds=1800)
 DEADLINE = 7.0
-
-
-def clock_of(fake: FakeClock) -> Clock:
-    return Clock(fake.now, fake.sleep, fake.wall)
 
 
 def attempt(pool, fake: FakeClock, job: ScanJob = JOB):
@@ -24,13 +18,6 @@ def attempt(pool, fake: FakeClock, job: ScanJob = JOB):
     result = scan_file(pool, job, deadline, clock_of(fake))
     hold_if_saturated(pool, result, deadline, clock_of(fake))
     return result
-
-
-def settle(pool) -> None:
-    """Let the queue readings asked so far come in (the gauge asks on real threads, fake time would outrun them)."""
-    until = time.monotonic() + 2
-    while pool.gauge._asking and time.monotonic() < until:
-        time.sleep(0.001)
 
 
 def full_core(wait: float = 20.0, **settings):

@@ -1,12 +1,11 @@
 """Several Cores: round-robin, brief time-outs for slow Cores, failover and bounded tasks (fake Cores, fake time)."""
 
 import random
-import time
 from collections import Counter
 
 import pytest
 from assemblyline.common.exceptions import NonRecoverableError, RecoverableError
-from fakes import FakeClock, make_pool, sha256_of
+from fakes import FakeClock, make_pool, settle, sha256_of
 
 from mdservice.client import CoreError
 from mdservice.scan import Clock, ScanJob, scan_file
@@ -31,9 +30,7 @@ def answered_then_sleep(pool, clock):
     """A fake sleep that first lets the queue readings asked so far come in, as they would from a near Core
     (the gauge asks on real threads, while fake time would otherwise jump ahead of them)."""
     def sleep(seconds: float) -> None:
-        until = time.monotonic() + 2
-        while pool.gauge._asking and time.monotonic() < until:
-            time.sleep(0.0005)
+        settle(pool)
         clock.sleep(seconds)
     return sleep
 
