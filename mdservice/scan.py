@@ -122,15 +122,22 @@ def scan_file(pool: NodePool, job: ScanJob, deadline: float, clock: Clock | None
     key = job.sha256 if job.resumable else ""  # files a retry may take over go to the same two Cores every attempt
     look_up = partial(find_earlier, pool.candidates(key), job, deadline, clock) if key else None
     earlier = look_up() if look_up else None
+    if earlier is not None and is_finished(earlier.report):
+        pool.record_scan(earlier.node, 0.0, earlier.report, resumed=True)
+        return earlier
     order = pool.attempt_order(key)
     if not order:
         reasons = "; ".join(node.not_ready for node in pool.nodes)
         raise RecoverableError(f"No MetaDefender Core is ready to scan, Assemblyline will retry: {reasons}")
-    if earlier is not None and is_finished(earlier.report):
-        pool.record_scan(earlier.node, 0.0, earlier.report, resumed=True)
-        return earlier
     if earlier is not None:
         order = [earlier.node] + [node for node in order if node is not earlier.node]
+    return _attempt(pool, job, order, deadline, clock, earlier, look_up)
+
+
+def _attempt(pool: NodePool, job: ScanJob, order: list[CoreNode], deadline: float, clock: Clock,
+             earlier: ScanResult | None, look_up: Callable[[], ScanResult | None] | None) -> ScanResult:
+    """Give the file to the Cores in `order` until one finishes it (following the `earlier` scan on its Core), each
+    with all the time left; the next Core only after a failure. The task's error when none could."""
     errors: list[tuple[CoreNode, CoreError, float]] = []
     for position, node in enumerate(order):
         started = clock.now()
