@@ -159,13 +159,20 @@ def test_a_busy_core_keeps_the_file_to_the_deadline_and_is_not_put_aside():
     assert first.client.cancelled == [f"{first.name}-1"], "the file left queued would be scanned for nobody"
 
 
-def test_a_file_being_scanned_at_the_deadline_is_left_for_the_retry_and_never_sent_elsewhere():
+def left_running(scan_seconds: float, budget: float):
+    """Two Cores, the file's first Core scanning it in `scan_seconds`: an attempt of `budget` s ends with the scan
+    running there. (fake clock, pool, the file's first Core, the other)"""
     fake = FakeClock()
     pool, _ = make_pool(fake, [1.0, 1.0])
     first, other = pool.candidates(JOB.sha256)  # the file's two Cores, first the one it goes to on a tie
-    first.client.scan_seconds = 30.0
+    first.client.scan_seconds = scan_seconds
     with pytest.raises(RecoverableError, match="being scanned"):
-        scan_file(pool, JOB, fake.now() + 20, clock_of(fake))
+        scan_file(pool, JOB, fake.now() + budget, clock_of(fake))
+    return fake, pool, first, other
+
+
+def test_a_file_being_scanned_at_the_deadline_is_left_for_the_retry_and_never_sent_elsewhere():
+    _, _, first, other = left_running(scan_seconds=30.0, budget=20.0)
     assert other.client.uploads == 0 and first.client.cancelled == []
 
 
@@ -181,12 +188,7 @@ def test_a_second_copy_from_a_retry_is_dropped_once_the_first_copys_result_is_in
 
 
 def test_a_retry_takes_over_the_scan_left_on_its_core_while_another_core_is_idle_and_faster():
-    fake = FakeClock()
-    pool, _ = make_pool(fake, [1.0, 1.0])
-    first, other = pool.candidates(JOB.sha256)  # the file's two Cores, first the one it goes to on a tie
-    first.client.scan_seconds = 10.0
-    with pytest.raises(RecoverableError, match="being scanned"):
-        scan_file(pool, JOB, fake.now() + 7, clock_of(fake))  # left running, 3 s of scan to go
+    fake, pool, first, other = left_running(scan_seconds=10.0, budget=7.0)  # 3 s of scan to go
     pool.cursor += 1  # another rotation turn: the file's candidates do not depend on it
     result = scan_file(pool, JOB, fake.now() + 7, clock_of(fake))
     assert (result.node, result.data_id, result.resumed) == (first, f"{first.name}-1", True)
