@@ -7,9 +7,9 @@ try, in order, and is told how each attempt went, replaces them by what their pu
 time is monotonic seconds from an injectable clock, so the policy can be tested without waiting.
 
 The choice, as Envoy's least-request balancer ("power of two choices") and outlier detection: a file has two
-candidate Cores (`candidates`), whose queues (`stat/nodes`) are read in parallel at the start of its task, and it goes
-to the first unless it would finish clearly sooner on the other (`sooner_of`: the files ahead of it per scan slot,
-times the Core's time per file). A file a retry may take over has the two Cores that rank highest for its SHA-256
+candidate Cores (`candidates`, and the Core of our latest scan beside them), whose queues (`stat/nodes`) are read in
+parallel at the start of its task, and it goes to the first unless another is clearly better (`sooner_of`: a free scan
+slot, else the files ahead of it per scan slot times the Core's time per file). A file a retry may take over has the two Cores that rank highest for its SHA-256
 (rendezvous hashing): every attempt, on any instance, meets the same two, and looks there for the scan an earlier
 attempt left. Other files have the Core whose turn it is in a rotation (from a random start, one Core per task) and
 one drawn at random. A Core whose queue is full (Core 5's free places: 0) gets the file only when the other has no
@@ -237,6 +237,8 @@ class NodePool:
         self.clock = clock
         self.rng = rng or random.Random()
         self.cursor = self.rng.randrange(len(nodes))
+        # The Core of our latest scan: the slot our file left there is free unless another instance took it.
+        self.partner: CoreNode | None = None
         self.gauge = QueueGauge(clock)
         self.overload_warned_at = float("-inf")
 
@@ -279,18 +281,21 @@ class NodePool:
         return max(MIN_REQUEST_SECONDS, min(PROBE_TIMEOUT, until - self.clock()))
 
     def candidates(self, key: str = "") -> list[CoreNode]:
-        """The two Cores a file may go to (fewer when fewer are in full rotation), the one it goes to on a tie first,
+        """The Cores a file may go to (fewer when fewer are in full rotation), the one it goes to on a tie first,
         and their queues asked for at once (`attempt_order` goes by the answers).
 
-        With `key`, the file's SHA-256: the two Cores that rank highest for it (rendezvous hashing), the same two for
-        every attempt at the file on any instance while the Cores stay the same, so a retry knows where an earlier
-        attempt's scan is. Without: the Core whose turn it is and one drawn at random.
+        Two of them: with `key`, the file's SHA-256, the two Cores that rank highest for it (rendezvous hashing), the
+        same two for every attempt at the file on any instance while the Cores stay the same, so a retry knows where
+        an earlier attempt's scan is; without, the Core whose turn it is and one drawn at random. Then the Core of
+        our latest scan (`partner`), if it is not one of them: the slot our file left there may be free.
         """
         ready = [n for n in self._eligible() if _is_ready(n)]
         if len(ready) < 2:
             return ready
         chosen = sorted(ready, key=lambda n: _rank(key, n), reverse=True)[:2] if key else \
             [ready[0], self.rng.choice(ready[1:])]
+        if self.partner in ready and self.partner not in chosen:
+            chosen.append(self.partner)
         self.gauge.ask([n for n in chosen if n.abilities.reports_queue])
         return chosen
 
@@ -311,8 +316,11 @@ class NodePool:
         for node in _passed_over(rotation, turn):
             node.pace = node.pace.after_turn()
         if len(ready) > 1:
-            first, other = self.candidates(key)
-            best = sooner_of(first, other, self._loads([first, other]), self._per_file([first, other]))
+            candidates = self.candidates(key)
+            loads, per_file = self._loads(candidates), self._per_file(candidates)
+            best = candidates[0]
+            for other in candidates[1:]:
+                best = sooner_of(best, other, loads, per_file)
             ready = [n for n in [best, *(n for n in ready if n is not best)] if not n.failed]
         failed = sorted((n for n in rotation if n.failed), key=lambda n: n.health.retry_at)
         self.cursor = (self.nodes.index(turn or (resting or failed)[0]) + 1) % len(self.nodes)
@@ -367,6 +375,7 @@ class NodePool:
         so it says nothing of the Core's pace.
         """
         self.record_success(node)
+        self.partner = node
         if resumed:
             return
         taken = seconds - min(queue_seconds(report), seconds)
@@ -489,15 +498,22 @@ class Load:
 
 def sooner_of(first: CoreNode, other: CoreNode, loads: dict[CoreNode, Load], per_file: dict[CoreNode, float]
               ) -> CoreNode:
-    """Where a file should go: the `first` candidate, unless it would clearly finish sooner on `other` (in less than
-    1 / CLEARLY_SOONER of the time: scan times vary with the file and with when a poll sees the end); each Core's
-    `loads` and seconds `per_file`.
+    """Where a file should go: the `first` candidate, unless `other` is clearly better; each Core's `loads` and
+    seconds `per_file`.
 
-    A Core whose queue is full (no free place) gets the file only when the other's is full too; when neither would
-    clearly finish sooner, the one with more free places in its queue wins (where both say).
+    A Core whose queue is full (no free place) comes last. Then a Core with a free scan slot beats one where the file
+    would wait: a file queued on a busy Core adds nothing to what the Cores get done, while a slower Core with room
+    does. Between equals, `other` wins when the file would finish there in less than 1 / CLEARLY_SOONER of the time
+    (scan times vary with the file and with when a poll sees the end), or, when neither is clearly sooner, when it
+    has more free places in its queue (where both say).
     """
-    finish = {node: math.inf if loads[node].free == 0 else finish_seconds(loads[node], per_file[node])
-              for node in (first, other)}
+    def standing(node: CoreNode) -> int:
+        load = loads[node]
+        return 2 if load.free == 0 else 1 if load.queue >= load.slots else 0
+
+    if standing(other) != standing(first):
+        return other if standing(other) < standing(first) else first
+    finish = {node: finish_seconds(loads[node], per_file[node]) for node in (first, other)}
     if finish[other] * CLEARLY_SOONER < finish[first]:
         return other
     roomier = None not in (loads[first].free, loads[other].free) and loads[other].free > loads[first].free
