@@ -436,5 +436,6 @@ def test_when_both_of_a_files_cores_are_busy_the_core_our_last_file_left_takes_i
     for node in pair:
         node.client.backlog = 1  # other instances' files hold their only slot
     pool.record_scan(third, 0.5, {})  # our latest file just left third's slot
+    clock.t += 2  # the queues read when the pair was picked are stale now
     result = scan_file(pool, job, clock.now() + 54, Clock(clock.now, answered_then_sleep(pool, clock)))
     assert result.node is third
