@@ -7,14 +7,14 @@ try, in order, and is told how each attempt went, replaces them by what their pu
 time is monotonic seconds from an injectable clock, so the policy can be tested without waiting.
 
 The choice, as Envoy's least-request balancer ("power of two choices") and outlier detection: a file has two
-candidate Cores (`candidates`, and the Core of our latest scan beside them), whose queues (`stat/nodes`) are read
-in parallel at the start of its task, and it goes to the first unless another is clearly better (`sooner_of`: a
-free scan slot, else the files ahead of it per scan slot times the Core's time per file). A file a retry may take
-over has the two Cores that rank highest for its SHA-256 (rendezvous hashing): every attempt, on any instance, meets
-the same two, and looks there for the scan an earlier attempt left. Other files have the Core whose turn it is in a rotation (from a random start, one Core per task) and
-one drawn at random. A Core whose queue is full (Core 5's free places: 0) gets the file only when the other has no
-room either, and between Cores that would finish it about as soon, more free places win. Only errors put a Core aside
-(`Health`); a full or slow Core only ranks later.
+candidate Cores (`candidates`, and the Core of our latest scan beside them), whose queues (`stat/nodes`) are read in
+parallel at the start of its task, and it goes to the first unless another is clearly better (`sooner_of`: a free
+scan slot, else the files ahead of it per scan slot times the Core's time per file). A file a retry may take over
+has the two Cores that rank highest for its SHA-256 (rendezvous hashing): every attempt, on any instance, meets the
+same two, and looks there for the scan an earlier attempt left. Other files have the Core whose turn it is in a
+rotation (from a random start, one Core per task) and one drawn at random. A Core whose queue is full (Core 5's free
+places: 0) gets the file only when the other has no room either, and between Cores that would finish it about as
+soon, more free places win. Only errors put a Core aside (`Health`); a full or slow Core only ranks later.
 """
 
 from __future__ import annotations
