@@ -7,9 +7,9 @@ try, in order, and is told how each attempt went, replaces them by what their pu
 time is monotonic seconds from an injectable clock, so the policy can be tested without waiting.
 
 The choice, as Envoy's least-request balancer ("power of two choices") and outlier detection: a file has two
-candidate Cores (`candidates`, and the Core of our latest scan beside them), whose queues (`stat/nodes`) are read in
-parallel at the start of its task, and it goes to the first unless another is clearly better (`sooner_of`: a free
-scan slot, else the files ahead of it per scan slot times the Core's time per file). A file a retry may take over
+candidate Cores (`candidates`), whose queues (`stat/nodes`) are read in parallel at the start of its task, and it
+goes to the first unless the other is clearly better (`sooner_of`: a free scan slot, else the files ahead of it per
+scan slot times the Core's time per file). A file a retry may take over
 has the two Cores that rank highest for its SHA-256 (rendezvous hashing): every attempt, on any instance, meets the
 same two, and looks there for the scan an earlier attempt left. Other files have the Core whose turn it is in a
 rotation (from a random start, one Core per task) and one drawn at random. A Core whose queue is full (Core 5's free
@@ -237,8 +237,6 @@ class NodePool:
         self.clock = clock
         self.rng = rng or random.Random()
         self.cursor = self.rng.randrange(len(nodes))
-        # The Core of our latest scan: the slot our file left there is free unless another instance took it.
-        self.partner: CoreNode | None = None
         self.gauge = QueueGauge(clock)
         self.overload_warned_at = float("-inf")
 
@@ -281,21 +279,18 @@ class NodePool:
         return max(MIN_REQUEST_SECONDS, min(PROBE_TIMEOUT, until - self.clock()))
 
     def candidates(self, key: str = "") -> list[CoreNode]:
-        """The Cores a file may go to (fewer when fewer are in full rotation), the one it goes to on a tie first,
+        """The two Cores a file may go to (fewer when fewer are in full rotation), the one it goes to on a tie first,
         and their queues asked for at once (`attempt_order` goes by the answers).
 
-        Two of them: with `key`, the file's SHA-256, the two Cores that rank highest for it (rendezvous hashing), the
-        same two for every attempt at the file on any instance while the Cores stay the same, so a retry knows where
-        an earlier attempt's scan is; without, the Core whose turn it is and one drawn at random. Then the Core of
-        our latest scan (`partner`), if it is not one of them: the slot our file left there may be free.
+        With `key`, the file's SHA-256: the two Cores that rank highest for it (rendezvous hashing), the same two for
+        every attempt at the file on any instance while the Cores stay the same, so a retry knows where an earlier
+        attempt's scan is. Without: the Core whose turn it is and one drawn at random.
         """
         ready = [n for n in self._eligible() if _is_ready(n)]
         if len(ready) < 2:
             return ready
         chosen = sorted(ready, key=lambda n: _rank(key, n), reverse=True)[:2] if key else \
             [ready[0], self.rng.choice(ready[1:])]
-        if self.partner in ready and self.partner not in chosen:
-            chosen.append(self.partner)
         self.gauge.ask([n for n in chosen if n.abilities.reports_queue])
         return chosen
 
@@ -316,11 +311,8 @@ class NodePool:
         for node in _passed_over(rotation, turn):
             node.pace = node.pace.after_turn()
         if len(ready) > 1:
-            candidates = self.candidates(key)
-            loads, per_file = self._loads(candidates), self._per_file(candidates)
-            best = candidates[0]
-            for other in candidates[1:]:
-                best = sooner_of(best, other, loads, per_file)
+            first, other = self.candidates(key)
+            best = sooner_of(first, other, self._loads([first, other]), self._per_file([first, other]))
             ready = [n for n in [best, *(n for n in ready if n is not best)] if not n.failed]
         failed = sorted((n for n in rotation if n.failed), key=lambda n: n.health.retry_at)
         self.cursor = (self.nodes.index(turn or (resting or failed)[0]) + 1) % len(self.nodes)
@@ -375,7 +367,6 @@ class NodePool:
         so it says nothing of the Core's pace.
         """
         self.record_success(node)
-        self.partner = node
         if resumed:
             return
         taken = seconds - min(queue_seconds(report), seconds)

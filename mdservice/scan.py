@@ -120,7 +120,7 @@ def scan_file(pool: NodePool, job: ScanJob, deadline: float, clock: Clock | None
     """
     clock = clock or Clock()
     key = job.sha256 if job.resumable else ""  # files a retry may take over go to the same two Cores every attempt
-    look_up = partial(find_earlier, pool.candidates(key)[:2], job, deadline, clock) if key else None
+    look_up = partial(find_earlier, pool.candidates(key), job, deadline, clock) if key else None
     earlier = look_up() if look_up else None
     if earlier is not None and is_finished(earlier.report):
         pool.record_scan(earlier.node, 0.0, earlier.report, resumed=True)

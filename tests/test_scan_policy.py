@@ -425,17 +425,3 @@ def test_files_a_retry_may_take_over_are_spread_over_the_cores_by_their_hash():
         result = scan_file(pool, keyed_job(index), clock.now() + 54, Clock(clock.now, answered_then_sleep(pool, clock)))
         used[result.node.name] += 1
     assert min(used.values()) >= 10, f"a Core was left out of the spread: {used}"
-
-
-def test_when_both_of_a_files_cores_are_busy_the_core_our_last_file_left_takes_it():
-    clock = FakeClock()
-    pool, clients = make_pool(clock, [0.5, 0.5, 0.5])
-    job = keyed_job(0)
-    pair = pool.candidates(job.sha256)
-    third = next(node for node in pool.nodes if node not in pair)
-    for node in pair:
-        node.client.backlog = 1  # other instances' files hold their only slot
-    pool.record_scan(third, 0.5, {})  # our latest file just left third's slot
-    clock.t += 2  # the queues read when the pair was picked are stale now
-    result = scan_file(pool, job, clock.now() + 54, Clock(clock.now, answered_then_sleep(pool, clock)))
-    assert result.node is third
