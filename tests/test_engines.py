@@ -316,3 +316,28 @@ def test_the_type_field_of_the_other_api_version_is_read_when_this_ones_is_missi
     v4_shaped = {"eng_name": "ClamAV", "eng_ver": "1.0", "engine_type": "av", "def_time": "", "active": True}
     assert EngineMap.from_engine_list([v4_shaped], 3).active_av_count == 1
     assert EngineMap.from_engine_list([v3_engine("Avira", eng_type="av")], 4).active_av_count == 1
+
+
+# --- lookups, ranges and stale engines at their edges ---------------------------------------------------------------
+
+def test_a_v3_report_that_names_an_engine_as_the_engine_list_does_finds_it():
+    engines = EngineMap.from_engine_list([v3_engine("ClamAV scan engine", "0.103.2")], 3)
+    assert engines.lookup("ClamAV scan engine").version == "0.103.2"
+
+
+def test_engines_without_definition_times_give_an_unknown_range():
+    engines = EngineMap.from_engine_list([v4_engine("ClamAV", def_time=""),
+                                          v4_engine("Archive", def_time="", engine_type="archive")], 4)
+    assert engines.definition_range() == (None, None)
+    assert engines.service_context() == "Definition Time Range: unknown - unknown"
+
+
+def test_stale_engines_are_those_older_than_the_days_given_oldest_first():
+    # stale_definition_days 2 at noon on 2024-03-12: older than 2024-03-10 12:00:00 is stale.
+    engines = EngineMap.from_engine_list([
+        v4_engine("ClamAV", def_time="2024-03-10T11:59:59.000Z"),  # 2 days and 1 s
+        v4_engine("Avira", def_time="2024-03-10T12:00:00.000Z"),  # 2 days exactly: not older
+        v4_engine("Zillya!", def_time="2024-03-01T00:00:00.000Z"),
+    ], 4)
+    now = parse_def_time("2024-03-12T12:00:00Z", 4)
+    assert [e.name for e in engines.stale_engines(now, 2)] == ["Zillya!", "ClamAV"]

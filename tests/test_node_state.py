@@ -78,3 +78,20 @@ def test_the_file_goes_to_the_other_core_only_when_it_finishes_clearly_sooner_th
     turn, other = core_with_pace("turn", paces[0]), core_with_pace("other", paces[1])
     loads = {turn: Load(queues[0]), other: Load(queues[1])}
     assert sooner_of(turn, other, loads, now=101.0) is {"turn": turn, "other": other}[chosen]
+
+
+@pytest.mark.parametrize(("paces", "free", "chosen"), [
+    ((2.4, 2.0), (None, None), "turn"),  # exactly 1.2 times sooner is not clearly sooner
+    ((2.0, 2.0), (10, 20), "other"),  # about as soon: more free places in the queue win
+    ((2.0, 2.0), (20, 20), "turn"),  # as many free places: the turn's Core
+    ((2.0, 2.0), (10, None), "turn"),  # free places count only where both Cores tell them
+    ((2.0, 2.4), (10, 20), "other"),  # 1.2 times later is still about as soon
+    ((2.0, 2.5), (10, 20), "turn"),  # clearly later: free places do not matter
+    ((1.0, 4.0), (0, 5), "other"),  # a full queue gets the file only when the other has no room either
+    ((1.0, 4.0), (0, 0), "turn"),
+    ((1.0, 4.0), (1, 5), "turn"),  # one free place is room
+])
+def test_a_full_queue_loses_the_file_and_more_free_places_win_between_cores_about_as_soon(paces, free, chosen):
+    turn, other = core_with_pace("turn", paces[0]), core_with_pace("other", paces[1])
+    loads = {turn: Load(0, 1, free[0]), other: Load(0, 1, free[1])}
+    assert sooner_of(turn, other, loads, now=101.0) is {"turn": turn, "other": other}[chosen]

@@ -1,12 +1,15 @@
 """Heavy load: a full Core is busy, not broken; a retry takes over the scan an earlier attempt left behind (fake Cores,
 fake time)."""
 
+import logging
 import time
 
 import pytest
 from assemblyline.common.exceptions import RecoverableError
 from fakes import FakeClock, make_pool, sha256_of
 
+from mdservice.client import CoreLoad
+from mdservice.nodes import Pace
 from mdservice.scan import Clock, ScanJob, hold_if_saturated, scan_file
 
 NAME = "sample.bin"
@@ -203,3 +206,73 @@ def test_a_retry_takes_over_the_scan_left_on_a_core_that_is_not_its_first_choice
     result = scan_file(pool, JOB, fake.now() + 7, clock_of(fake))
     assert (result.node.name, result.data_id, result.resumed) == ("core0", "core0-1", True)
     assert clients[1].uploads == 0, "the retry scanned the file again instead of taking over the scan on core0"
+
+
+def read_queue(pool, client, queue: int, slots: int, free: int | None = None) -> None:
+    """Let the pool read `client`'s Core holding `queue` files for `slots` scan slots (`free` places left)."""
+    client.get_load = lambda timeout=None: CoreLoad(queue, slots, free)
+    pool.gauge.readings([pool.nodes[0]], 1.0)
+
+
+def test_the_full_message_gives_the_cores_files_slots_work_at_its_pace_and_the_tasks_time():
+    fake, pool, client = full_core()
+    node = pool.nodes[0]
+    node.pace = Pace().after_scan(4.0, queued=0.0, now=fake.now())
+    read_queue(pool, client, queue=9, slots=2)
+    text = pool.load_text(node, 6.5)
+    # 9 files over 2 slots at 4 s a file: 18 s of work, against 6.5 s
+    for told in ("9 files", "2 scan slots", "about 18 s of work", "4.0 s a file", "6.5 s"):
+        assert told in text
+    assert "no free place" not in text
+
+
+def test_the_full_message_says_when_cores_queue_had_no_free_place():
+    fake, pool, client = full_core()
+    read_queue(pool, client, queue=500, slots=4, free=0)
+    assert "no free place" in pool.load_text(pool.nodes[0], 6.5)
+
+
+def test_the_full_message_goes_by_a_queue_reading_at_most_a_minute_old():
+    fake, pool, client = full_core()
+    read_queue(pool, client, queue=9, slots=2)
+    fake.sleep(60)
+    assert "9 files" in pool.load_text(pool.nodes[0], 6.5)
+    fake.sleep(1)
+    text = pool.load_text(pool.nodes[0], 6.5)
+    assert "files" not in text and "6.5 s" in text
+
+
+def test_the_cores_are_full_warning_is_logged_at_most_once_a_minute(caplog):
+    fake, pool, _ = full_core()
+    with caplog.at_level(logging.WARNING, logger="test.pool"):
+        for seconds in (0, 30, 29.9, 0.1, 1):  # at 0, 30, 59.9, 60 and 61 s
+            fake.sleep(seconds)
+            pool.warn_overloaded(f"MetaDefender Core is full at {fake.now() - 1000:g} s")
+    assert [r.getMessage() for r in caplog.records] == ["MetaDefender Core is full at 0 s",
+                                                        "MetaDefender Core is full at 60 s"]
+
+
+@pytest.mark.parametrize(("queue", "slots", "saturated"), [(3, 2, True), (2, 2, False), (0, 1, False)])
+def test_a_core_is_saturated_while_it_holds_more_files_than_scan_slots(queue, slots, saturated):
+    fake, pool, client = full_core()
+    client.get_load = lambda timeout=None: CoreLoad(queue, slots)
+    assert pool.is_saturated(pool.nodes[0], wait=0.5) is saturated
+
+
+def test_a_core_that_cannot_tell_its_queue_is_never_saturated_and_not_asked():
+    fake, pool, client = full_core(backlog=30)
+    pool.nodes[0].abilities.reports_queue = False
+    assert not pool.is_saturated(pool.nodes[0], wait=0.5)
+    assert client.requests["stat/nodes"] == 0
+
+
+def test_a_file_waiting_in_the_queue_has_its_cores_queue_read_once_and_forgotten_when_it_leaves():
+    fake, pool, client = full_core(backlog=30)
+    watch = pool.watch(pool.nodes[0])
+    for _ in range(3):
+        watch.queued()
+        settle(pool)
+    assert client.requests["stat/nodes"] == 1
+    assert pool.gauge.latest(pool.nodes[0]) is not None
+    watch.left_queue()
+    assert pool.gauge.latest(pool.nodes[0]) is None

@@ -1,6 +1,8 @@
 """Several Cores: round-robin, brief time-outs for slow Cores, failover and bounded tasks (fake Cores, fake time)."""
 
+import logging
 import random
+import threading
 import time
 from collections import Counter
 
@@ -8,7 +10,7 @@ import pytest
 from assemblyline.common.exceptions import NonRecoverableError, RecoverableError
 from fakes import FakeClock, make_pool, sha256_of
 
-from mdservice.client import CoreError
+from mdservice.client import CoreBusy, CoreError, CoreLoad
 from mdservice.scan import Clock, ScanJob, scan_file
 
 JOB = ScanJob("/dev/null", "sample.bin")
@@ -403,3 +405,56 @@ def test_time_a_file_waited_in_cores_queue_does_not_make_the_core_look_slow():
     clients[0].wait = 0.0
     used = run_tasks(pool, clock, 30)
     assert used["core0"] >= 8, f"core0 was judged by the time its file waited for others: {used}"
+
+
+def test_a_core_whose_queue_reading_does_not_come_in_time_counts_as_full():
+    clock = FakeClock()
+    pool, clients = make_pool(clock, [0.5, 0.5])
+    pool.cursor = 0
+    answer = threading.Event()
+
+    def late_load(timeout=None):
+        answer.wait(5)
+        return CoreLoad(0, 1)
+
+    clients[0].get_load = late_load
+    try:
+        assert [n.name for n in pool.attempt_order()] == ["core1", "core0"]
+    finally:
+        answer.set()
+
+
+def test_a_core_whose_queue_has_no_free_place_yields_to_one_with_room_and_a_longer_queue():
+    clock = FakeClock()
+    pool, clients = make_pool(clock, [0.5, 0.5])
+    pool.cursor = 0
+    clients[0].get_load = lambda timeout=None: CoreLoad(500, 4, 0)
+    clients[1].get_load = lambda timeout=None: CoreLoad(600, 4, 100)
+    assert [n.name for n in pool.attempt_order()] == ["core1", "core0"]
+
+
+def test_upkeep_asks_a_core_that_tells_its_readiness_every_30_s_and_its_engines_when_due():
+    clock = FakeClock()
+    pool, (client,) = make_pool(clock, [0.5])
+    asked = []
+    client.check_ready = lambda timeout=None: asked.append(clock.now()) or True  # a Core 5: ready
+    pool.nodes[0].abilities.checks_ready = True
+    pool.read_all_engines()
+    start, asked[:] = clock.now(), []
+    client.requests.clear()
+    for at in (29.0, 30.0, 59.0, 600.0):
+        clock.t = start + at
+        pool.refresh_engines(600, clock.now() + 2)
+    assert [at - start for at in asked] == [30.0, 600.0]
+    assert client.requests["stat/engines"] == 1  # engine_refresh_seconds 600
+
+
+def test_a_full_core_sits_out_a_turn_and_a_failing_one_is_logged_with_its_pause(caplog):
+    clock = FakeClock()
+    pool, _ = make_pool(clock, [0.5, 0.5])
+    pool.record_failure(pool.nodes[0], CoreBusy("Server is too busy. Try again later."), seconds=3.0)
+    assert pool.nodes[0].pace.skip_turns == 1 and not pool.nodes[0].failed
+    with caplog.at_level(logging.WARNING, logger="test.pool"):
+        pool.record_failure(pool.nodes[1], CoreError("HTTP 500"))
+    assert len(caplog.records) == 1
+    assert all(told in caplog.records[0].getMessage() for told in ("core1", "5 s", "HTTP 500"))
