@@ -214,22 +214,25 @@ def read_queue(pool, client, queue: int, slots: int, free: int | None = None) ->
     pool.gauge.readings([pool.nodes[0]], 1.0)
 
 
-def test_the_full_message_gives_the_cores_files_slots_work_at_its_pace_and_the_tasks_time():
+@pytest.mark.parametrize(("pace", "work"), [(4.0, "about 18 s of work at 4.0 s a file"),
+                                            (0.5, "about 2 s of work at 0.5 s a file")])
+def test_the_full_message_gives_the_cores_files_slots_work_at_its_pace_and_the_tasks_time(pace, work):
     fake, pool, client = full_core()
     node = pool.nodes[0]
-    node.pace = Pace().after_scan(4.0, queued=0.0, now=fake.now())
+    node.pace = Pace().after_scan(pace, queued=0.0, now=fake.now())
     read_queue(pool, client, queue=9, slots=2)
     text = pool.load_text(node, 6.5)
-    # 9 files over 2 slots at 4 s a file: 18 s of work, against 6.5 s
-    for told in ("9 files", "2 scan slots", "about 18 s of work", "4.0 s a file", "6.5 s"):
+    # 9 files over 2 slots at the Core's pace, against the 6.5 s the task had
+    for told in ("9 files", "2 scan slots", work, "6.5 s"):
         assert told in text
     assert "no free place" not in text
 
 
-def test_the_full_message_says_when_cores_queue_had_no_free_place():
+def test_the_full_message_says_when_cores_queue_had_no_free_place_and_no_work_without_a_known_pace():
     fake, pool, client = full_core()
     read_queue(pool, client, queue=500, slots=4, free=0)
-    assert "no free place" in pool.load_text(pool.nodes[0], 6.5)
+    text = pool.load_text(pool.nodes[0], 6.5)
+    assert "500 files" in text and "no free place" in text and "of work" not in text
 
 
 def test_the_full_message_goes_by_a_queue_reading_at_most_a_minute_old():

@@ -83,11 +83,13 @@ def test_a_scan_in_progress_is_polled_at_its_expected_end(seconds, progress, del
     assert schedule.next_delay(UPLOADED + seconds, progress) == pytest.approx(delay)
 
 
-def test_the_rate_is_the_one_seen_since_the_first_progress_not_since_the_file_left_the_queue():
+@pytest.mark.parametrize("queued", [True, False])
+def test_the_rate_is_the_one_seen_since_the_first_progress_not_since_the_file_could_start(queued):
     schedule = PollSchedule(UPLOADED)
-    schedule.next_delay(UPLOADED + 10.0, None)  # still queued 10 s after the upload
-    schedule.next_delay(UPLOADED + 11.0, 5)  # the scan began at some moment in the last second
-    # 70 % in 7 s since the first progress: 10 %/s, 25 % left take 2.5 s (from the queue's end, 75 % in 8 s: 2.67 s)
+    if queued:
+        schedule.next_delay(UPLOADED + 10.0, None)  # still queued 10 s after the upload
+    schedule.next_delay(UPLOADED + 11.0, 5)  # the scan began at some moment before this poll
+    # 70 % in 7 s since the first progress: 10 %/s, 25 % left take 2.5 s (75 % in 8 or 18 s would give more)
     assert schedule.next_delay(UPLOADED + 18.0, 75) == pytest.approx(2.5)
 
 

@@ -11,6 +11,7 @@ from assemblyline.common.exceptions import NonRecoverableError, RecoverableError
 from fakes import FakeClock, make_pool, sha256_of
 
 from mdservice.client import CoreBusy, CoreError, CoreLoad
+from mdservice.nodes import Pace
 from mdservice.scan import Clock, ScanJob, scan_file
 
 JOB = ScanJob("/dev/null", "sample.bin")
@@ -458,3 +459,64 @@ def test_a_full_core_sits_out_a_turn_and_a_failing_one_is_logged_with_its_pause(
         pool.record_failure(pool.nodes[1], CoreError("HTTP 500"))
     assert len(caplog.records) == 1
     assert all(told in caplog.records[0].getMessage() for told in ("core1", "5 s", "HTTP 500"))
+
+
+@pytest.mark.parametrize(("seconds", "turns"), [(5.0, 0), (5.1, 1)])
+def test_a_file_that_took_longer_than_max_md_scan_time_makes_its_core_sit_out_a_turn(seconds, turns):
+    clock = FakeClock()
+    pool, _ = make_pool(clock, [0.5, 0.5], max_scan_time=5.0)
+    pool.record_scan(pool.nodes[0], seconds)
+    assert pool.nodes[0].pace.skip_turns == turns
+
+
+def test_each_change_of_rotation_is_logged_on_one_line_naming_the_core(caplog):
+    clock = FakeClock()
+    pool, _ = make_pool(clock, [0.5, 0.5], max_scan_time=5.0)
+    core0, core1 = pool.nodes
+    with caplog.at_level(logging.INFO, logger="test.pool"):
+        pool.record_scan(core0, 1.0)  # within the limit, not slow before: no change
+        pool.record_scan(core0, 7.5)
+        pool.record_scan(core0, 1.0)
+        pool.record_failure(core1, CoreBusy("Server is too busy. Try again later."), seconds=3.0)
+        pool.record_failure(core1, CoreError("HTTP 500"))
+        pool.record_success(core1)
+    lines = [r.getMessage() for r in caplog.records]
+    assert len(lines) == 5, lines
+    slow, back, full, failed, again = lines
+    assert all(told in slow for told in ("core0", "7.5 s", "1 turn"))
+    assert "core0" in back and "rotation" in back and "put aside" not in back
+    assert all(told in full for told in ("core1", "full", "1 turn"))
+    assert "core1" in failed and "core1" in again and "rotation" in again
+
+
+def test_cores_that_lack_the_rule_get_a_file_only_when_every_core_lacks_it():
+    clock = FakeClock()
+    pool, _ = make_pool(clock, [0.5, 0.5])
+    for node in pool.nodes:
+        node.rule = "Strict"
+    pool.nodes[0].rules = {"Default": None}
+    pool.nodes[1].rules = {"Default": None, "Strict": None}
+    assert [n.name for n in pool.attempt_order()] == ["core1"]
+    pool.nodes[1].rules = {"Default": None}
+    assert sorted(n.name for n in pool.attempt_order()) == ["core0", "core1"]
+
+
+def test_a_resting_core_loses_a_turn_only_when_the_rotation_passes_it_over():
+    clock = FakeClock()
+    pool, _ = make_pool(clock, [0.5, 0.5, 0.5])
+    pool.cursor = 0
+    pool.nodes[1].pace = Pace(slow_streak=2, skip_turns=2)
+    pool.attempt_order()  # core0's turn: core1, after it, is not passed over
+    assert pool.nodes[1].pace.skip_turns == 2
+    pool.attempt_order()  # core1 would be next: passed over for core2
+    assert pool.nodes[1].pace.skip_turns == 1
+
+
+def test_when_every_core_rests_the_rotation_still_moves_one_core_per_task():
+    clock = FakeClock()
+    pool, _ = make_pool(clock, [0.5, 0.5])
+    pool.cursor = 0
+    for node in pool.nodes:
+        node.pace = Pace(slow_streak=1, skip_turns=5)
+    pool.attempt_order()
+    assert pool.cursor == 1
