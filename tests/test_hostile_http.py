@@ -124,7 +124,7 @@ RULES = [{"name": "File scan", "max_file_size": 1000}]
 # (path, its answer, what the client makes of it) for the answers capped at 1 MiB and at 64 KiB
 STATUS_ANSWERS = {
     "stat/engines": ("GET", ENGINES, lambda client: client.get_engines(), ENGINES),
-    "stat/nodes": ("GET", NODES, lambda client: client.get_load(), (2, 4)),
+    "stat/nodes": ("GET", NODES, lambda client: client.get_load(), (2, 4, None)),  # no free places said
     "file/rules": ("GET", RULES, lambda client: client.get_rules(), {"File scan": 1000}),
 }
 SMALL_ANSWERS = {
