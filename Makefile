@@ -1,13 +1,14 @@
 # make test   - create .venv on first use, lint, run every test
 # make demo   - run the service once against the MetaDefender Core emulator (FILE=path to scan your own file)
 # make bench  - the speed, memory, throughput, scale and overload benchmarks (python -m bench NAME for one)
+# make results - write tests/results/ anew: what analysts see for the test samples (docs/design.md)
 # make mutation - mutation testing of the pure modules with mutmut, killed mutants per module (docs/testing.md)
 PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 export SERVICE_MANIFEST_PATH := $(CURDIR)/service_manifest.yml
 
-.PHONY: test lint demo bench mutation venv clean
+.PHONY: test lint demo bench results mutation venv clean
 
 venv: $(VENV)/.installed
 
@@ -28,6 +29,9 @@ demo: venv
 
 bench: venv
 	$(PY) -m bench all
+
+results: venv
+	$(PY) -m tests.result_samples
 
 mutation: venv
 	rm -rf mutants

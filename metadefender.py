@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import os
 import threading
-import time
 import uuid
 from datetime import UTC, datetime
 
@@ -35,13 +34,7 @@ from mdservice.engines import tool_version
 from mdservice.nodes import CoreNode, NodePool
 from mdservice.report import ResultOptions, build_result, sanitized_ran
 from mdservice.scan import Clock, ScanJob, hold_if_saturated, scan_file
-
-# Part of the service timeout kept free for Assemblyline's own work after the scan.
-DEADLINE_MARGIN = 0.1
-MIN_DEADLINE_MARGIN = 1.0
-# Engine-list refreshes and probes of failed Cores get at most this part of a task's time, and this many seconds.
-MAINTENANCE_SHARE = 0.2
-MAINTENANCE_SECONDS = 2.0
+from mdservice.timing import DEADLINE_MARGIN, MAINTENANCE_SECONDS, MAINTENANCE_SHARE, MIN_DEADLINE_MARGIN
 
 
 def _password_candidates(request: ServiceRequest) -> list:
@@ -69,10 +62,11 @@ class MetaDefender(ServiceBase):
         self._safelist_read_at = 0.0
         self._safelist_reread: threading.Thread | None = None
         self.task_started: float | None = None
-        # Monotonic time for deadlines, wall time for the age of definitions and of earlier scans.
+        # Monotonic time for deadlines, schedules and the Cores' health, wall time for the age of definitions and of
+        # earlier scans and for the outage's start; the pool built at start() reads the clock set by then.
         self.clock = Clock()
-        # Wall-clock time since which no Core can scan (None while one can), and the tool version meanwhile.
-        self.outage_since: float | None = None
+        # When (UTC) no Core can scan since (None while one can), and the tool version meanwhile.
+        self.outage_since: datetime | None = None
         self._outage_version = ""
 
     def start(self) -> None:
@@ -94,7 +88,7 @@ class MetaDefender(ServiceBase):
         self._refuse_refused_config()
         self._refuse_unknown_rule()
         self._track_outage()
-        self._safelist_read_at = time.monotonic()
+        self._safelist_read_at = self.clock.now()
         self.safelist = self._fetch_safelist() or frozenset()
 
     def stop(self) -> None:
@@ -147,7 +141,7 @@ class MetaDefender(ServiceBase):
         settings, deadline = self.settings, self._deadline()
         if self.outage_since is not None:
             raise RecoverableError(f"{self._outage_text()}; Assemblyline will retry the file")
-        self.refresh_safelist(time.monotonic())
+        self.refresh_safelist(self.clock.now())
         job = ScanJob(request.file_path, request.file_name or request.sha256, settings.rule,
                       self._archive_passwords(request), request.sha256, 60 * settings.reuse_scan_minutes)
         scan = scan_file(self.pool, job, deadline, self.clock)
@@ -180,7 +174,7 @@ class MetaDefender(ServiceBase):
     def _build_pool(self, settings: ServiceConfig) -> NodePool:
         nodes = [CoreNode(CoreClient(url, settings.api_key, settings.verify, settings.md_timeout), settings.md_version,
                           settings.rule) for url in settings.base_urls]
-        return NodePool(nodes, settings.max_md_scan_time, self.log)
+        return NodePool(nodes, settings.max_md_scan_time, self.log, clock=self.clock.now)
 
     def _refuse_unknown_rule(self) -> None:
         """Stop the start when the configured `rule` is on none of the Cores that list their rules."""
@@ -214,14 +208,14 @@ class MetaDefender(ServiceBase):
             self.outage_since = None
             return False
         if self.outage_since is None:
-            self.outage_since = time.time()
+            self.outage_since = self.clock.wall()
             self._outage_version = f"unavailable-{uuid.uuid4().hex}"
             self.log.warning(f"{self._outage_text()}. Every task fails as a recoverable error until one can")
         return True
 
     def _outage_text(self) -> str:
         """Since when (UTC) no Core can scan, and each Core's problem."""
-        since = datetime.fromtimestamp(self.outage_since, UTC).strftime("%Y-%m-%d %H:%M:%S")
+        since = self.outage_since.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S")
         problems = "; ".join(node.health.last_error if node.failed and node.health.last_error else
                              f"{node.name} has no active antivirus engine: check Core's Inventory > Technologies "
                              "(licence and engine updates)" for node in self.pool.nodes)

@@ -98,7 +98,7 @@ SCENARIOS = {"fits": Scenario(0.5, 0.95, 0.02, 0.0), "2x": Scenario(2.0, 0.9, 0.
 
 def deadline_seconds() -> float:
     """A task's scan deadline under TIMEOUT, as metadefender.py derives it (the timeout less its margin)."""
-    from metadefender import DEADLINE_MARGIN, MIN_DEADLINE_MARGIN
+    from mdservice.timing import DEADLINE_MARGIN, MIN_DEADLINE_MARGIN
 
     return TIMEOUT - max(MIN_DEADLINE_MARGIN, DEADLINE_MARGIN * TIMEOUT)
 

@@ -31,8 +31,16 @@ from collections import deque
 from dataclasses import dataclass
 
 from bench.overload import ATTEMPTS, CORE_SETS, FILES, SCENARIOS, deadline_seconds, instances_for
-from mdservice.polling import FLOOR, QUEUED_CEILING, QUEUED_FACTOR
-from mdservice.scan import DUPLICATE_CHECK, HOLD_MARGIN, LAST_POLL_FLOOR, LEAVE_SHARE, LEAVE_TIME
+from mdservice.timing import (
+    HOLD_MARGIN,
+    LAST_POLL_FLOOR,
+    LEAVE_SHARE,
+    LEAVE_TIME,
+    POLL_FLOOR,
+    QUEUED_CHECK,
+    QUEUED_FACTOR,
+    STILL_POLL,
+)
 
 (ONE_CORE,) = CORE_SETS["one"]
 SLOTS, SCAN_SECONDS = ONE_CORE.slots, ONE_CORE.seconds
@@ -47,7 +55,7 @@ class Attempt:
     deadline: float
     scan: Scan | None = None
     over: bool = False
-    next_check: float = DUPLICATE_CHECK
+    next_check: float = QUEUED_CHECK
 
 
 @dataclass
@@ -138,25 +146,26 @@ class Burst:
         if earlier is not None:
             return self.succeed(attempt, earlier, held=True)
         attempt.scan = self.upload(attempt)
-        self.at(self.now + FLOOR, self.poll_queued, attempt, self.now)
+        self.at(self.now + POLL_FLOOR, self.poll_queued, attempt, self.now)
         self.at(attempt.deadline - self.polls_end, self.give_up, attempt)
         if self.policy == "no late start":
             self.at(attempt.deadline - self.polls_end - SCAN_SECONDS, self.drop_late_start, attempt)
 
     def poll_queued(self, attempt: Attempt, uploaded: float) -> None:
         """A poll of our file while it waits (PollSchedule's cadence), looking for an earlier finished copy every
-        DUPLICATE_CHECK s of waiting; a scan that started is seen at its end (`finish`)."""
+        QUEUED_CHECK s of waiting; a scan that started is seen at its end (`finish`)."""
         scan = attempt.scan
         if attempt.over or scan.start is not None or scan.canceled_at is not None:
             return
         waited = self.now - uploaded
         if waited >= attempt.next_check:
-            attempt.next_check = waited + DUPLICATE_CHECK
+            attempt.next_check = waited + QUEUED_CHECK
             earlier = self.finished_scan(attempt.file)
             if earlier is not None:
                 self.cancel(scan)
                 return self.succeed(attempt, earlier, held=True)
-        self.at(self.now + min(max(FLOOR, QUEUED_FACTOR * waited), QUEUED_CEILING), self.poll_queued, attempt, uploaded)
+        delay = min(max(POLL_FLOOR, QUEUED_FACTOR * waited), STILL_POLL)
+        self.at(self.now + delay, self.poll_queued, attempt, uploaded)
 
     def drop_late_start(self, attempt: Attempt) -> None:
         if not attempt.over and attempt.scan.start is None:

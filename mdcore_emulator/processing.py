@@ -39,12 +39,13 @@ VULNERABLE_CVES = ("CVE-2015-8459", "CVE-2015-8460", "CVE-2015-8636", "CVE-2015-
 
 
 class Clock:
-    """Monotonic time (`now()`) plus the wall-clock moment of any monotonic instant."""
+    """Monotonic time (`now()`) plus the wall-clock moment of any monotonic instant; `wall_start` (an aware datetime,
+    default: now) is the wall-clock moment of the clock's creation."""
 
-    def __init__(self, monotonic=time.monotonic) -> None:
+    def __init__(self, monotonic=time.monotonic, wall_start: datetime | None = None) -> None:
         self.now = monotonic
         self._origin = monotonic()
-        self._wall_origin = datetime.now(UTC)
+        self._wall_origin = wall_start or datetime.now(UTC)
 
     def wall(self, instant: float) -> datetime:
         """The UTC datetime of monotonic `instant`."""

@@ -13,6 +13,7 @@ import sys
 import tempfile
 import threading
 import time
+from datetime import datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
@@ -357,7 +358,11 @@ class Emulator:
     Core refuses connections (the `down` fault) from `after` s after its first upload, for `seconds`, then answers
     again with its scans as they are then (they go on meanwhile, as on a Core cut off by its network); limited_polls:
     the first polls (GET /file/{id}) of every scan that answer 429 (request rate limiting, Core 5.13+) with a
-    Retry-After of retry_after seconds (fractions, which HTTP does not define, keep tests short).
+    Retry-After of retry_after seconds (fractions, which HTTP does not define, keep tests short); wall_start: the
+    wall-clock time (aware datetime) the Cores take as their start, default now: engine definition times count back
+    from it and scan times forward, so that the same files scanned give the same reports run after run;
+    clock: the time every Core's scans run on (a `Clock`; None: the monotonic clock from start), so that a test can
+    move it on by hand (latency, the slow fault and outages still take real time).
     """
 
     def __init__(
@@ -387,6 +392,8 @@ class Emulator:
         outages: dict[int, tuple[float, float]] | None = None,
         limited_polls: int = 0,
         retry_after: float = 1.0,
+        wall_start: datetime | None = None,
+        clock: Clock | None = None,
     ) -> None:
         _check(nodes >= 1, "nodes must be at least 1")
         _check(md_version in (3, 4), "md_version must be 3 or 4")
@@ -403,6 +410,7 @@ class Emulator:
         _check(all(0 <= index < nodes and min(times) >= 0 for index, times in (outages or {}).items()),
                "outages need existing nodes and times >= 0")
         _check(limited_polls >= 0 and retry_after >= 0, "limited_polls and retry_after must be >= 0")
+        _check(wall_start is None or wall_start.utcoffset() is not None, "wall_start must be an aware datetime")
         _check(engine_list in ENGINE_LISTS, f"engine_list must be one of {', '.join(ENGINE_LISTS)}")
         _check(report_flavour in REPORT_FLAVOURS, f"report_flavour must be one of {', '.join(REPORT_FLAVOURS)}")
         _check_core_version(core_version, md_version, report_flavour, rules)
@@ -419,6 +427,8 @@ class Emulator:
         self._node_latency = node_latency or {}
         self._node_concurrency = node_concurrency or {}
         self._outages = outages or {}
+        self._wall_start = wall_start
+        self._clock = clock
         self._temp_dir: str | None = None
         self.nodes: list[Node] = []
         self.ca_path: str | None = None
@@ -431,7 +441,7 @@ class Emulator:
     def start(self) -> "Emulator":
         """Create (and, with tls, certify) the nodes and start listening."""
         ssl_context = self._make_tls() if self._tls else None
-        clock = Clock()
+        clock = self._clock or Clock(wall_start=self._wall_start)
         self.nodes = [
             Node(
                 i,

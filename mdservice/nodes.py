@@ -6,18 +6,20 @@ A `CoreNode` is one Core with its client, its engine map and its state, one smal
 try, in order, and is told how each attempt went, replaces them by what their pure methods make of an event. All
 time is monotonic seconds from an injectable clock, so the policy can be tested without waiting.
 
-The choice, as Envoy's least-request balancer ("power of two choices") and outlier detection: at the start of a task
-two healthy Cores, the one whose turn it is in rotation and another drawn at random, have their queues (`stat/nodes`)
-read in parallel, and the file goes to the one where it would finish clearly sooner (`sooner_of`: the files ahead of
-it per scan slot, times the Core's recent time per file), else to the turn's Core. The rotation starts at a random Core
-and moves one Core per task, so Cores that cannot tell their queue share the files in turn. Two readings per task
-whatever the number of Cores. A Core whose queue is full (Core 5's free places: 0) gets
-the file only when the other has no room either, and between Cores that would finish it about as soon, more free
-places win. Only errors put a Core aside (`Health`); a full or slow Core only ranks later.
+The choice, as Envoy's least-request balancer ("power of two choices") and outlier detection: a file has two
+candidate Cores (`candidates`, and the Core of our latest scan beside them), whose queues (`stat/nodes`) are read in
+parallel at the start of its task, and it goes to the first unless another is clearly better (`sooner_of`: a free
+scan slot, else the files ahead of it per scan slot times the Core's time per file). A file a retry may take over
+has the two Cores that rank highest for its SHA-256 (rendezvous hashing): every attempt, on any instance, meets the
+same two, and looks there for the scan an earlier attempt left. Other files have the Core whose turn it is in a
+rotation (from a random start, one Core per task) and one drawn at random. A Core whose queue is full (Core 5's free
+places: 0) gets the file only when the other has no room either, and between Cores that would finish it about as
+soon, more free places win. Only errors put a Core aside (`Health`); a full or slow Core only ranks later.
 """
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import math
 import random
@@ -25,30 +27,23 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 
-from mdservice.client import CoreBusy, CoreClient, CoreError, CoreNotReady, CoreRateLimited
+from mdservice.client import CoreClient, CoreError, CoreNotReady, CoreRateLimited
 from mdservice.engines import EngineMap
 from mdservice.queues import QueueGauge, Reading
-
-BACKOFF_START = 5.0
-BACKOFF_MAX = 60.0
-MAX_SKIP_TURNS = 5
-PROBE_TIMEOUT = 3.0
-# The most a task waits for the Cores' queue readings (asked in parallel).
-QUEUE_WAIT = 0.5
-# A Core's last scan time is trusted this long; after that the Core is judged like any other again.
-SPEED_MEMORY = 300.0
-# A file goes to the Core drawn beside the turn's Core when it would finish there this many times sooner.
-CLEARLY_SOONER = 1.2
-# Engine refreshes and probes are not started with less time than this left in their budget.
-MIN_REQUEST_SECONDS = 0.05
-# Core's rules are not asked for with less time left than this (the engine list alone then stands).
-MIN_RULES_SECONDS = 0.5
-# A Core that tells its readiness (Core 5's readyz) is asked again after this many seconds.
-READY_SECONDS = 30.0
-# The warning that the Cores are full is logged at most once in this many seconds.
-OVERLOAD_WARNING_SECONDS = 60.0
-# A queue reading this old still tells, in an error message, roughly how full a Core was.
-LOAD_MEMORY = 60.0
+from mdservice.report import queue_seconds, scan_seconds
+from mdservice.timing import (
+    BACKOFF_MAX,
+    BACKOFF_START,
+    CLEARLY_SOONER,
+    FULL_MESSAGE_SECONDS,
+    MAX_SKIP_TURNS,
+    MIN_REQUEST_SECONDS,
+    MIN_RULES_SECONDS,
+    PROBE_TIMEOUT,
+    QUEUE_WAIT,
+    READY_SECONDS,
+    SPEED_MEMORY,
+)
 
 
 @dataclass(frozen=True)
@@ -80,7 +75,7 @@ class Pace:
     """How our latest finished scan on a Core went, and the turns the Core sits out after slow ones (the default: no
     scan yet, in full rotation).
 
-    `scan_seconds`: that scan's time less its wait in Core's queue; `ended`: when it was seen finished;
+    `scan_seconds`: the time Core worked on that file; `ended`: when it was seen finished;
     `slow_streak`: files over max_md_scan_time in a row.
     """
 
@@ -89,9 +84,9 @@ class Pace:
     slow_streak: int = 0
     skip_turns: int = 0
 
-    def after_scan(self, seconds: float, queued: float, now: float) -> Pace:
-        """The pace after our scan that ended at `now` after `seconds`, `queued` of them waiting in Core's queue."""
-        return replace(self, scan_seconds=seconds - min(queued, seconds), ended=now)
+    def after_scan(self, seconds: float, now: float) -> Pace:
+        """The pace after our scan that ended at `now`, on which Core worked `seconds`."""
+        return replace(self, scan_seconds=seconds, ended=now)
 
     def after_file(self, over: bool) -> Pace:
         """The pace after a file that took longer than max_md_scan_time (`over`: one more turn to sit out for each
@@ -242,6 +237,8 @@ class NodePool:
         self.clock = clock
         self.rng = rng or random.Random()
         self.cursor = self.rng.randrange(len(nodes))
+        # The Core of our latest scan: the slot our file left there is free unless another instance took it.
+        self.partner: CoreNode | None = None
         self.gauge = QueueGauge(clock)
         self.overload_warned_at = float("-inf")
 
@@ -283,16 +280,34 @@ class NodePool:
         """The time one maintenance request may take: PROBE_TIMEOUT at most, and what is left until `until`."""
         return max(MIN_REQUEST_SECONDS, min(PROBE_TIMEOUT, until - self.clock()))
 
-    def attempt_order(self) -> list[CoreNode]:
+    def candidates(self, key: str = "") -> list[CoreNode]:
+        """The Cores a file may go to (fewer when fewer are in full rotation), the one it goes to on a tie first,
+        and their queues asked for at once (`attempt_order` goes by the answers).
+
+        Two of them: with `key`, the file's SHA-256, the two Cores that rank highest for it (rendezvous hashing), the
+        same two for every attempt at the file on any instance while the Cores stay the same, so a retry knows where
+        an earlier attempt's scan is; without, the Core whose turn it is and one drawn at random. Then the Core of
+        our latest scan (`partner`), if it is not one of them: the slot our file left there may be free.
+        """
+        ready = [n for n in self._eligible() if _is_ready(n)]
+        if len(ready) < 2:
+            return ready
+        chosen = sorted(ready, key=lambda n: _rank(key, n), reverse=True)[:2] if key else \
+            [ready[0], self.rng.choice(ready[1:])]
+        if self.partner in ready and self.partner not in chosen:
+            chosen.append(self.partner)
+        self.gauge.ask([n for n in chosen if n.abilities.reports_queue])
+        return chosen
+
+    def attempt_order(self, key: str = "") -> list[CoreNode]:
         """The Cores to try for one task, best first, every Core once.
 
-        The healthy Cores in rotation order, the sooner of two candidates first (`_soonest_of_two`); then Cores
-        sitting out turns after slow scans; then failed Cores, soonest retry first, so that no task gives up without
-        trying every Core. Cores that say they are not ready get no file (none may be left); Cores that lack the
-        configured rule get one only when every Core lacks it.
+        The Cores in full rotation, the sooner of the file's two `candidates` first (`sooner_of`), then the rest in
+        rotation order; then Cores sitting out turns after slow scans; then failed Cores, soonest
+        retry first, so that no task gives up without trying every Core. Cores that say they are not ready get no
+        file (none may be left); Cores that lack the configured rule get one only when every Core lacks it.
         """
-        everyone = [n for n in _rotation(self.nodes, self.cursor) if not n.not_ready]
-        rotation = [n for n in everyone if n.serves_rule] or everyone
+        rotation = self._eligible()
         if not rotation:
             return []
         ready = [n for n in rotation if _is_ready(n)]
@@ -301,17 +316,29 @@ class NodePool:
         for node in _passed_over(rotation, turn):
             node.pace = node.pace.after_turn()
         if len(ready) > 1:
-            ready = self._soonest_of_two(ready)
+            candidates = self.candidates(key)
+            loads, per_file = self._loads(candidates), self._per_file(candidates)
+            best = candidates[0]
+            for other in candidates[1:]:
+                best = sooner_of(best, other, loads, per_file)
+            ready = [n for n in [best, *(n for n in ready if n is not best)] if not n.failed]
         failed = sorted((n for n in rotation if n.failed), key=lambda n: n.health.retry_at)
         self.cursor = (self.nodes.index(turn or (resting or failed)[0]) + 1) % len(self.nodes)
         return ready + resting + failed
 
-    def _soonest_of_two(self, ready: list[CoreNode]) -> list[CoreNode]:
-        """`ready` (in rotation order) with the sooner of two candidates first: the Core whose turn it is and another
-        drawn at random. A Core whose reading failed is left out (it is failed now)."""
-        turn, other = ready[0], self.rng.choice(ready[1:])
-        best = sooner_of(turn, other, self._loads([turn, other]), self.clock())
-        return [n for n in [best, *(n for n in ready if n is not best)] if not n.failed]
+    def _per_file(self, nodes: list[CoreNode]) -> dict[CoreNode, float]:
+        """Each Core's recent time per file; a Core without one is taken to scan as fast as the fastest Core that
+        has one (with none known, 1 s: then only the queues count)."""
+        now = self.clock()
+        known = [seconds for seconds in (n.pace.recent_seconds(now) for n in self.nodes) if seconds > 0]
+        fastest = min(known, default=1.0)
+        return {node: node.pace.recent_seconds(now) or fastest for node in nodes}
+
+    def _eligible(self) -> list[CoreNode]:
+        """Every Core that may get files, in rotation order: not one that says it is not ready, and not one that
+        lacks the configured rule unless every Core lacks it."""
+        everyone = [n for n in _rotation(self.nodes, self.cursor) if not n.not_ready]
+        return [n for n in everyone if n.serves_rule] or everyone
 
     def _loads(self, nodes: list[CoreNode]) -> dict[CoreNode, Load]:
         """Each Core's load by its queue reading, read now in parallel (at most QUEUE_WAIT); see `_load_of`."""
@@ -338,27 +365,33 @@ class NodePool:
             self.record_failure(node, reading.error)
         return Load()
 
-    def record_scan(self, node: CoreNode, seconds: float, queued: float = 0.0, resumed: bool = False) -> None:
-        """A scan finished on `node` after `seconds` (upload to complete), `queued` of them waiting in Core's queue.
+    def record_scan(self, node: CoreNode, seconds: float, report: dict, resumed: bool = False) -> None:
+        """A scan finished on `node` after `seconds` (upload to complete), with this finished `report`.
 
-        Time in the queue says how busy the Core was, which its queue readings tell; its pace is judged by the rest.
-        Sitting out turns goes by the whole time, as `max_md_scan_time` is defined (upload to complete). A scan taken
-        over from an earlier attempt (`resumed`) began before this task, so it says nothing of the Core's pace.
+        The time the file waited in Core's queue says how busy the Core was, which the choice weighs by its queue:
+        a busy Core is not a slow one. So the Core sits out turns when the rest (upload to complete, less the wait
+        Core reports) is over `max_md_scan_time`, and its pace is the time Core says it worked on the file (that
+        rest where it does not say). A scan taken over from an earlier attempt (`resumed`) began before this task,
+        so it says nothing of the Core's pace.
         """
         self.record_success(node)
+        self.partner = node
         if resumed:
             return
-        node.pace = node.pace.after_scan(seconds, queued, self.clock())
-        self._note_duration(node, seconds)
+        taken = seconds - min(queue_seconds(report), seconds)
+        worked = scan_seconds(report)
+        node.pace = node.pace.after_scan(taken if worked is None else worked, self.clock())
+        self._note_duration(node, taken)
 
-    def _note_duration(self, node: CoreNode, seconds: float, full: bool = False) -> None:
-        """With several Cores, one whose file took longer than max_md_scan_time, or that was `full`, sits out turns
-        (more for each such file in a row), and is back in full rotation after a file within it."""
-        over, was_slow = len(self.nodes) > 1 and (full or seconds > self.max_scan_time), node.pace.slow_streak > 0
+    def _note_duration(self, node: CoreNode, seconds: float) -> None:
+        """With several Cores, one that took longer than max_md_scan_time for a file (`seconds`, its wait in the queue
+        left out) sits out turns (more for each such file in a row), and is back in full rotation after a file within
+        it."""
+        over, was_slow = len(self.nodes) > 1 and seconds > self.max_scan_time, node.pace.slow_streak > 0
         node.pace = node.pace.after_file(over)
         if over:
-            why = "was full" if full else f"took {seconds:.1f} s (max_md_scan_time {self.max_scan_time:g} s)"
-            self.log.info(f"{node.name} {why}: put aside for {node.pace.skip_turns} turn(s)")
+            self.log.info(f"{node.name} took {seconds:.1f} s for a file, besides its wait in the queue "
+                          f"(max_md_scan_time {self.max_scan_time:g} s): put aside for {node.pace.skip_turns} turn(s)")
         elif was_slow:
             self.log.info(f"{node.name} scanned in {seconds:.1f} s: back in full rotation")
 
@@ -368,13 +401,11 @@ class NodePool:
             self.log.info(f"{node.name} answers again: back in rotation")
         node.health = Health()
 
-    def record_failure(self, node: CoreNode, error: CoreError, seconds: float = 0.0) -> None:
-        """Put a Core that failed aside (see `Health.after_failure`). A Core that is merely full (CoreBusy, after
-        `seconds` with our file) is not: it only sits out turns as a slow Core does."""
+    def record_failure(self, node: CoreNode, error: CoreError) -> None:
+        """Put a Core that failed aside (see `Health.after_failure`); a Core that is merely full (CoreBusy, not a
+        `node_fault`) or limits our requests is not: the choice weighs its queue."""
         node.health = node.health.after_failure(error, self.clock())
-        if isinstance(error, CoreBusy):
-            self._note_duration(node, seconds, full=True)
-        elif error.node_fault:
+        if error.node_fault:
             failures = node.health.failures
             self.log.warning(f"{node.name} put aside for {backoff(failures):g} s after failure #{failures}: {error}")
 
@@ -390,7 +421,7 @@ class NodePool:
 
     def load_text(self, node: CoreNode, seconds: float) -> str:
         """How full `node` was, for a task that gave it `seconds`: its latest queue reading and recent pace."""
-        reading = self.gauge.latest(node, LOAD_MEMORY)
+        reading = self.gauge.latest(node, FULL_MESSAGE_SECONDS)
         if reading is None or reading.error is not None:
             return f"{node.name} could not finish the file within the {seconds:.1f} s this task had for it"
         text = f"{node.name} held {reading.queue} files for {reading.slots} scan slots"
@@ -402,9 +433,9 @@ class NodePool:
         return f"{text}, against the {seconds:.1f} s this task had for it"
 
     def warn_overloaded(self, message: str) -> None:
-        """Log that the Cores are full, at most once per OVERLOAD_WARNING_SECONDS."""
+        """Log that the Cores are full, at most once per FULL_MESSAGE_SECONDS."""
         now = self.clock()
-        if now - self.overload_warned_at >= OVERLOAD_WARNING_SECONDS:
+        if now - self.overload_warned_at >= FULL_MESSAGE_SECONDS:
             self.overload_warned_at = now
             self.log.warning(message)
 
@@ -425,6 +456,11 @@ def _overdue(node: CoreNode, now: float, max_age: float) -> float:
         return now - node.health.retry_at
     ready_due = now - node.ready_checked_at - READY_SECONDS if node.abilities.checks_ready else -math.inf
     return max(now - node.engines_read_at - max_age, ready_due)
+
+
+def _rank(key: str, node: CoreNode) -> int:
+    """The rendezvous rank of `node` for the file `key`: a hash of both, the same on every instance."""
+    return int.from_bytes(hashlib.sha256(f"{key}\n{node.name}".encode()).digest()[:8], "big")
 
 
 def _rotation(nodes: list[CoreNode], cursor: int) -> list[CoreNode]:
@@ -460,24 +496,28 @@ class Load:
     free: int | None = None
 
 
-def sooner_of(turn: CoreNode, other: CoreNode, loads: dict[CoreNode, Load], now: float) -> CoreNode:
-    """Where a file should go: the Core whose `turn` it is, unless it would clearly finish sooner on `other` (in less
-    than 1 / CLEARLY_SOONER of the time: scan times vary with the file and with when a poll sees the end).
+def sooner_of(first: CoreNode, other: CoreNode, loads: dict[CoreNode, Load], per_file: dict[CoreNode, float]
+              ) -> CoreNode:
+    """Where a file should go: the `first` candidate, unless `other` is clearly better; each Core's `loads` and
+    seconds `per_file`.
 
-    A Core without a recent scan of ours is taken to scan as fast as the other (with neither known, only the queues
-    count).
-
-    A Core whose queue is full (no free place) gets the file only when the other's is full too; when neither would
-    clearly finish sooner, the one with more free places in its queue wins (where both say).
+    A Core whose queue is full (no free place) comes last. Then a Core with a free scan slot beats one where the file
+    would wait: a file queued on a busy Core adds nothing to what the Cores get done, while a slower Core with room
+    does. Between equals, `other` wins when the file would finish there in less than 1 / CLEARLY_SOONER of the time
+    (scan times vary with the file and with when a poll sees the end), or, when neither is clearly sooner, when it
+    has more free places in its queue (where both say).
     """
-    paces = {node: node.pace.recent_seconds(now) for node in (turn, other)}
-    known = min((seconds for seconds in paces.values() if seconds > 0), default=1.0)
-    finish = {node: math.inf if loads[node].free == 0 else finish_seconds(loads[node], paces[node] or known)
-              for node in (turn, other)}
-    if finish[other] * CLEARLY_SOONER < finish[turn]:
+    def standing(node: CoreNode) -> int:
+        load = loads[node]
+        return 2 if load.free == 0 else 1 if load.queue >= load.slots else 0
+
+    if standing(other) != standing(first):
+        return other if standing(other) < standing(first) else first
+    finish = {node: finish_seconds(loads[node], per_file[node]) for node in (first, other)}
+    if finish[other] * CLEARLY_SOONER < finish[first]:
         return other
-    roomier = None not in (loads[turn].free, loads[other].free) and loads[other].free > loads[turn].free
-    return other if roomier and finish[turn] * CLEARLY_SOONER >= finish[other] else turn
+    roomier = None not in (loads[first].free, loads[other].free) and loads[other].free > loads[first].free
+    return other if roomier and finish[first] * CLEARLY_SOONER >= finish[other] else first
 
 
 def finish_seconds(load: Load, per_file: float) -> float:

@@ -12,13 +12,7 @@ from __future__ import annotations
 
 import math
 
-FLOOR = 0.05
-QUEUED_FACTOR = 0.25
-QUEUED_CEILING = 1.0
-CEILING = 3.0
-# Once the progress has not changed for STALLED seconds, polls come at most every STALLED_INTERVAL seconds.
-STALLED = 2.0
-STALLED_INTERVAL = 1.0
+from mdservice.timing import POLL_CEILING, POLL_FLOOR, QUEUED_FACTOR, STALLED, STILL_POLL
 
 
 class PollSchedule:
@@ -41,7 +35,7 @@ class PollSchedule:
         return now - self.changed_at if self.last_progress else 0.0
 
     def first_delay(self) -> float:
-        return FLOOR
+        return POLL_FLOOR
 
     def next_delay(self, now: float, progress: float | None) -> float:
         """Seconds to wait before the next poll, after a poll at `now` that showed `progress` (0-100 or None)."""
@@ -49,7 +43,7 @@ class PollSchedule:
         if progress != self.last_progress:
             self.last_progress, self.changed_at = progress, now
         elif self.is_stuck(now):
-            delay = max(delay, STALLED_INTERVAL)
+            delay = max(delay, STILL_POLL)
         return delay
 
     def _delay(self, now: float, progress: float | None) -> float:
@@ -57,14 +51,14 @@ class PollSchedule:
             self.not_started_at = now
             self.first_sample = None
             waited = now - self.uploaded_at
-            return min(max(FLOOR, QUEUED_FACTOR * waited), QUEUED_CEILING)
+            return min(max(POLL_FLOOR, QUEUED_FACTOR * waited), STILL_POLL)
         if progress >= 100:
-            return FLOOR
+            return POLL_FLOOR
         remaining = self._remaining(now, progress)
         if self.first_sample is None:
             self.first_sample = (now, progress)
-        doubling = max(FLOOR, now - self.not_started_at)
-        return min(max(FLOOR, remaining), doubling, CEILING)
+        doubling = max(POLL_FLOOR, now - self.not_started_at)
+        return min(max(POLL_FLOOR, remaining), doubling, POLL_CEILING)
 
     def _remaining(self, now: float, progress: float) -> float:
         """Seconds left at the rate seen: from the first sample with progress, else from when the scan could start."""

@@ -16,11 +16,7 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from mdservice.client import CoreError, CoreLoad
-
-# A Core that cannot say how busy it is within this time is failing.
-QUEUE_TIMEOUT = 1.0
-# A reading older than this says little about the Core's queue now, so it is asked again.
-FRESH_SECONDS = 1.0
+from mdservice.timing import FRESH_SECONDS, HELPER_TIMEOUT
 
 
 @dataclass(frozen=True)
@@ -63,12 +59,14 @@ class QueueGauge:
         self._closed = False
 
     def ask(self, nodes: list[Gauged]) -> None:
-        """Start asking each of `nodes` (unless already being asked) for its queue, without waiting."""
+        """Start asking each of `nodes` for its queue, without waiting; not those being asked, nor those whose latest
+        reading is fresh (at most FRESH_SECONDS old)."""
         with self._lock:
             if self._closed:
                 return
+            now = self._clock()
             for node in nodes:
-                if node not in self._asking:
+                if node not in self._asking and not self._fresh(node, now):
                     self._start_reading(node)
 
     def _start_reading(self, node: Gauged) -> None:
@@ -78,10 +76,6 @@ class QueueGauge:
         except RuntimeError:  # "can't start new thread"
             return
         self._asking[node] = threading.Event()
-
-    def is_fresh(self, node: Gauged, within: float = FRESH_SECONDS) -> bool:
-        """Whether the latest answer of `node` is at most `within` seconds old (by default: recent enough to go by)."""
-        return self.latest(node, within) is not None
 
     def latest(self, node: Gauged, within: float = FRESH_SECONDS) -> Reading | None:
         """The latest answer of `node` if it is at most `within` seconds old."""
@@ -97,12 +91,10 @@ class QueueGauge:
         A fresh reading is used even while a newer one is being asked for; for the others this waits at most
         `wait` s for the answers still out.
         """
-        now = self._clock()
+        self.ask(nodes)
         with self._lock:
-            stale = [n for n in nodes if not self._fresh(n, now)]
-        self.ask(stale)
-        with self._lock:
-            pending = [self._asking[n] for n in stale if n in self._asking]
+            now = self._clock()
+            pending = [self._asking[n] for n in nodes if n in self._asking and not self._fresh(n, now)]
         until = time.monotonic() + wait
         for event in pending:
             if not event.wait(max(0.0, until - time.monotonic())):
@@ -120,14 +112,14 @@ class QueueGauge:
             self._latest.pop(node, None)
 
     def close(self) -> None:
-        """Ask nothing more; requests still out end on their own within QUEUE_TIMEOUT (daemon threads)."""
+        """Ask nothing more; requests still out end on their own within HELPER_TIMEOUT (daemon threads)."""
         with self._lock:
             self._closed = True
 
     def _read(self, node: Gauged) -> None:
         asked_at = self._clock()
         try:
-            load = node.client.get_load(timeout=QUEUE_TIMEOUT)
+            load = node.client.get_load(timeout=HELPER_TIMEOUT)
             reading = Reading(self._clock(), asked_at, queue=load.queue, slots=load.slots, free=load.available_slots)
         except CoreError as exc:
             reading = Reading(self._clock(), asked_at, error=exc)

@@ -11,6 +11,7 @@ import math
 import os
 import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from functools import partial
@@ -18,36 +19,26 @@ from functools import partial
 from assemblyline.common.exceptions import NonRecoverableError, RecoverableError
 
 from mdservice.client import CoreBusy, CoreError, CoreRateLimited, CoreTimeout
-from mdservice.nodes import PROBE_TIMEOUT, CoreNode, NodePool
-from mdservice.polling import FLOOR, PollSchedule
-from mdservice.report import foreign_report, is_finished, overall_result, progress_of, queue_seconds, scan_seconds
+from mdservice.nodes import CoreNode, NodePool
+from mdservice.polling import PollSchedule
+from mdservice.report import foreign_report, is_finished, overall_result, progress_of
 from mdservice.resume import ENDED_UNSCANNED, Wanted, reuse_problem
+from mdservice.timing import (
+    ANSWER_FACTOR,
+    HELPER_TIMEOUT,
+    HOLD_MARGIN,
+    LAST_POLL_FLOOR,
+    LAST_POLL_SHARE,
+    LAST_POLL_TIME,
+    LEAVE_SHARE,
+    LEAVE_TIME,
+    POLL_FLOOR,
+    PROBE_TIMEOUT,
+    QUEUED_CHECK,
+    RATE_LIMIT_WAIT,
+    RETRY_UPLOAD_TIME,
+)
 
-# Timing, in seconds (a Core nearby answers in milliseconds; the service timeout is a minute by default).
-# - Canceling: a file still queued on Core when the polls end is canceled; LEAVE_SHARE of the Core's time (at most
-#   LEAVE_TIME s) is kept for that.
-LEAVE_SHARE = 0.025
-LEAVE_TIME = 0.25
-# - The last poll: sent while LAST_POLL_SHARE of the time (at most LAST_POLL_TIME) is left for its answer; once Core
-#   has answered a poll of the scan, ANSWER_FACTOR times its slowest answer (at least LAST_POLL_FLOOR, for a busy
-#   host's scheduling delays and a finished report that takes longer to send) is enough.
-LAST_POLL_SHARE = 0.05
-LAST_POLL_TIME = 0.5
-ANSWER_FACTOR = 3.0
-LAST_POLL_FLOOR = 0.1
-# - Waiting in Core's queue: after QUEUED_NOTICE the pool reads that Core's queue (so a task that cannot finish in
-#   time can say how full it was), and every DUPLICATE_CHECK an earlier copy's finished scan is looked for.
-QUEUED_NOTICE = 1.0
-DUPLICATE_CHECK = 1.0
-# - A look-up of an earlier scan only saves work: a slower answer is not waited for.
-LOOKUP_TIMEOUT = 1.0
-# - A result held back under overload (see hold_if_saturated) is returned this long before the deadline.
-HOLD_MARGIN = 0.2
-# - Rate limits: a Core that limits requests without saying for how long (no Retry-After) is asked again after
-#   RATE_LIMIT_WAIT (OPSWAT's own load-test tool polls every 500 ms), never sooner than polling's FLOOR; an upload
-#   Core limited is sent again only while RETRY_UPLOAD_TIME of the Core's time is left after the wait.
-RATE_LIMIT_WAIT = 1.0
-RETRY_UPLOAD_TIME = 1.0
 OVERLOAD_ADVICE = ("Files come faster than the Cores can scan them: lower the service's instance limit in "
                    "Assemblyline (its licence count), add Cores, or raise the service timeout.")
 
@@ -119,25 +110,34 @@ def span_for(now: float, deadline: float, others: bool, leave: bool) -> Span:
 
 
 def scan_file(pool: NodePool, job: ScanJob, deadline: float, clock: Clock | None = None) -> ScanResult:
-    """Scan `job` on the pool's Cores by `deadline` (monotonic): an earlier scan of the file any healthy Core has, else
-    an upload to the Core where it will finish soonest (`pool.attempt_order`).
+    """Scan `job` on the pool's Cores by `deadline` (monotonic): an earlier scan of the file one of its two candidate
+    Cores has (`pool.candidates`: the same two for every attempt), else an upload to the Core where it will finish
+    sooner (`pool.attempt_order`).
 
     The chosen Core keeps the file for the whole time: a busy Core is not a failed one. Only a failure (an error, a
     lost or stuck scan, a Core that hangs for half of the time left) moves the file to the next Core. A scan still
     running at the deadline is left there for a later attempt to take over.
     """
     clock = clock or Clock()
-    order = pool.attempt_order()
+    key = job.sha256 if job.resumable else ""  # files a retry may take over go to the same two Cores every attempt
+    look_up = partial(find_earlier, pool.candidates(key)[:2], job, deadline, clock) if key else None
+    earlier = look_up() if look_up else None
+    if earlier is not None and is_finished(earlier.report):
+        pool.record_scan(earlier.node, 0.0, earlier.report, resumed=True)
+        return earlier
+    order = pool.attempt_order(key)
     if not order:
         reasons = "; ".join(node.not_ready for node in pool.nodes)
         raise RecoverableError(f"No MetaDefender Core is ready to scan, Assemblyline will retry: {reasons}")
-    look_up = partial(find_earlier, order, job, deadline, clock) if job.resumable else None
-    earlier = look_up() if look_up else None
-    if earlier is not None and is_finished(earlier.report):
-        pool.record_scan(earlier.node, 0.0, resumed=True)
-        return earlier
     if earlier is not None:
         order = [earlier.node] + [node for node in order if node is not earlier.node]
+    return _attempt(pool, job, order, deadline, clock, earlier, look_up)
+
+
+def _attempt(pool: NodePool, job: ScanJob, order: list[CoreNode], deadline: float, clock: Clock,
+             earlier: ScanResult | None, look_up: Callable[[], ScanResult | None] | None) -> ScanResult:
+    """Give the file to the Cores in `order` until one finishes it (following the `earlier` scan on its Core), each
+    with all the time left; the next Core only after a failure. The task's error when none could."""
     errors: list[tuple[CoreNode, CoreError, float]] = []
     for position, node in enumerate(order):
         started = clock.now()
@@ -149,24 +149,16 @@ def scan_file(pool: NodePool, job: ScanJob, deadline: float, clock: Clock | None
         try:
             result = scan_on_node(node, job, span, clock, pool.watch(node), taken_over, look_up)
         except CoreError as exc:
-            pool.record_failure(node, exc, clock.now() - started)
+            pool.record_failure(node, exc)
             errors.append((node, exc, deadline - started))
             if isinstance(exc, CoreBusy) and exc.data_id:  # Core kept our file to the end: no time is left
                 break
             if others:
                 pool.log.warning(f"Failing over from {node.name} to {order[position + 1].name}: {exc}")
             continue
-        pool.record_scan(result.node, clock.now() - started, _waited(result.report, clock.now() - started),
-                         result.resumed)
+        pool.record_scan(result.node, clock.now() - started, result.report, result.resumed)
         return result
     raise _final_error(pool, order, errors)
-
-
-def _waited(report: dict, seconds: float) -> float:
-    """Of the `seconds` a scan took us, those Core did not spend on the file (waiting in its queue, and until our poll
-    saw the end): by the time Core says it worked on it, else by the wait in the queue it reports."""
-    worked = scan_seconds(report)
-    return seconds - worked if worked is not None else queue_seconds(report)
 
 
 def hold_if_saturated(pool: NodePool, result: ScanResult, deadline: float, clock: Clock | None = None) -> None:
@@ -185,7 +177,7 @@ def scan_on_node(node: CoreNode, job: ScanJob, span: Span, clock: Clock, watch,
     and poll until Core is done, within `span`. A CoreError when Core could not.
 
     `watch.queued()` is called once our file has waited in Core's queue for a while, `look_up()` (see find_earlier)
-    every DUPLICATE_CHECK s while it waits. A scan we sent and give up on is canceled, and that too is over by the
+    every QUEUED_CHECK s while it waits. A scan we sent and give up on is canceled, and that too is over by the
     deadline, unless it is running and `span.leave`: a later attempt takes it over. A file still waiting in the queue
     is not left: nothing says a later attempt will come (a file has 3), nor that Core will show it that scan (whether
     Core's hash look-up shows unfinished scans is not documented); left there, it would wait for nobody or be scanned
@@ -221,8 +213,8 @@ def _upload(node: CoreNode, job: ScanJob, span: Span, clock: Clock) -> str:
 
 def _rate_pause(limited: CoreRateLimited) -> float:
     """How long to wait before asking a Core that limited the rate of requests again: its Retry-After (RATE_LIMIT_WAIT
-    when it did not say), at least FLOOR."""
-    return max(FLOOR, RATE_LIMIT_WAIT if limited.retry_after is None else limited.retry_after)
+    when it did not say), at least POLL_FLOOR."""
+    return max(POLL_FLOOR, RATE_LIMIT_WAIT if limited.retry_after is None else limited.retry_after)
 
 
 def _check_size(node: CoreNode, job: ScanJob) -> None:
@@ -236,17 +228,18 @@ def _check_size(node: CoreNode, job: ScanJob) -> None:
 
 
 def find_earlier(nodes: list[CoreNode], job: ScanJob, deadline: float, clock: Clock) -> ScanResult | None:
-    """The first scan of this file, in the order of `nodes` (the healthy ones), that may stand for the task (see
-    `find_previous`), or None. Asking every Core finds the scan an earlier attempt left wherever it went, on a Core
-    back from an outage too."""
-    for node in nodes:
-        timeout = deadline - clock.now()
-        if timeout <= 0:
-            return None
-        found = None if node.failed else find_previous(node, job, timeout, clock.wall())
-        if found is not None:
-            return found
-    return None
+    """The first scan of this file, in the order of `nodes` (the healthy ones, asked in parallel), that may stand for
+    the task (see `find_previous`), or None. The file's candidate Cores are where any earlier attempt sent it (unless
+    that one failed over), on a Core back from an outage too."""
+    healthy = [node for node in nodes if not node.failed]
+    timeout, now = deadline - clock.now(), clock.wall()
+    if not healthy or timeout <= 0:
+        return None
+    if len(healthy) == 1:
+        return find_previous(healthy[0], job, timeout, now)
+    with ThreadPoolExecutor(len(healthy), thread_name_prefix="md-look-up") as asking:
+        found = list(asking.map(lambda node: find_previous(node, job, timeout, now), healthy))
+    return next((scan for scan in found if scan is not None), None)
 
 
 def find_previous(node: CoreNode, job: ScanJob, timeout: float, now: datetime) -> ScanResult | None:
@@ -259,7 +252,7 @@ def find_previous(node: CoreNode, job: ScanJob, timeout: float, now: datetime) -
     if not node.abilities.finds_scans:
         return None
     try:
-        report = node.client.find_scan(job.sha256, job.rule, timeout=min(LOOKUP_TIMEOUT, timeout))
+        report = node.client.find_scan(job.sha256, job.rule, timeout=min(HELPER_TIMEOUT, timeout))
     except CoreError as exc:
         node.abilities.finds_scans = not exc.permanent
         return None
@@ -310,7 +303,7 @@ def _poll_until_finished(node: CoreNode, data_id: str, span: Span, last_poll: fl
     """Poll `data_id` until its report is finished, by `span.polls_end`; `last_poll`: the most time kept for the last
     poll's answer (see LAST_POLL_SHARE).
 
-    `learn` is shown every report; `look_up` is asked every DUPLICATE_CHECK s while our file waits in Core's queue:
+    `learn` is shown every report; `look_up` is asked every QUEUED_CHECK s while our file waits in Core's queue:
     a Core whose look-up hides unfinished scans gets a second copy from a retry, and the first copy's result, once in,
     is returned instead (a ScanResult) of waiting behind it. The last poll is sent as late as its answer can still
     come in time; a CoreBusy says where our file stood then. A poll Core limits (CoreRateLimited) is sent again after
@@ -318,7 +311,7 @@ def _poll_until_finished(node: CoreNode, data_id: str, span: Span, last_poll: fl
     end, the CoreRateLimited says so.
     """
     schedule = PollSchedule(clock.now())
-    delay, progress, report, next_check, slowest = schedule.first_delay(), None, None, DUPLICATE_CHECK, 0.0
+    delay, progress, report, next_check, slowest = schedule.first_delay(), None, None, QUEUED_CHECK, 0.0
     limited, least_delay = None, 0.0
     while True:
         if schedule.stuck_seconds(clock.now()) >= span.hang_limit:
@@ -346,10 +339,10 @@ def _poll_until_finished(node: CoreNode, data_id: str, span: Span, last_poll: fl
         if is_finished(report):
             return report
         progress, waited = progress_of(report), clock.now() - schedule.uploaded_at
-        if not progress and waited >= QUEUED_NOTICE:
+        if not progress and waited >= QUEUED_CHECK:
             watch.queued()
         if not progress and look_up and waited >= next_check:
-            found, next_check = look_up(), waited + DUPLICATE_CHECK
+            found, next_check = look_up(), waited + QUEUED_CHECK
             if found is not None and found.data_id != data_id and is_finished(found.report):
                 return found
         delay = max(least_delay, schedule.next_delay(clock.now(), progress))

@@ -7,16 +7,20 @@ import logging
 from collections import Counter
 from datetime import UTC, datetime, timedelta
 
+from timing import wait_until
+
 from mdservice.client import CoreError, CoreLoad, CoreRateLimited, CoreTimeout
 from mdservice.nodes import CoreNode, NodePool
+from mdservice.scan import Clock
 
 ENGINES = [{"eng_name": "ClamAV", "eng_ver": "1", "engine_type": "av", "def_time": "2026-11-01T00:00:00Z",
             "active": True, "state": "production"}]
 
 
 DEFAULT_RULE = "File scan"
-# The wall-clock time of fake monotonic second 1000 (the clock's start): recent, so scans count as fresh.
-WALL_START = datetime.now(UTC)
+# The wall-clock time of fake monotonic second 1000 (the clock's start): a fixed day, after the definitions of ENGINES,
+# so that no test depends on the day it runs.
+WALL_START = datetime(2026, 11, 26, 12, 0, tzinfo=UTC)
 
 
 def sha256_of(filename: str) -> str:
@@ -37,6 +41,24 @@ class FakeClock:
 
     def wall(self) -> datetime:
         return WALL_START + timedelta(seconds=self.t - 1000.0)
+
+
+def clock_of(fake: FakeClock) -> Clock:
+    """The service's Clock (monotonic time, sleeping, wall time) on the fake clock."""
+    return Clock(fake.now, fake.sleep, fake.wall)
+
+
+def settle(pool: NodePool) -> None:
+    """Let the queue readings asked so far come in, as they would at once from a near Core (the gauge asks on real
+    threads, while fake time would otherwise jump ahead of them)."""
+    wait_until(lambda: not pool.gauge._asking, "the queue readings asked for")
+
+
+def on_fake_time(service, clock: FakeClock):
+    """`service` (a MetaDefender not started yet) with its time on `clock`: its task deadlines, waits and wall-clock
+    time, and its Cores' back-offs, readiness checks and refreshes (the pool is built at start on `service.clock`)."""
+    service.clock = clock_of(clock)
+    return service
 
 
 class FakeClient:

@@ -42,7 +42,7 @@ def error_message(outcome) -> tuple[str, str]:
 def test_a_core_that_says_it_is_not_ready_gets_no_files_and_rejoins_when_ready(tmp_path):
     with Emulator(nodes=2, scan_seconds=0.1, core_version=5) as emulator:
         emulator.nodes[0].set_ready(False, "scan queue above threshold")
-        service = start_service(emulator.urls)
+        service = start_service(emulator.urls, reuse_scan_minutes=0)  # files go round the Cores in turn
         assert service.pool.nodes[0].failed
         assert "scan queue above threshold" in service.pool.nodes[0].health.last_error
         for index in range(4):
@@ -212,7 +212,7 @@ def test_between_idle_cores_the_one_with_more_free_places_gets_the_file(tmp_path
     with Emulator(nodes=2, scan_seconds=0.1, core_version=5) as emulator:
         reporting_queue_places(emulator.nodes[0], 100, 100)
         reporting_queue_places(emulator.nodes[1], 500, 500)
-        service = start_service(emulator.urls)
+        service = start_service(emulator.urls, reuse_scan_minutes=0)  # files go round the Cores in turn
         service.pool.cursor = 0  # Core 0's turn
         assert scan(service, tmp_path)[0] == "result"
         assert uploads(emulator) == [0, 1]
@@ -233,7 +233,7 @@ def test_a_core_that_limits_polls_keeps_its_file_and_is_not_put_aside(tmp_path):
     with Emulator(nodes=2, scan_seconds=0.1) as emulator:
         limiting = emulator.nodes[0]
         limiting.settings = replace(limiting.settings, limited_polls=2, retry_after=0.2)
-        service = start_service(emulator.urls)
+        service = start_service(emulator.urls, reuse_scan_minutes=0)  # files go round the Cores in turn
         service.pool.cursor = 0
         assert scan(service, tmp_path)[0] == "result"
         assert uploads(emulator) == [1, 0]

@@ -18,7 +18,8 @@ import urllib3
 from al_checks import run_task
 from core_answers import CLAMAV_EICAR, CLAMAV_ONLY, finished_report, mock_core
 
-from mdservice.client import MAX_FILENAME_CHARS, CoreClient, CoreError
+from mdservice.client import MAX_FILENAME_CHARS, CoreClient, CoreError, CoreLoad
+from mdservice.scan import Clock
 from metadefender import MetaDefender
 
 CORE = "http://core-1:8008/"
@@ -124,7 +125,8 @@ RULES = [{"name": "File scan", "max_file_size": 1000}]
 # (path, its answer, what the client makes of it) for the answers capped at 1 MiB and at 64 KiB
 STATUS_ANSWERS = {
     "stat/engines": ("GET", ENGINES, lambda client: client.get_engines(), ENGINES),
-    "stat/nodes": ("GET", NODES, lambda client: client.get_load(), (2, 4, None)),  # no free places said
+    # a Core that does not say its free queue places (no scan_queue_details): available_slots None
+    "stat/nodes": ("GET", NODES, lambda client: client.get_load(), CoreLoad(queue=2, slots=4, available_slots=None)),
     "file/rules": ("GET", RULES, lambda client: client.get_rules(), {"File scan": 1000}),
 }
 SMALL_ANSWERS = {
@@ -308,11 +310,17 @@ def test_hostile_file_names_through_the_service(core, sample, tmp_path, name):
 
 # --- earlier scans (GET hash/{sha256}) -----------------------------------------------------------------------------
 
+# The wall-clock time of the task, and a moment before it.
+TASK_TIME = datetime(2026, 11, 26, 12, 0, tzinfo=UTC)
+A_MINUTE_BEFORE = "2026-11-26T11:59:00.000Z"
+
+
 def earlier_scan(path: str, data_id) -> dict:
-    """A finished, sanitized scan of the file at `path` under rule "File scan", made a moment ago, with `data_id`."""
+    """A finished, sanitized scan of the file at `path` under rule "File scan", made a minute before TASK_TIME, with
+    `data_id`."""
     report = finished_report(CLAMAV_EICAR, actions_ran="Sanitized", data_id=data_id)
     report["file_info"] = {"sha256": hashlib.sha256(open(path, "rb").read()).hexdigest(),
-                           "upload_timestamp": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.000Z")}
+                           "upload_timestamp": A_MINUTE_BEFORE}
     report["process_info"]["profile"] = "File scan"
     return report
 
@@ -323,7 +331,9 @@ def test_an_earlier_scan_is_taken_only_with_a_data_id_of_cores_form(core, sample
     core.get(re.compile(re.escape(CORE) + "hash/"), json=earlier_scan(sample, data_id))
     core.get(CORE + "file/converted/0123abcd", content=b"sanitized")
     core.get(CORE + "file/converted/d1", content=b"sanitized")
-    kind, result, _ = run_task(started({"rule": "File scan", "fetch_sanitized_file": True}), sample, str(tmp_path))
+    service = started({"rule": "File scan", "fetch_sanitized_file": True})
+    service.clock = Clock(wall=lambda: TASK_TIME)
+    kind, result, _ = run_task(service, sample, str(tmp_path))
     assert kind == "result" and result.result.sections[1].title_text == "ClamAV identified the file as " \
                                                                         "Eicar-Test-Signature"
     assert [r.path for r in core.request_history if r.method == "POST"] == ["/file"] * uploads

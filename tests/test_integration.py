@@ -4,11 +4,11 @@ import json
 import logging
 import pathlib
 import sys
-import time
 
 import pytest
 from al_checks import run_task
 from assemblyline.odm.models.ontology.results import Antivirus
+from timing import SteppedClock
 
 from mdcore_emulator import (
     ARCHIVE,
@@ -29,6 +29,7 @@ from mdcore_emulator import (
     VULNERABLE,
     Emulator,
 )
+from mdservice.scan import Clock
 from metadefender import MetaDefender, ServiceStartError
 
 HITS = "AV Detections as Infected or Suspicious"
@@ -302,14 +303,22 @@ def test_vulnerable_product_from_the_emulator(service, tmp_path):
     assert len(product.tags.attribution.exploit) == 4 and result.result.score == 0
 
 
+def on_stepped_clock(config: dict) -> tuple[MetaDefender, SteppedClock]:
+    """A service started on a clock the test steps forward (for engine_refresh_seconds to pass), and the clock."""
+    service, clock = MetaDefender(config), SteppedClock()
+    service.clock = Clock(now=clock.now)
+    service.start()
+    return service, clock
+
+
 def test_new_definitions_change_the_tool_version_without_restart(tmp_path):
     with Emulator(scan_seconds=0.1) as emu:
-        service = MetaDefender({"base_url": emu.urls[0], "engine_refresh_seconds": 0.2})
-        service.start()
+        service, clock = on_stepped_clock({"base_url": emu.urls[0], "engine_refresh_seconds": 600})
         before = service.get_tool_version()
         emu.nodes[0].update_definitions()
-        assert service.get_tool_version() == before
-        time.sleep(0.3)
+        clock.step(599)
+        assert service.get_tool_version() == before, "the engine list was read again before engine_refresh_seconds"
+        clock.step(1)
         after = service.get_tool_version()
         _, doc = scan(service, tmp_path, "x")
     assert after != before
@@ -330,13 +339,12 @@ def test_unverified_tls_warns_once(tmp_path, caplog):
 @pytest.fixture(scope="module")
 def package_core():
     with Emulator(scan_seconds=0.1, engine_list="packages") as emu:
-        service = MetaDefender({"base_url": emu.urls[0], "engine_refresh_seconds": 0.2})
-        service.start()
-        yield emu, service
+        service, clock = on_stepped_clock({"base_url": emu.urls[0], "engine_refresh_seconds": 600})
+        yield emu, service, clock
 
 
 def test_against_a_package_list_hits_and_ontology_show_the_active_engines(package_core, tmp_path):
-    emu, service = package_core
+    emu, service, _ = package_core
     scanning = {engine.name: engine for engine in emu.nodes[0].engines}
     result, doc = scan(service, tmp_path, EICAR)
     found = hits(result)
@@ -352,13 +360,13 @@ def test_against_a_package_list_hits_and_ontology_show_the_active_engines(packag
 
 
 def test_against_a_package_list_the_tool_version_ignores_inactive_packages(package_core):
-    emu, service = package_core
+    emu, service, clock = package_core
     before = service.get_tool_version()
     emu.nodes[0].update_inactive_packages()
-    time.sleep(0.3)
+    clock.step(600)
     assert service.get_tool_version() == before
     emu.nodes[0].update_definitions()
-    time.sleep(0.3)
+    clock.step(600)
     assert service.get_tool_version() != before
 
 

@@ -1,21 +1,27 @@
 """Several Cores over real HTTP (3 emulated nodes): one test per fault, each within the task deadline.
 
 The service timeout is lowered to TIMEOUT seconds (as an admin would in the UI) so that a task's
-deadline, and so these tests, stay short.
+deadline, and so these tests, stay short. A fault that must strike at a given moment is set when the
+emulator shows that moment came (a poll, an upload); a back-off or refresh interval passes by stepping
+the service's clock forward, not by sleeping.
 """
 
-import threading
+import json
 import time
 
 import pytest
 import requests
 from al_checks import run_task
+from timing import PATIENCE, SteppedClock, assert_ended_in_time, in_background, wait_until
 
-from mdcore_emulator import EICAR, Emulator
+from mdcore_emulator import EICAR, Emulator, scan_marker
+from mdservice.scan import Clock
 from metadefender import MetaDefender, ServiceStartError
 
 TIMEOUT = 6
 SCAN = 0.1
+# README: a failing Core sits out 5 s, doubling per failure in a row up to 60 s.
+BACKOFF_MAX = 60.0
 
 
 @pytest.fixture
@@ -24,9 +30,15 @@ def emulator():
         yield emu
 
 
-def start_service(urls, **config):
-    service = MetaDefender({"base_url": urls, "md_timeout": 1, "max_md_scan_time": 1, **config})
+def start_service(urls, clock: SteppedClock | None = None, **config):
+    """The service on these Cores with the service timeout at TIMEOUT; on `clock` when given. Without take-over
+    (`reuse_scan_minutes` 0) files go round the Cores in turn, which these tests steer with `first_node`; files that
+    may be taken over go to Cores picked by their hash (see test_take_over.py)."""
+    service = MetaDefender({"base_url": urls, "md_timeout": 1, "max_md_scan_time": 1, "reuse_scan_minutes": 0,
+                            **config})
     service.service_attributes.timeout = TIMEOUT
+    if clock:
+        service.clock = Clock(now=clock.now)
     service.start()
     return service
 
@@ -36,8 +48,7 @@ def scan(service, tmp_path, content=EICAR, name="f"):
     path.write_text(content)
     started = time.monotonic()
     outcome = run_task(service, str(path), str(tmp_path / "tasking"))
-    elapsed = time.monotonic() - started
-    assert elapsed < TIMEOUT, f"the task took {elapsed:.1f} s, past its {TIMEOUT} s timeout"
+    assert_ended_in_time(time.monotonic() - started, TIMEOUT)
     return outcome
 
 
@@ -58,12 +69,13 @@ def first_node(service, index):
 
 def test_node_down_at_start_is_skipped_then_rejoins_when_back(emulator, tmp_path):
     emulator.nodes[0].set_fault("down")
-    service = start_service(emulator.urls)
+    clock = SteppedClock()
+    service = start_service(emulator.urls, clock)
     for i in range(6):
         assert_detected(scan(service, tmp_path, EICAR + str(i), name=str(i)))
     assert uploads(emulator)[0] == 0 and sum(uploads(emulator)) == 6
     emulator.nodes[0].clear_fault("down")
-    time.sleep(5.2)
+    clock.step(BACKOFF_MAX)  # its probe is due, however many times it failed
     for i in range(6):  # new files: the first six would be taken from the scans the Cores already have
         assert_detected(scan(service, tmp_path, f"{EICAR} back {i}", name=f"back{i}"))
     assert uploads(emulator)[0] >= 1
@@ -72,10 +84,15 @@ def test_node_down_at_start_is_skipped_then_rejoins_when_back(emulator, tmp_path
 def test_node_dying_during_polling(emulator, tmp_path):
     service = start_service(emulator.urls)
     first_node(service, 0)
-    timer = threading.Timer(0.4, emulator.nodes[0].set_fault, ("down",))
-    timer.start()
-    assert_detected(scan(service, tmp_path, EICAR + " MDEMU:SCAN=1.5"))
-    timer.join()
+    dying = emulator.nodes[0]
+    dying.scan_seconds = 30  # still scanning the file when it dies
+    task, outcome = in_background(lambda: scan(service, tmp_path))
+    wait_until(lambda: any(record.result_requests for record in dying.stats.scans.values()),
+               "a poll of the scan on the first Core")
+    dying.set_fault("down")
+    task.join(PATIENCE)
+    assert outcome, "the task did not end"
+    assert_detected(outcome[0])
     assert uploads(emulator)[0] == 1 and sum(uploads(emulator)) == 2
 
 
@@ -147,16 +164,33 @@ def test_every_node_down(emulator, tmp_path):
 
 
 def test_queued_documents_without_scan_results(tmp_path):
-    with Emulator(nodes=1, scan_seconds=0.4, concurrency=1) as emu:
+    """Core's reports of a file waiting in its queue have no scan_results: the service polls on until the scan is done.
+    The only scan slot is held by a file that scans until the test cancels it, once the service has been told twice
+    that our file waits."""
+    with Emulator(nodes=1, scan_seconds=SCAN, concurrency=1) as emu:
         service = start_service(emu.urls)
-        for i in range(3):
-            requests.post(emu.urls[0] + "file", data=f"queue filler {i}".encode(), timeout=5).raise_for_status()
+        node = emu.nodes[0]
+        sent = requests.post(emu.urls[0] + "file", data=f"slot holder {scan_marker(60)}".encode(), timeout=5)
+        sent.raise_for_status()
+        holder = sent.json()["data_id"]
         queued = requests.get(emu.urls[0] + "stat/nodes", timeout=5).json()
         assert "scan_queue" in str(queued)
+        told_waiting, answer = [], node.result
+
+        def result(data_id):
+            reply = answer(data_id)
+            if data_id != holder and "scan_results" not in json.loads(reply.body):
+                told_waiting.append(data_id)
+                if len(told_waiting) == 2:
+                    node.cancel(holder)
+            return reply
+
+        node.result = result
         assert_detected(scan(service, tmp_path))
-        record = list(emu.nodes[0].stats.scans.values())[-1]
-        assert record.started_at - record.queued_at > 0.5
-        assert record.result_requests >= 2
+        record = list(node.stats.scans.values())[-1]
+    assert told_waiting == [record.data_id] * 2
+    assert record.started_at > record.queued_at
+    assert record.result_requests >= 3
 
 
 def test_thirty_files_spread_evenly_over_three_healthy_nodes(emulator, tmp_path):
@@ -180,17 +214,19 @@ def test_slow_node_gets_clearly_fewer_files(tmp_path):
 
 def test_slow_cores_cannot_push_a_ten_second_task_past_its_deadline(tmp_path):
     with Emulator(nodes=3, scan_seconds=SCAN, slow_seconds=4) as emu:
-        service = MetaDefender({"base_url": emu.urls, "engine_refresh_seconds": 0.5})
+        service = MetaDefender({"base_url": emu.urls, "engine_refresh_seconds": 600})
         service.service_attributes.timeout = 10
+        clock = SteppedClock()
+        service.clock = Clock(now=clock.now)
         service.start()
         for node in emu.nodes[:2]:
             node.set_fault("slow")
-        time.sleep(0.6)  # every engine list is due for a refresh
+        clock.step(600)  # every engine list is due for a refresh
         path = tmp_path / "f.bin"
         path.write_text(EICAR)
         started = time.monotonic()
         outcome = run_task(service, str(path), str(tmp_path / "tasking"))
         elapsed = time.monotonic() - started
-    assert elapsed <= 10 + 1, f"the task took {elapsed:.1f} s"
+    assert_ended_in_time(elapsed, 10)
     assert_detected(outcome)
     assert [node.stats.uploads for node in emu.nodes] == [0, 0, 1]

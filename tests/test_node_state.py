@@ -42,8 +42,8 @@ def test_slow_files_in_a_row_add_turns_to_sit_out_and_one_within_the_limit_ends_
     assert pace.after_file(over=False) == Pace()
 
 
-def test_a_scans_time_leaves_out_its_wait_in_the_queue_and_is_trusted_for_a_while():
-    pace = Pace().after_scan(seconds=8.0, queued=6.0, now=100.0)
+def test_a_cores_time_per_file_is_trusted_for_five_minutes():
+    pace = Pace().after_scan(seconds=2.0, now=100.0)
     assert (pace.scan_seconds, pace.ended) == (2.0, 100.0)
     assert pace.recent_seconds(100.0 + SPEED_MEMORY - 1) == 2.0
     assert pace.recent_seconds(100.0 + SPEED_MEMORY) == 0.0 == Pace().recent_seconds(100.0)
@@ -60,38 +60,47 @@ def test_a_file_finishes_after_the_files_ahead_of_it_per_slot_and_its_own_scan(l
     assert finish_seconds(load, per_file) == expected
 
 
-def core_with_pace(name: str, seconds: float) -> CoreNode:
-    node = CoreNode(CoreClient(f"http://{name}:8008/"), 4)
-    node.pace = Pace().after_scan(seconds, queued=0.0, now=100.0) if seconds else Pace()
-    return node
+def core(name: str) -> CoreNode:
+    return CoreNode(CoreClient(f"http://{name}:8008/"), 4)
 
 
-@pytest.mark.parametrize(("paces", "queues", "chosen"), [
-    ((2.0, 3.0), (0, 0), "turn"),  # the turn's Core is the sooner one
+@pytest.mark.parametrize(("per_file", "queues", "chosen"), [
+    ((2.0, 3.0), (0, 0), "first"),  # the first is the sooner one
     ((3.0, 2.0), (0, 0), "other"),  # 2 s against 3 s: clearly sooner
-    ((2.0, 2.2), (0, 0), "turn"),  # within the 1.2 margin: the turn's Core
+    ((2.0, 2.2), (0, 0), "first"),  # within the 1.2 margin: the first
     ((2.0, 2.0), (1, 0), "other"),  # 4 s against 2 s
-    ((2.0, 0.0), (1, 0), "other"),  # the other's pace unknown: taken as the turn's
-    ((0.0, 0.0), (0, 0), "turn"),  # nothing known
+    ((0.5, 2.5), (1, 0), "other"),  # a free slot beats a wait, on a slower Core too
+    ((0.5, 2.5), (1, 1), "first"),  # both busy: 1 s against 5 s
 ])
-def test_the_file_goes_to_the_other_core_only_when_it_finishes_clearly_sooner_there(paces, queues, chosen):
-    turn, other = core_with_pace("turn", paces[0]), core_with_pace("other", paces[1])
-    loads = {turn: Load(queues[0]), other: Load(queues[1])}
-    assert sooner_of(turn, other, loads, now=101.0) is {"turn": turn, "other": other}[chosen]
+def test_the_file_goes_to_the_other_core_only_when_it_finishes_clearly_sooner_there(per_file, queues, chosen):
+    first, other = core("first"), core("other")
+    loads = {first: Load(queues[0]), other: Load(queues[1])}
+    picked = sooner_of(first, other, loads, {first: per_file[0], other: per_file[1]})
+    assert picked is {"first": first, "other": other}[chosen]
 
 
-@pytest.mark.parametrize(("paces", "free", "chosen"), [
-    ((2.4, 2.0), (None, None), "turn"),  # exactly 1.2 times sooner is not clearly sooner
-    ((2.0, 2.0), (10, 20), "other"),  # about as soon: more free places in the queue win
-    ((2.0, 2.0), (20, 20), "turn"),  # as many free places: the turn's Core
-    ((2.0, 2.0), (10, None), "turn"),  # free places count only where both Cores tell them
-    ((2.0, 2.4), (10, 20), "other"),  # 1.2 times later is still about as soon
-    ((2.0, 2.5), (10, 20), "turn"),  # clearly later: free places do not matter
-    ((1.0, 4.0), (0, 5), "other"),  # a full queue gets the file only when the other has no room either
-    ((1.0, 4.0), (0, 0), "turn"),
-    ((1.0, 4.0), (1, 5), "turn"),  # one free place is room
+@pytest.mark.parametrize(("free", "chosen"), [
+    ((0, 500), "other"),  # the first's queue is full
+    ((0, 0), "first"),  # both full: the first
+    ((10, 400), "other"),  # both would finish as soon: more free places
+    ((10, None), "first"),  # the other does not say
 ])
-def test_a_full_queue_loses_the_file_and_more_free_places_win_between_cores_about_as_soon(paces, free, chosen):
-    turn, other = core_with_pace("turn", paces[0]), core_with_pace("other", paces[1])
-    loads = {turn: Load(0, 1, free[0]), other: Load(0, 1, free[1])}
-    assert sooner_of(turn, other, loads, now=101.0) is {"turn": turn, "other": other}[chosen]
+def test_a_full_queue_loses_and_more_free_places_break_a_tie(free, chosen):
+    first, other = core("first"), core("other")
+    loads = {first: Load(0, 1, free[0]), other: Load(0, 1, free[1])}
+    assert sooner_of(first, other, loads, {first: 2.0, other: 2.0}) is {"first": first, "other": other}[chosen]
+
+
+@pytest.mark.parametrize(("per_file", "free", "chosen"), [
+    ((2.4, 2.0), (None, None), "first"),  # exactly 1.2 times sooner is not clearly sooner
+    ((2.0, 2.0), (20, 20), "first"),  # as many free places: the first
+    ((2.0, 2.4), (10, 20), "other"),  # 1.2 times later is still about as soon: more free places win
+    ((2.0, 2.5), (10, 20), "first"),  # clearly later: free places do not matter
+    ((1.0, 4.0), (1, 5), "first"),  # one free place is room
+])
+def test_clearly_sooner_is_more_than_1_2_times_and_free_places_count_only_between_cores_about_as_soon(
+        per_file, free, chosen):
+    first, other = core("first"), core("other")
+    loads = {first: Load(0, 1, free[0]), other: Load(0, 1, free[1])}
+    picked = sooner_of(first, other, loads, {first: per_file[0], other: per_file[1]})
+    assert picked is {"first": first, "other": other}[chosen]

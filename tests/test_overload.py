@@ -2,23 +2,18 @@
 fake time)."""
 
 import logging
-import time
 
 import pytest
 from assemblyline.common.exceptions import RecoverableError
-from fakes import FakeClock, make_pool, sha256_of
+from fakes import FakeClock, clock_of, make_pool, settle, sha256_of
 
 from mdservice.client import CoreLoad
 from mdservice.nodes import Pace
-from mdservice.scan import Clock, ScanJob, hold_if_saturated, scan_file
+from mdservice.scan import ScanJob, hold_if_saturated, scan_file
 
 NAME = "sample.bin"
 JOB = ScanJob("/dev/null", NAME, sha256=sha256_of(NAME), reuse_seconds=1800)
 DEADLINE = 7.0
-
-
-def clock_of(fake: FakeClock) -> Clock:
-    return Clock(fake.now, fake.sleep, fake.wall)
 
 
 def attempt(pool, fake: FakeClock, job: ScanJob = JOB):
@@ -27,13 +22,6 @@ def attempt(pool, fake: FakeClock, job: ScanJob = JOB):
     result = scan_file(pool, job, deadline, clock_of(fake))
     hold_if_saturated(pool, result, deadline, clock_of(fake))
     return result
-
-
-def settle(pool) -> None:
-    """Let the queue readings asked so far come in (the gauge asks on real threads, fake time would outrun them)."""
-    until = time.monotonic() + 2
-    while pool.gauge._asking and time.monotonic() < until:
-        time.sleep(0.001)
 
 
 def full_core(wait: float = 20.0, **settings):
@@ -163,26 +151,33 @@ def test_under_overload_a_taken_over_result_is_held_until_the_deadline():
 
 def test_a_busy_core_keeps_the_file_to_the_deadline_and_is_not_put_aside():
     fake = FakeClock()
-    pool, clients = make_pool(fake, [2.0, 2.0])
-    pool.cursor = 0
-    clients[0].wait = 60.0
+    pool, _ = make_pool(fake, [2.0, 2.0])
+    first, other = pool.candidates(JOB.sha256)  # the file's two Cores, first the one it goes to on a tie
+    first.client.wait = 60.0
     start = fake.now()
     with pytest.raises(RecoverableError, match="MetaDefender Core is full"):
         scan_file(pool, JOB, start + 20, clock_of(fake))
-    assert clients[1].uploads == 0, "a busy Core's file was thrown to the back of another Core's queue"
+    assert other.client.uploads == 0, "a busy Core's file was thrown to the back of another Core's queue"
     assert fake.now() - start >= 20 - 0.5
-    assert not pool.nodes[0].failed
-    assert clients[0].cancelled == [f"{clients[0].name}-1"], "the file left queued would be scanned for nobody"
+    assert not first.failed
+    assert first.client.cancelled == [f"{first.name}-1"], "the file left queued would be scanned for nobody"
+
+
+def left_running(scan_seconds: float, budget: float):
+    """Two Cores, the file's first Core scanning it in `scan_seconds`: an attempt of `budget` s ends with the scan
+    running there. (fake clock, pool, the file's first Core, the other)"""
+    fake = FakeClock()
+    pool, _ = make_pool(fake, [1.0, 1.0])
+    first, other = pool.candidates(JOB.sha256)  # the file's two Cores, first the one it goes to on a tie
+    first.client.scan_seconds = scan_seconds
+    with pytest.raises(RecoverableError, match="being scanned"):
+        scan_file(pool, JOB, fake.now() + budget, clock_of(fake))
+    return fake, pool, first, other
 
 
 def test_a_file_being_scanned_at_the_deadline_is_left_for_the_retry_and_never_sent_elsewhere():
-    fake = FakeClock()
-    pool, clients = make_pool(fake, [30.0, 1.0])
-    pool.cursor = 0
-    with pytest.raises(RecoverableError, match="being scanned"):
-        scan_file(pool, ScanJob("/dev/null", "sample.bin", sha256=sha256_of("sample.bin"), reuse_seconds=1800),
-                  fake.now() + 20, clock_of(fake))
-    assert clients[1].uploads == 0 and clients[0].cancelled == []
+    _, _, first, other = left_running(scan_seconds=30.0, budget=20.0)
+    assert other.client.uploads == 0 and first.client.cancelled == []
 
 
 def test_a_second_copy_from_a_retry_is_dropped_once_the_first_copys_result_is_in():
@@ -196,16 +191,12 @@ def test_a_second_copy_from_a_retry_is_dropped_once_the_first_copys_result_is_in
     assert client.cancelled == [f"{client.name}-2"], "the second copy would be scanned for nobody"
 
 
-def test_a_retry_takes_over_the_scan_left_on_a_core_that_is_not_its_first_choice():
-    fake = FakeClock()
-    pool, clients = make_pool(fake, [10.0, 1.0])
-    pool.cursor = 0
-    with pytest.raises(RecoverableError, match="being scanned"):
-        scan_file(pool, JOB, fake.now() + 7, clock_of(fake))  # left running on core0, 3 s of scan to go
-    pool.cursor = 1  # the retry's turn falls on core1, idle and ten times faster
+def test_a_retry_takes_over_the_scan_left_on_its_core_while_another_core_is_idle_and_faster():
+    fake, pool, first, other = left_running(scan_seconds=10.0, budget=7.0)  # 3 s of scan to go
+    pool.cursor += 1  # another rotation turn: the file's candidates do not depend on it
     result = scan_file(pool, JOB, fake.now() + 7, clock_of(fake))
-    assert (result.node.name, result.data_id, result.resumed) == ("core0", "core0-1", True)
-    assert clients[1].uploads == 0, "the retry scanned the file again instead of taking over the scan on core0"
+    assert (result.node, result.data_id, result.resumed) == (first, f"{first.name}-1", True)
+    assert other.client.uploads == 0, "the retry scanned the file again instead of taking over the scan left"
 
 
 def read_queue(pool, client, queue: int, slots: int, free: int | None = None) -> None:
@@ -219,7 +210,7 @@ def read_queue(pool, client, queue: int, slots: int, free: int | None = None) ->
 def test_the_full_message_gives_the_cores_files_slots_work_at_its_pace_and_the_tasks_time(pace, work):
     fake, pool, client = full_core()
     node = pool.nodes[0]
-    node.pace = Pace().after_scan(pace, queued=0.0, now=fake.now())
+    node.pace = Pace().after_scan(pace, fake.now())
     read_queue(pool, client, queue=9, slots=2)
     text = pool.load_text(node, 6.5)
     # 9 files over 2 slots at the Core's pace, against the 6.5 s the task had

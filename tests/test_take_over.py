@@ -12,12 +12,13 @@ from __future__ import annotations
 import hashlib
 import json
 import time
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from urllib.parse import quote
 
 import pytest
 import requests
 from al_checks import run_task
+from timing import wait_until
 
 from mdcore_emulator import EICAR, Emulator, scan_marker
 from mdservice.scan import Clock
@@ -72,9 +73,8 @@ class Core:
         return answer.json()["data_id"]
 
     def wait_finished(self, data_id: str) -> None:
-        """Wait until Core has finished that scan (the emulator plans its end at upload)."""
-        finished_at = self.node.stats.scans[data_id].finished_at
-        time.sleep(max(0.0, finished_at - self.node.clock.now()) + 0.01)
+        """Wait until Core reports that scan finished."""
+        wait_until(lambda: self.report(data_id)["process_info"]["progress_percentage"] == 100, f"scan {data_id}")
 
     def report(self, data_id: str) -> dict:
         return requests.get(self.url + f"file/{data_id}", timeout=10).json()
@@ -178,7 +178,8 @@ def test_a_core_that_hides_unfinished_scans_gets_a_copy_that_is_canceled_once_th
 def later_service(core: Core, minutes_later: float, **config) -> MetaDefender:
     """A service whose wall clock runs `minutes_later` minutes ahead of Core's (deadlines on the real clock)."""
     service = started(core, rule="File scan", **config)
-    service.clock = Clock(wall=lambda: datetime.now(UTC) + timedelta(minutes=minutes_later))
+    cores_clock = core.node.clock
+    service.clock = Clock(wall=lambda: cores_clock.wall(cores_clock.now()) + timedelta(minutes=minutes_later))
     return service
 
 

@@ -4,8 +4,11 @@ import time
 
 import pytest
 import requests
+from fakes import FakeClock
+from timing import PATIENCE
 
 from mdcore_emulator import Emulator
+from mdcore_emulator.processing import Clock
 
 
 class CoreClient:
@@ -39,8 +42,9 @@ class CoreClient:
         assert response.status_code == 200, response.text
         return response.json()
 
-    def wait(self, data_id: str, timeout: float = 5.0) -> dict:
-        """Poll until the job is complete (process_info at 100, or scan_results for v3)."""
+    def wait(self, data_id: str, timeout: float = PATIENCE) -> dict:
+        """Poll until the job is complete (process_info at 100, or scan_results for v3), on an emulator on the real
+        clock."""
         deadline = time.monotonic() + timeout
         while True:
             report = self.report(data_id)
@@ -73,6 +77,18 @@ def start_emulator():
     yield start
     for emulator in started:
         emulator.stop()
+
+
+@pytest.fixture
+def on_hand_clock(start_emulator):
+    """Factory: on_hand_clock(**Emulator kwargs) -> (a started Emulator whose scans run on a clock that moves only by
+    hand, that clock): `clock.sleep(seconds)` lets that much time pass on every Core."""
+
+    def start(**kwargs) -> tuple[Emulator, FakeClock]:
+        clock = FakeClock()
+        return start_emulator(clock=Clock(clock.now), **kwargs), clock
+
+    return start
 
 
 @pytest.fixture(scope="session")

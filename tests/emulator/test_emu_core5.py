@@ -31,8 +31,9 @@ def test_core_4_has_no_readyz_nor_rules(start_emulator, client):
     assert core.upload(b"x" * 10, rule="Anything").status_code == 200
 
 
-def test_scan_queue_details_count_places_in_the_queue(start_emulator, client):
-    core = client(start_emulator(core_version=5, scan_seconds=1.0, concurrency=2, queue_limit=7).urls[0])
+def test_scan_queue_details_count_places_in_the_queue(on_hand_clock, client):
+    emulator, _ = on_hand_clock(core_version=5, scan_seconds=1.0, concurrency=2, queue_limit=7)
+    core = client(emulator.urls[0])
     status = core.get("stat/nodes").json()[0]["statuses"][0]
     assert status["scan_queue_details"] == {"available_slots": 7, "total_scan_queue": 7}  # idle: 7 of 7 free
     ids = [core.submit(f"file {i}".encode()) for i in range(3)]  # two being scanned, one waiting

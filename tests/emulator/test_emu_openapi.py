@@ -4,7 +4,6 @@ The description lives outside the repository (../shared/reference/...); without 
 tests skip. Its $refs point across files and are resolved here with pyyaml.
 """
 
-import time
 from pathlib import Path
 
 import pytest
@@ -88,17 +87,22 @@ def test_uploads_and_upload_errors(start_emulator, client):
 
 
 @pytest.mark.parametrize("content", [b"clean", EICAR.encode(), MIXED.encode(), CDR.encode()])
-def test_reports_queued_scanning_and_finished(core, content):
-    api, _ = core
+def test_reports_queued_scanning_and_finished(on_hand_clock, client, content):
+    emulator, clock = on_hand_clock(scan_seconds=0.3)
+    api = client(emulator.urls[0])
     data_id = api.submit(b"ahead of the others " + content)
     queued = api.submit(content)
     report = api.report(queued)
     assert "scan_results" not in report
     check(api.get(f"file/{queued}"), "file@{data_id}.yaml", "get", 200)
-    time.sleep(0.1)
-    check(api.get(f"file/{data_id}"), "file@{data_id}.yaml", "get", 200)  # scanning
-    api.wait(queued)
-    check(api.get(f"file/{queued}"), "file@{data_id}.yaml", "get", 200)
+    clock.sleep(0.1)
+    scanning = api.get(f"file/{data_id}")
+    assert 0 < scanning.json()["process_info"]["progress_percentage"] < 100
+    check(scanning, "file@{data_id}.yaml", "get", 200)
+    clock.sleep(1.0)  # both scans and their Deep CDR are done
+    finished = api.get(f"file/{queued}")
+    assert finished.json()["process_info"]["progress_percentage"] == 100
+    check(finished, "file@{data_id}.yaml", "get", 200)
 
 
 def test_cancel_converted_and_errors(core):

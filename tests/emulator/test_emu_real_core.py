@@ -1,6 +1,5 @@
 """The emulator as real Cores answer: engine lists with Linux and Windows packages, Core 4.3 reports, archives."""
 
-import time
 
 import pytest
 
@@ -53,11 +52,11 @@ def test_a_core_4_3_report_has_the_older_field_set(start_emulator, client):
     assert infected["scan_results"]["scan_all_result_a"] == "Infected"
 
 
-def test_a_core_4_3_report_in_progress_looks_clean_but_for_its_progress(start_emulator, client):
-    emu = start_emulator(report_flavour="4.3", scan_seconds=5)
+def test_a_core_4_3_report_in_progress_looks_clean_but_for_its_progress(on_hand_clock, client):
+    emu, clock = on_hand_clock(report_flavour="4.3", scan_seconds=5)
     core = client(emu.urls[0])
     data_id = core.submit(EICAR.encode())
-    time.sleep(0.1)
+    clock.sleep(1.0)
     report = core.report(data_id)
     results = report["scan_results"]
     assert results["progress_percentage"] < 100

@@ -114,7 +114,7 @@ def _job(queued_at: float, seconds: float):
     digest = UploadDigest()
     digest.feed(b"x")
     return make_job("id", digest, Submission("x"), (), queued_at=queued_at, seconds=(seconds, 0.0), stuck=False,
-                    uploaded_at=datetime.now(UTC))
+                    uploaded_at=datetime(2024, 3, 12, 9, 30, tzinfo=UTC))
 
 
 def test_scheduler_is_fifo_with_concurrency_and_a_queue_limit():
