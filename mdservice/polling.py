@@ -42,7 +42,7 @@ class PollSchedule:
         delay = self._delay(now, progress)
         if progress != self.last_progress:
             self.last_progress, self.changed_at = progress, now
-        elif now - self.changed_at >= STALLED:
+        elif self.is_stuck(now):
             delay = max(delay, STILL_POLL)
         return delay
 

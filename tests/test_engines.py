@@ -316,3 +316,56 @@ def test_the_type_field_of_the_other_api_version_is_read_when_this_ones_is_missi
     v4_shaped = {"eng_name": "ClamAV", "eng_ver": "1.0", "engine_type": "av", "def_time": "", "active": True}
     assert EngineMap.from_engine_list([v4_shaped], 3).active_av_count == 1
     assert EngineMap.from_engine_list([v3_engine("Avira", eng_type="av")], 4).active_av_count == 1
+
+
+# --- lookups, ranges and stale engines at their edges ---------------------------------------------------------------
+
+def test_a_v3_report_that_names_an_engine_as_the_engine_list_does_finds_it():
+    engines = EngineMap.from_engine_list([v3_engine("ClamAV scan engine", "0.103.2")], 3)
+    assert engines.lookup("ClamAV scan engine").version == "0.103.2"
+
+
+def test_engines_without_definition_times_give_an_unknown_range():
+    engines = EngineMap.from_engine_list([v4_engine("ClamAV", def_time=""),
+                                          v4_engine("Archive", def_time="", engine_type="archive")], 4)
+    assert engines.definition_range() == (None, None)
+    assert engines.service_context() == "Definition Time Range: unknown - unknown"
+
+
+def test_stale_engines_are_those_older_than_the_days_given_oldest_first():
+    # stale_definition_days 2 at noon on 2024-03-12: older than 2024-03-10 12:00:00 is stale.
+    engines = EngineMap.from_engine_list([
+        v4_engine("ClamAV", def_time="2024-03-10T11:59:59.000Z"),  # 2 days and 1 s
+        v4_engine("Avira", def_time="2024-03-10T12:00:00.000Z"),  # 2 days exactly: not older
+        v4_engine("Zillya!", def_time="2024-03-01T00:00:00.000Z"),
+    ], 4)
+    now = parse_def_time("2024-03-12T12:00:00Z", 4)
+    assert [e.name for e in engines.stale_engines(now, 2)] == ["Zillya!", "ClamAV"]
+
+
+@pytest.mark.parametrize(("raw", "shown"), [
+    ("2024-03-11T13:08:00+02:00", "2024-03-11 11:08:00"),  # an ISO 8601 offset is converted to UTC
+    ("2024-03-11T11:08:00", "2024-03-11 11:08:00"),  # no offset: taken as UTC
+])
+def test_v4_definition_times_with_or_without_an_offset_are_utc(raw, shown):
+    moment = parse_def_time(raw, 4)
+    assert as_text(moment) == shown and moment.utcoffset().total_seconds() == 0
+
+
+def test_v3_definition_times_are_utc_and_checked_for_staleness():
+    engines = EngineMap.from_engine_list([v3_engine("ClamAV scan engine", def_time="03/01/2024 01:30:00 PM")], 3)
+    now = parse_def_time("2024-03-12T00:00:00Z", 4)
+    assert [e.name for e in engines.stale_engines(now, 7)] == ["ClamAV scan engine"]
+
+
+@pytest.mark.parametrize("entry", ["ClamAV", None, {"eng_name": None}, {"eng_name": 7}, {"eng_name": "  "}])
+def test_an_engine_list_entry_without_a_name_is_an_unreadable_list(entry):
+    with pytest.raises(ValueError):
+        EngineMap.from_engine_list([v4_engine("Avira"), entry], 4)
+
+
+def test_an_engine_whose_packages_are_all_inactive_and_without_version_is_still_listed():
+    payload = [v4_engine("K7", "", "", active=False, state="disabled"),
+               v4_engine("K7", "", "", active=False, state="downloading")]
+    engines = EngineMap.from_engine_list(payload, 4)
+    assert engines.lookup("K7").active is False and engines.active_av_count == 0

@@ -89,3 +89,18 @@ def test_a_full_queue_loses_and_more_free_places_break_a_tie(free, chosen):
     first, other = core("first"), core("other")
     loads = {first: Load(0, 1, free[0]), other: Load(0, 1, free[1])}
     assert sooner_of(first, other, loads, {first: 2.0, other: 2.0}) is {"first": first, "other": other}[chosen]
+
+
+@pytest.mark.parametrize(("per_file", "free", "chosen"), [
+    ((2.4, 2.0), (None, None), "first"),  # exactly 1.2 times sooner is not clearly sooner
+    ((2.0, 2.0), (20, 20), "first"),  # as many free places: the first
+    ((2.0, 2.4), (10, 20), "other"),  # 1.2 times later is still about as soon: more free places win
+    ((2.0, 2.5), (10, 20), "first"),  # clearly later: free places do not matter
+    ((1.0, 4.0), (1, 5), "first"),  # one free place is room
+])
+def test_clearly_sooner_is_more_than_1_2_times_and_free_places_count_only_between_cores_about_as_soon(
+        per_file, free, chosen):
+    first, other = core("first"), core("other")
+    loads = {first: Load(0, 1, free[0]), other: Load(0, 1, free[1])}
+    picked = sooner_of(first, other, loads, {first: per_file[0], other: per_file[1]})
+    assert picked is {"first": first, "other": other}[chosen]

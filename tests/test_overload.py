@@ -1,10 +1,14 @@
 """Heavy load: a full Core is busy, not broken; a retry takes over the scan an earlier attempt left behind (fake Cores,
 fake time)."""
 
+import logging
+
 import pytest
 from assemblyline.common.exceptions import RecoverableError
 from fakes import FakeClock, clock_of, make_pool, settle, sha256_of
 
+from mdservice.client import CoreLoad
+from mdservice.nodes import Pace
 from mdservice.scan import ScanJob, hold_if_saturated, scan_file
 
 NAME = "sample.bin"
@@ -193,3 +197,76 @@ def test_a_retry_takes_over_the_scan_left_on_its_core_while_another_core_is_idle
     result = scan_file(pool, JOB, fake.now() + 7, clock_of(fake))
     assert (result.node, result.data_id, result.resumed) == (first, f"{first.name}-1", True)
     assert other.client.uploads == 0, "the retry scanned the file again instead of taking over the scan left"
+
+
+def read_queue(pool, client, queue: int, slots: int, free: int | None = None) -> None:
+    """Let the pool read `client`'s Core holding `queue` files for `slots` scan slots (`free` places left)."""
+    client.get_load = lambda timeout=None: CoreLoad(queue, slots, free)
+    pool.gauge.readings([pool.nodes[0]], 1.0)
+
+
+@pytest.mark.parametrize(("pace", "work"), [(4.0, "about 18 s of work at 4.0 s a file"),
+                                            (0.5, "about 2 s of work at 0.5 s a file")])
+def test_the_full_message_gives_the_cores_files_slots_work_at_its_pace_and_the_tasks_time(pace, work):
+    fake, pool, client = full_core()
+    node = pool.nodes[0]
+    node.pace = Pace().after_scan(pace, fake.now())
+    read_queue(pool, client, queue=9, slots=2)
+    text = pool.load_text(node, 6.5)
+    # 9 files over 2 slots at the Core's pace, against the 6.5 s the task had
+    for told in ("9 files", "2 scan slots", work, "6.5 s"):
+        assert told in text
+    assert "no free place" not in text
+
+
+def test_the_full_message_says_when_cores_queue_had_no_free_place_and_no_work_without_a_known_pace():
+    fake, pool, client = full_core()
+    read_queue(pool, client, queue=500, slots=4, free=0)
+    text = pool.load_text(pool.nodes[0], 6.5)
+    assert "500 files" in text and "no free place" in text and "of work" not in text
+
+
+def test_the_full_message_goes_by_a_queue_reading_at_most_a_minute_old():
+    fake, pool, client = full_core()
+    read_queue(pool, client, queue=9, slots=2)
+    fake.sleep(60)
+    assert "9 files" in pool.load_text(pool.nodes[0], 6.5)
+    fake.sleep(1)
+    text = pool.load_text(pool.nodes[0], 6.5)
+    assert "files" not in text and "6.5 s" in text
+
+
+def test_the_cores_are_full_warning_is_logged_at_most_once_a_minute(caplog):
+    fake, pool, _ = full_core()
+    with caplog.at_level(logging.WARNING, logger="test.pool"):
+        for seconds in (0, 30, 29.9, 0.1, 1):  # at 0, 30, 59.9, 60 and 61 s
+            fake.sleep(seconds)
+            pool.warn_overloaded(f"MetaDefender Core is full at {fake.now() - 1000:g} s")
+    assert [r.getMessage() for r in caplog.records] == ["MetaDefender Core is full at 0 s",
+                                                        "MetaDefender Core is full at 60 s"]
+
+
+@pytest.mark.parametrize(("queue", "slots", "saturated"), [(3, 2, True), (2, 2, False), (0, 1, False)])
+def test_a_core_is_saturated_while_it_holds_more_files_than_scan_slots(queue, slots, saturated):
+    fake, pool, client = full_core()
+    client.get_load = lambda timeout=None: CoreLoad(queue, slots)
+    assert pool.is_saturated(pool.nodes[0], wait=0.5) is saturated
+
+
+def test_a_core_that_cannot_tell_its_queue_is_never_saturated_and_not_asked():
+    fake, pool, client = full_core(backlog=30)
+    pool.nodes[0].abilities.reports_queue = False
+    assert not pool.is_saturated(pool.nodes[0], wait=0.5)
+    assert client.requests["stat/nodes"] == 0
+
+
+def test_a_file_waiting_in_the_queue_has_its_cores_queue_read_once_and_forgotten_when_it_leaves():
+    fake, pool, client = full_core(backlog=30)
+    watch = pool.watch(pool.nodes[0])
+    for _ in range(3):
+        watch.queued()
+        settle(pool)
+    assert client.requests["stat/nodes"] == 1
+    assert pool.gauge.latest(pool.nodes[0]) is not None
+    watch.left_queue()
+    assert pool.gauge.latest(pool.nodes[0]) is None

@@ -560,3 +560,57 @@ def test_antivirus_parts_of_a_mixed_report():
     assert loaded["Sophos"].engine_version is None
     assert loaded["ESET"].category == "malicious"
     assert not loaded["ESET"].virus_name
+
+
+# --- archive members, Core's times and progress -----------------------------------------------------------------------
+
+TITLE_ARCHIVE = "Archive Members Flagged by AV Engines"
+
+
+def with_members(members: list[dict]) -> dict:
+    """A finished report of an archive whose children Core lists in `extracted_files.files_in_archive`."""
+    doc = make_report({"ClamAV": verdict(1, "Eicar-Test-Signature")})
+    doc["extracted_files"] = {"files_in_archive": members}
+    return doc
+
+
+def archive_lines(result) -> list[str]:
+    return section(result, TITLE_ARCHIVE).body.splitlines()[1:]
+
+
+def test_archive_members_flagged_by_their_verdict_or_an_engine_are_listed_with_path_verdict_and_engines():
+    result = result_of(with_members([
+        {"display_name": "docs/evil.exe", "scan_all_result_i": 1, "detected_by": 3, "scanned_with": 10},
+        {"display_name": "macro.doc", "scan_all_result_i": 2},  # Suspicious: flagged by its verdict alone
+        {"display_name": "drop.js", "scan_all_result_i": 1, "detected_by": 2},
+        {"display_name": "odd.bin", "scan_all_result_i": 99, "detected_by": 1},  # a code Core does not document
+        {"display_name": "clean.txt", "scan_all_result_i": 0, "detected_by": 0},
+    ]))
+    lines = archive_lines(result)
+    assert len(lines) == 4
+    evil, macro, drop, odd = lines
+    assert all(told in evil for told in ("docs/evil.exe", "Infected", "3 of 10"))
+    assert "macro.doc" in macro and "Suspicious" in macro
+    assert "drop.js" in drop and "2 engines" in drop
+    assert "odd.bin" in odd and "99" in odd and "1 engine" in odd and "1 engines" not in odd
+
+
+@pytest.mark.parametrize(("flagged", "not_listed"), [(100, 0), (101, 1), (250, 150)])
+def test_at_most_100_flagged_archive_members_are_listed_and_the_rest_counted(flagged, not_listed):
+    members = [{"display_name": f"m{i}.exe", "scan_all_result_i": 1, "detected_by": 1} for i in range(flagged)]
+    lines = archive_lines(result_of(with_members(members)))
+    notes = [line for line in lines if not line.startswith("m")]
+    assert len(lines) - len(notes) == 100
+    assert len(notes) == (1 if not_listed else 0) and all(f"{not_listed} more" in note for note in notes)
+
+
+@pytest.mark.parametrize(("processing_time", "seconds"), [(4804, 4.804), (0, 0.0), (-5, None), (None, None)])
+def test_cores_processing_time_is_read_in_milliseconds(processing_time, seconds):
+    info = {} if processing_time is None else {"processing_time": processing_time}
+    assert md_report.scan_seconds({"process_info": info}) == seconds
+
+
+def test_a_report_without_process_info_takes_its_progress_from_scan_results():
+    # v3 Cores send process_info only when workflows are used.
+    assert progress_of({"scan_results": {"progress_percentage": 40}}) == 40
+    assert progress_of({"scan_results": {"progress_percentage": 150}}) == 100

@@ -1,13 +1,16 @@
 """Several Cores: round-robin, brief time-outs for slow Cores, failover and bounded tasks (fake Cores, fake time)."""
 
+import logging
 import random
+import threading
 from collections import Counter
 
 import pytest
 from assemblyline.common.exceptions import NonRecoverableError, RecoverableError
 from fakes import FakeClock, make_pool, settle, sha256_of
 
-from mdservice.client import CoreError
+from mdservice.client import CoreError, CoreLoad
+from mdservice.nodes import Pace
 from mdservice.scan import Clock, ScanJob, scan_file
 
 JOB = ScanJob("/dev/null", "sample.bin")
@@ -425,3 +428,112 @@ def test_files_a_retry_may_take_over_are_spread_over_the_cores_by_their_hash():
         result = scan_file(pool, keyed_job(index), clock.now() + 54, Clock(clock.now, answered_then_sleep(pool, clock)))
         used[result.node.name] += 1
     assert min(used.values()) >= 10, f"a Core was left out of the spread: {used}"
+
+
+def test_a_core_whose_queue_reading_does_not_come_in_time_counts_as_full():
+    clock = FakeClock()
+    pool, clients = make_pool(clock, [0.5, 0.5])
+    pool.cursor = 0
+    answer = threading.Event()
+
+    def late_load(timeout=None):
+        answer.wait(5)
+        return CoreLoad(0, 1)
+
+    clients[0].get_load = late_load
+    try:
+        assert [n.name for n in pool.attempt_order()] == ["core1", "core0"]
+    finally:
+        answer.set()
+
+
+def test_a_core_whose_queue_has_no_free_place_yields_to_one_with_room_and_a_longer_queue():
+    clock = FakeClock()
+    pool, clients = make_pool(clock, [0.5, 0.5])
+    pool.cursor = 0
+    clients[0].get_load = lambda timeout=None: CoreLoad(500, 4, 0)
+    clients[1].get_load = lambda timeout=None: CoreLoad(600, 4, 100)
+    assert [n.name for n in pool.attempt_order()] == ["core1", "core0"]
+
+
+def test_upkeep_asks_a_core_that_tells_its_readiness_every_30_s_and_its_engines_when_due():
+    clock = FakeClock()
+    pool, (client,) = make_pool(clock, [0.5])
+    asked = []
+    client.check_ready = lambda timeout=None: asked.append(clock.now()) or True  # a Core 5: ready
+    pool.nodes[0].abilities.checks_ready = True
+    pool.read_all_engines()
+    start, asked[:] = clock.now(), []
+    client.requests.clear()
+    for at in (29.0, 30.0, 59.0, 600.0):
+        clock.t = start + at
+        pool.refresh_engines(600, clock.now() + 2)
+    assert [at - start for at in asked] == [30.0, 600.0]
+    assert client.requests["stat/engines"] == 1  # engine_refresh_seconds 600
+
+
+def test_a_failing_core_is_put_aside_and_logged_with_its_pause(caplog):
+    clock = FakeClock()
+    pool, _ = make_pool(clock, [0.5, 0.5])
+    with caplog.at_level(logging.WARNING, logger="test.pool"):
+        pool.record_failure(pool.nodes[1], CoreError("HTTP 500"))
+    assert pool.nodes[1].failed and len(caplog.records) == 1
+    assert all(told in caplog.records[0].getMessage() for told in ("core1", "5 s", "HTTP 500"))
+
+@pytest.mark.parametrize(("seconds", "turns"), [(5.0, 0), (5.1, 1)])
+def test_a_file_that_took_longer_than_max_md_scan_time_makes_its_core_sit_out_a_turn(seconds, turns):
+    clock = FakeClock()
+    pool, _ = make_pool(clock, [0.5, 0.5], max_scan_time=5.0)
+    pool.record_scan(pool.nodes[0], seconds, {})
+    assert pool.nodes[0].pace.skip_turns == turns
+
+
+def test_each_change_of_rotation_is_logged_on_one_line_naming_the_core(caplog):
+    clock = FakeClock()
+    pool, _ = make_pool(clock, [0.5, 0.5], max_scan_time=5.0)
+    core0, core1 = pool.nodes
+    with caplog.at_level(logging.INFO, logger="test.pool"):
+        pool.record_scan(core0, 1.0, {})  # within the limit, not slow before: no change
+        pool.record_scan(core0, 7.5, {})
+        pool.record_scan(core0, 1.0, {})
+        pool.record_failure(core1, CoreError("HTTP 500"))
+        pool.record_success(core1)
+    lines = [r.getMessage() for r in caplog.records]
+    assert len(lines) == 4, lines
+    slow, back, failed, again = lines
+    assert all(told in slow for told in ("core0", "7.5 s", "1 turn"))
+    assert "core0" in back and "rotation" in back and "put aside" not in back
+    assert "core1" in failed and "core1" in again and "rotation" in again
+
+
+def test_cores_that_lack_the_rule_get_a_file_only_when_every_core_lacks_it():
+    clock = FakeClock()
+    pool, _ = make_pool(clock, [0.5, 0.5])
+    for node in pool.nodes:
+        node.rule = "Strict"
+    pool.nodes[0].rules = {"Default": None}
+    pool.nodes[1].rules = {"Default": None, "Strict": None}
+    assert [n.name for n in pool.attempt_order()] == ["core1"]
+    pool.nodes[1].rules = {"Default": None}
+    assert sorted(n.name for n in pool.attempt_order()) == ["core0", "core1"]
+
+
+def test_a_resting_core_loses_a_turn_only_when_the_rotation_passes_it_over():
+    clock = FakeClock()
+    pool, _ = make_pool(clock, [0.5, 0.5, 0.5])
+    pool.cursor = 0
+    pool.nodes[1].pace = Pace(slow_streak=2, skip_turns=2)
+    pool.attempt_order()  # core0's turn: core1, after it, is not passed over
+    assert pool.nodes[1].pace.skip_turns == 2
+    pool.attempt_order()  # core1 would be next: passed over for core2
+    assert pool.nodes[1].pace.skip_turns == 1
+
+
+def test_when_every_core_rests_the_rotation_still_moves_one_core_per_task():
+    clock = FakeClock()
+    pool, _ = make_pool(clock, [0.5, 0.5])
+    pool.cursor = 0
+    for node in pool.nodes:
+        node.pace = Pace(slow_streak=1, skip_turns=5)
+    pool.attempt_order()
+    assert pool.cursor == 1
