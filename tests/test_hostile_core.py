@@ -327,9 +327,10 @@ def test_a_scan_stuck_at_99_percent_is_polled_at_most_once_a_second_and_canceled
     since_upload = [at - upload for at, _ in polls]
     late = [b - a for a, b in zip(since_upload, since_upload[1:], strict=False) if a >= 2.5]
     assert late and min(late) >= 1.0, f"polls of a stalled scan came {min(late):.2f} s apart"
-    # Polls 50 ms apart for the first 2 s (the scan looks nearly done), then once a second until 0.25 s before the
-    # deadline (what the last Core keeps for a cancel).
-    assert len([r for r in core.requests if r.method == "GET" and r.path.startswith("file/")]) <= 47
+    # Polls at least 50 ms apart for the first 2 s (the scan looks nearly done: at most 40), then at most once a
+    # second until 0.25 s before the deadline (6), a last poll brought forward to fit (1), and one the timer's
+    # rounding may add at the 2 s step (1).
+    assert len([r for r in core.requests if r.method == "GET" and r.path.startswith("file/")]) <= 48
     # A stuck scan is not left for a later attempt to wait on: it is canceled, before the deadline.
     assert core.paths("POST")[-1].endswith("/cancel")
     ((cancel_sent, deadline),) = cancels
