@@ -8,8 +8,8 @@ time is monotonic seconds from an injectable clock, so the policy can be tested 
 
 The choice, as Envoy's least-request balancer ("power of two choices") and outlier detection: a file has two
 candidate Cores (`candidates`), whose queues (`stat/nodes`) are read in parallel at the start of its task, and it
-goes to the first unless the other is clearly better (`sooner_of`: a free scan slot, else the files ahead of it per
-scan slot times the Core's time per file). A file a retry may take over
+goes to the first unless it would finish clearly sooner on the other (`sooner_of`: the files ahead of it per scan
+slot, times the Core's time per file). A file a retry may take over
 has the two Cores that rank highest for its SHA-256 (rendezvous hashing): every attempt, on any instance, meets the
 same two, and looks there for the scan an earlier attempt left. Other files have the Core whose turn it is in a
 rotation (from a random start, one Core per task) and one drawn at random. A Core whose queue is full (Core 5's free
@@ -489,22 +489,15 @@ class Load:
 
 def sooner_of(first: CoreNode, other: CoreNode, loads: dict[CoreNode, Load], per_file: dict[CoreNode, float]
               ) -> CoreNode:
-    """Where a file should go: the `first` candidate, unless `other` is clearly better; each Core's `loads` and
-    seconds `per_file`.
+    """Where a file should go: the `first` candidate, unless it would clearly finish sooner on `other` (in less than
+    1 / CLEARLY_SOONER of the time: scan times vary with the file and with when a poll sees the end); each Core's
+    `loads` and seconds `per_file`.
 
-    A Core whose queue is full (no free place) comes last. Then a Core with a free scan slot beats one where the file
-    would wait: a file queued on a busy Core adds nothing to what the Cores get done, while a slower Core with room
-    does. Between equals, `other` wins when the file would finish there in less than 1 / CLEARLY_SOONER of the time
-    (scan times vary with the file and with when a poll sees the end), or, when neither is clearly sooner, when it
-    has more free places in its queue (where both say).
+    A Core whose queue is full (no free place) gets the file only when the other's is full too; when neither would
+    clearly finish sooner, the one with more free places in its queue wins (where both say).
     """
-    def standing(node: CoreNode) -> int:
-        load = loads[node]
-        return 2 if load.free == 0 else 1 if load.queue >= load.slots else 0
-
-    if standing(other) != standing(first):
-        return other if standing(other) < standing(first) else first
-    finish = {node: finish_seconds(loads[node], per_file[node]) for node in (first, other)}
+    finish = {node: math.inf if loads[node].free == 0 else finish_seconds(loads[node], per_file[node])
+              for node in (first, other)}
     if finish[other] * CLEARLY_SOONER < finish[first]:
         return other
     roomier = None not in (loads[first].free, loads[other].free) and loads[other].free > loads[first].free

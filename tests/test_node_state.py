@@ -69,7 +69,7 @@ def core(name: str) -> CoreNode:
     ((3.0, 2.0), (0, 0), "other"),  # 2 s against 3 s: clearly sooner
     ((2.0, 2.2), (0, 0), "first"),  # within the 1.2 margin: the first
     ((2.0, 2.0), (1, 0), "other"),  # 4 s against 2 s
-    ((0.5, 2.5), (1, 0), "other"),  # a free slot beats a wait, on a slower Core too
+    ((0.5, 2.5), (1, 0), "first"),  # 1 s after the file ahead on the fast Core, against 2.5 s on the idle slow one
     ((0.5, 2.5), (1, 1), "first"),  # both busy: 1 s against 5 s
 ])
 def test_the_file_goes_to_the_other_core_only_when_it_finishes_clearly_sooner_there(per_file, queues, chosen):
