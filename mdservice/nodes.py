@@ -280,7 +280,7 @@ class NodePool:
 
     def candidates(self, key: str = "") -> list[CoreNode]:
         """The two Cores a file may go to (fewer when fewer are in full rotation), the one it goes to on a tie first,
-        and their queues asked for at once (`attempt_order` goes by the answers).
+        and their queues asked for at once (`attempt_order`, given them, goes by the answers).
 
         With `key`, the file's SHA-256: the two Cores that rank highest for it (rendezvous hashing), the same two for
         every attempt at the file on any instance while the Cores stay the same, so a retry knows where an earlier
@@ -294,11 +294,11 @@ class NodePool:
         self.gauge.ask([n for n in chosen if n.abilities.reports_queue])
         return chosen
 
-    def attempt_order(self, key: str = "") -> list[CoreNode]:
+    def attempt_order(self, candidates: list[CoreNode]) -> list[CoreNode]:
         """The Cores to try for one task, best first, every Core once.
 
-        The Cores in full rotation, the sooner of the file's two `candidates` first (`sooner_of`), then the rest in
-        rotation order; then Cores sitting out turns after slow scans; then failed Cores, soonest
+        The Cores in full rotation, the sooner of the file's two `candidates` (see `candidates`) first (`sooner_of`),
+        then the rest in rotation order; then Cores sitting out turns after slow scans; then failed Cores, soonest
         retry first, so that no task gives up without trying every Core. Cores that say they are not ready get no
         file (none may be left); Cores that lack the configured rule get one only when every Core lacks it.
         """
@@ -310,8 +310,8 @@ class NodePool:
         turn = ready[0] if ready else None
         for node in _passed_over(rotation, turn):
             node.pace = node.pace.after_turn()
-        if len(ready) > 1:
-            first, other = self.candidates(key)
+        if len(candidates) == 2:
+            first, other = candidates
             best = sooner_of(first, other, self._loads([first, other]), self._per_file([first, other]))
             ready = [n for n in [best, *(n for n in ready if n is not best)] if not n.failed]
         failed = sorted((n for n in rotation if n.failed), key=lambda n: n.health.retry_at)

@@ -119,13 +119,14 @@ def scan_file(pool: NodePool, job: ScanJob, deadline: float, clock: Clock | None
     running at the deadline is left there for a later attempt to take over.
     """
     clock = clock or Clock()
-    key = job.sha256 if job.resumable else ""  # files a retry may take over go to the same two Cores every attempt
-    look_up = partial(find_earlier, pool.candidates(key), job, deadline, clock) if key else None
+    # Files a retry may take over go to the same two Cores every attempt (keyed by the file), others to any two.
+    candidates = pool.candidates(job.sha256 if job.resumable else "")
+    look_up = partial(find_earlier, candidates, job, deadline, clock) if job.resumable else None
     earlier = look_up() if look_up else None
     if earlier is not None and is_finished(earlier.report):
         pool.record_scan(earlier.node, 0.0, earlier.report, resumed=True)
         return earlier
-    order = pool.attempt_order(key)
+    order = pool.attempt_order(candidates)
     if not order:
         reasons = "; ".join(node.not_ready for node in pool.nodes)
         raise RecoverableError(f"No MetaDefender Core is ready to scan, Assemblyline will retry: {reasons}")
