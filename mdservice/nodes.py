@@ -6,15 +6,17 @@ A `CoreNode` is one Core with its client, its engine map and its state, one smal
 try, in order, and is told how each attempt went, replaces them by what their pure methods make of an event. All
 time is monotonic seconds from an injectable clock, so the policy can be tested without waiting.
 
-The choice, as Envoy's least-request balancer ("power of two choices") and outlier detection: a file has two
+The choice, as Envoy's least-request balancer ("power of two choices") and outlier detection: a file has a pair of
 candidate Cores (`candidates`), whose queues (`stat/nodes`) are read in parallel at the start of its task, and it
 goes to the first unless it would finish clearly sooner on the other (`sooner_of`: the files ahead of it per scan
-slot, times the Core's time per file). A file a retry may take over
-has the two Cores that rank highest for its SHA-256 (rendezvous hashing): every attempt, on any instance, meets the
-same two, and looks there for the scan an earlier attempt left. Other files have the Core whose turn it is in a
-rotation (from a random start, one Core per task) and one drawn at random. A Core whose queue is full (Core 5's free
-places: 0) gets the file only when the other has no room either, and between Cores that would finish it about as
-soon, more free places win. Only errors put a Core aside (`Health`); a full or slow Core only ranks later.
+slot, times the Core's time per file). A file a retry may take over has the two Cores that rank highest for its
+SHA-256 (rendezvous hashing): every attempt, on any instance, meets the same two, and looks there for the scan an
+earlier attempt left. Other files have the Core whose turn it is in a rotation (from a random start, one Core per
+task) and one drawn at random. A Core whose queue is full (Core 5's free places: 0) gets the file only when the other
+has no room either, and between Cores that would finish it about as soon, more free places win. When the file would
+wait for a scan slot on both, a third Core, its spare, is asked too, and gets the file if it would clearly finish it
+sooner and surely before the deadline (as the bounded loads of consistent hashing move a key on from a full host).
+Only errors put a Core aside (`Health`); a full or slow Core only ranks later.
 """
 
 from __future__ import annotations
@@ -43,6 +45,7 @@ from mdservice.timing import (
     QUEUE_WAIT,
     READY_SECONDS,
     SPEED_MEMORY,
+    SURE_SHARE,
 )
 
 
@@ -278,29 +281,34 @@ class NodePool:
         """The time one maintenance request may take: PROBE_TIMEOUT at most, and what is left until `until`."""
         return max(MIN_REQUEST_SECONDS, min(PROBE_TIMEOUT, until - self.clock()))
 
-    def candidates(self, key: str = "") -> list[CoreNode]:
-        """The two Cores a file may go to (fewer when fewer are in full rotation), the one it goes to on a tie first,
-        and their queues asked for at once (`attempt_order`, given them, goes by the answers).
+    def candidates(self, key: str = "") -> Candidates:
+        """The Cores a file may go to (see `Candidates`; fewer when fewer are in full rotation), the first of its pair
+        the one it goes to on a tie, the pair's queues asked for at once (`attempt_order`, given them, goes by the
+        answers).
 
-        With `key`, the file's SHA-256: the two Cores that rank highest for it (rendezvous hashing), the same two for
+        With `key`, the file's SHA-256: the Cores that rank highest for it (rendezvous hashing), the same pair for
         every attempt at the file on any instance while the Cores stay the same, so a retry knows where an earlier
-        attempt's scan is. Without: the Core whose turn it is and one drawn at random.
+        attempt's scan is; the spare ranks third. Without: the Core whose turn it is and one drawn at random; the spare
+        is the next in rotation.
         """
         ready = [n for n in self._eligible() if _is_ready(n)]
-        if len(ready) < 2:
-            return ready
-        chosen = sorted(ready, key=lambda n: _rank(key, n), reverse=True)[:2] if key else \
-            [ready[0], self.rng.choice(ready[1:])]
-        self.gauge.ask([n for n in chosen if n.abilities.reports_queue])
-        return chosen
+        if key:
+            ranked = sorted(ready, key=lambda n: _rank(key, n), reverse=True)
+        else:
+            drawn = [self.rng.choice(ready[1:])] if len(ready) > 1 else []
+            ranked = ready[:1] + drawn + [n for n in ready[1:] if n not in drawn]
+        if len(ranked) < 2:
+            return Candidates(ranked)
+        self.gauge.ask([n for n in ranked[:2] if n.abilities.reports_queue])
+        return Candidates(ranked[:2], ranked[2] if len(ranked) > 2 else None)
 
-    def attempt_order(self, candidates: list[CoreNode]) -> list[CoreNode]:
-        """The Cores to try for one task, best first, every Core once.
+    def attempt_order(self, candidates: Candidates, time_left: float) -> list[CoreNode]:
+        """The Cores to try for one task with `time_left` s, best first, every Core once.
 
-        The Cores in full rotation, the sooner of the file's two `candidates` (see `candidates`) first (`sooner_of`),
-        then the rest in rotation order; then Cores sitting out turns after slow scans; then failed Cores, soonest
-        retry first, so that no task gives up without trying every Core. Cores that say they are not ready get no
-        file (none may be left); Cores that lack the configured rule get one only when every Core lacks it.
+        The Cores in full rotation, the one `choose` picks of the file's `candidates` first, then the rest in rotation
+        order; then Cores sitting out turns after slow scans; then failed Cores, soonest retry first, so that no task
+        gives up without trying every Core. Cores that say they are not ready get no file (none may be left); Cores
+        that lack the configured rule get one only when every Core lacks it.
         """
         rotation = self._eligible()
         if not rotation:
@@ -310,13 +318,25 @@ class NodePool:
         turn = ready[0] if ready else None
         for node in _passed_over(rotation, turn):
             node.pace = node.pace.after_turn()
-        if len(candidates) == 2:
-            first, other = candidates
-            best = sooner_of(first, other, self._loads([first, other]), self._per_file([first, other]))
+        if len(candidates.pair) == 2:
+            best = self.choose(candidates, time_left)
             ready = [n for n in [best, *(n for n in ready if n is not best)] if not n.failed]
         failed = sorted((n for n in rotation if n.failed), key=lambda n: n.health.retry_at)
         self.cursor = (self.nodes.index(turn or (resting or failed)[0]) + 1) % len(self.nodes)
         return ready + resting + failed
+
+    def choose(self, candidates: Candidates, time_left: float) -> CoreNode:
+        """Where the file goes: the sooner of its pair by their queues (`sooner_of`), unless it would wait for a scan
+        slot there and the spare, asked then, would clearly finish it sooner and surely in time (`spare_wins`)."""
+        (first, other), spare = candidates.pair, candidates.spare
+        per_file = self._per_file([n for n in (first, other, spare) if n is not None])
+        loads = self._loads([first, other])
+        best = sooner_of(first, other, loads, per_file)
+        best_finish = finish_seconds(loads[best], per_file[best])
+        if spare is None or not spare.abilities.reports_queue or best_finish <= per_file[best]:
+            return best  # no spare to ask, or the file starts at once
+        spare_load = self._loads([spare])[spare]
+        return spare if not spare.failed and spare_wins(best_finish, spare_load, per_file[spare], time_left) else best
 
     def _per_file(self, nodes: list[CoreNode]) -> dict[CoreNode, float]:
         """Each Core's recent time per file; a Core without one is taken to scan as fast as the fastest Core that
@@ -364,9 +384,11 @@ class NodePool:
         a busy Core is not a slow one. So the Core sits out turns when the rest (upload to complete, less the wait
         Core reports) is over `max_md_scan_time`, and its pace is the time Core says it worked on the file (that
         rest where it does not say). A scan taken over from an earlier attempt (`resumed`) began before this task,
-        so it says nothing of the Core's pace.
+        so it says nothing of the Core's pace. Our file has left the Core's queue: a reading taken before counts it,
+        so none is kept.
         """
         self.record_success(node)
+        self.gauge.forget(node)
         if resumed:
             return
         taken = seconds - min(queue_seconds(report), seconds)
@@ -477,6 +499,15 @@ def _passed_over(rotation: list[CoreNode], turn: CoreNode | None) -> list[CoreNo
 
 
 @dataclass(frozen=True)
+class Candidates:
+    """The Cores a file may go to: its `pair`, whose queues are read at the start of its task and where a retry looks
+    for an earlier attempt's scan, and a `spare`, asked only when the file would wait for a scan slot on both."""
+
+    pair: list[CoreNode]
+    spare: CoreNode | None = None
+
+
+@dataclass(frozen=True)
 class Load:
     """What a Core's queue reading says: the files it has not finished, the files it scans at once and the free places
     in its queue (None: not said) (the default: idle, as for a Core that cannot tell; an infinite queue for one that
@@ -496,16 +527,30 @@ def sooner_of(first: CoreNode, other: CoreNode, loads: dict[CoreNode, Load], per
     A Core whose queue is full (no free place) gets the file only when the other's is full too; when neither would
     clearly finish sooner, the one with more free places in its queue wins (where both say).
     """
-    finish = {node: math.inf if loads[node].free == 0 else finish_seconds(loads[node], per_file[node])
-              for node in (first, other)}
+    finish = {node: finish_seconds(loads[node], per_file[node]) for node in (first, other)}
     if finish[other] * CLEARLY_SOONER < finish[first]:
         return other
     roomier = None not in (loads[first].free, loads[other].free) and loads[other].free > loads[first].free
     return other if roomier and finish[first] * CLEARLY_SOONER >= finish[other] else first
 
 
+def spare_wins(best_finish: float, spare: Load, per_file: float, time_left: float) -> bool:
+    """Whether a file that would finish in `best_finish` s on the better Core of its pair goes to the spare (with
+    `spare` load, scanning in `per_file` s) instead: when it would clearly finish sooner there, and surely within the
+    `time_left`, in SURE_SHARE of it. A retry does not look for the file on the spare: the file must not need one.
+
+    The spare only speeds up a file its pair would finish in time too. When the pair would not, the Cores are
+    overloaded: a spare that looks idle is then being filled by other instances as well, and the file stays where
+    its retry will look for it."""
+    finish = finish_seconds(spare, per_file)
+    return best_finish <= time_left and finish * CLEARLY_SOONER < best_finish and finish <= SURE_SHARE * time_left
+
+
 def finish_seconds(load: Load, per_file: float) -> float:
     """When a file sent now to a Core with `load` would finish, scanned in `per_file` seconds: the files ahead of
-    it that must leave a slot first, shared over the slots, plus its own scan."""
+    it that must leave a slot first, shared over the slots, plus its own scan; never (infinite) when its queue has no
+    free place."""
+    if load.free == 0:
+        return math.inf
     waiting = max(0.0, load.queue + 1 - load.slots)
     return per_file * (1 + waiting / load.slots)

@@ -110,9 +110,9 @@ def span_for(now: float, deadline: float, others: bool, leave: bool) -> Span:
 
 
 def scan_file(pool: NodePool, job: ScanJob, deadline: float, clock: Clock | None = None) -> ScanResult:
-    """Scan `job` on the pool's Cores by `deadline` (monotonic): an earlier scan of the file one of its two candidate
-    Cores has (`pool.candidates`: the same two for every attempt), else an upload to the Core where it will finish
-    sooner (`pool.attempt_order`).
+    """Scan `job` on the pool's Cores by `deadline` (monotonic): an earlier scan of the file one of its pair of
+    candidate Cores has (`pool.candidates`: the same two for every attempt), else an upload to the Core where it will
+    finish soonest (`pool.attempt_order`).
 
     The chosen Core keeps the file for the whole time: a busy Core is not a failed one. Only a failure (an error, a
     lost or stuck scan, a Core that hangs for half of the time left) moves the file to the next Core. A scan still
@@ -121,12 +121,12 @@ def scan_file(pool: NodePool, job: ScanJob, deadline: float, clock: Clock | None
     clock = clock or Clock()
     # Files a retry may take over go to the same two Cores every attempt (keyed by the file), others to any two.
     candidates = pool.candidates(job.sha256 if job.resumable else "")
-    look_up = partial(find_earlier, candidates, job, deadline, clock) if job.resumable else None
+    look_up = partial(find_earlier, candidates.pair, job, deadline, clock) if job.resumable else None
     earlier = look_up() if look_up else None
     if earlier is not None and is_finished(earlier.report):
         pool.record_scan(earlier.node, 0.0, earlier.report, resumed=True)
         return earlier
-    order = pool.attempt_order(candidates)
+    order = pool.attempt_order(candidates, deadline - clock.now())
     if not order:
         reasons = "; ".join(node.not_ready for node in pool.nodes)
         raise RecoverableError(f"No MetaDefender Core is ready to scan, Assemblyline will retry: {reasons}")

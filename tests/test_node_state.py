@@ -5,7 +5,7 @@ import math
 import pytest
 
 from mdservice.client import CoreBusy, CoreClient, CoreError
-from mdservice.nodes import CoreNode, Health, Load, Pace, backoff, finish_seconds, sooner_of
+from mdservice.nodes import CoreNode, Health, Load, Pace, backoff, finish_seconds, sooner_of, spare_wins
 
 # README: a failing Core sits out 5 s, doubling per failure in a row up to 60 s; a slow one sits out 1, 2, ... up to 5
 # turns, and is judged by its recent scans for 5 minutes.
@@ -55,6 +55,7 @@ def test_a_cores_time_per_file_is_trusted_for_five_minutes():
     (Load(1, 2), 3.0, 3.0),  # a slot free
     (Load(3, 2), 2.0, 4.0),  # two files waiting for two slots
     (Load(math.inf), 1.0, math.inf),  # did not answer in time
+    (Load(0, 4, 0), 1.0, math.inf),  # no free place in its queue: Core refuses the upload
 ])
 def test_a_file_finishes_after_the_files_ahead_of_it_per_slot_and_its_own_scan(load, per_file, expected):
     assert finish_seconds(load, per_file) == expected
@@ -104,3 +105,22 @@ def test_clearly_sooner_is_more_than_1_2_times_and_free_places_count_only_betwee
     loads = {first: Load(0, 1, free[0]), other: Load(0, 1, free[1])}
     picked = sooner_of(first, other, loads, {first: per_file[0], other: per_file[1]})
     assert picked is {"first": first, "other": other}[chosen]
+
+
+# README, Several Cores: when the file would wait for a slot on both of its Cores, but finish there in time, a third
+# gets it if the file would finish there clearly (1.2 times) sooner, and within half of the task's time.
+@pytest.mark.parametrize(("best_finish", "spare", "per_file", "time_left", "wins"), [
+    (1.0, Load(0, 1), 0.5, 54.0, True),  # a file ahead on a 0.5 s Core, against an idle one
+    (1.0, Load(1, 1), 0.5, 54.0, False),  # the spare is as busy
+    (1.0, Load(0, 1), 2.5, 54.0, False),  # idle, but 2.5 s a file: later than the wait
+    (1.2, Load(0, 1), 1.0, 54.0, False),  # exactly 1.2 times sooner is not clearly sooner
+    (6.0, Load(0, 1), 3.0, 7.0, True),  # 3 s is within half of 7 s
+    (6.0, Load(0, 1), 4.0, 7.0, False),  # 4 s is more than half of 7 s: the file might need a retry
+    (8.0, Load(0, 1), 3.0, 7.0, False),  # the pair would not finish it in time: overload, it stays on its pair
+    (math.inf, Load(0, 1), 1.0, 54.0, False),  # the pair's queues are full: overload too
+    (8.0, Load(0, 1, 0), 1.0, 54.0, False),  # the spare's queue is full
+    (8.0, Load(2, 2, 100), 2.0, 54.0, True),  # two slots, both scanning: 3 s (half a scan's wait, then its own)
+])
+def test_the_spare_gets_the_file_only_when_it_finishes_clearly_sooner_and_within_half_the_time_left(
+        best_finish, spare, per_file, time_left, wins):
+    assert spare_wins(best_finish, spare, per_file, time_left) is wins

@@ -152,7 +152,7 @@ def test_under_overload_a_taken_over_result_is_held_until_the_deadline():
 def test_a_busy_core_keeps_the_file_to_the_deadline_and_is_not_put_aside():
     fake = FakeClock()
     pool, _ = make_pool(fake, [2.0, 2.0])
-    first, other = pool.candidates(JOB.sha256)  # the file's two Cores, first the one it goes to on a tie
+    first, other = pool.candidates(JOB.sha256).pair  # the file's two Cores, first the one it goes to on a tie
     first.client.wait = 60.0
     start = fake.now()
     with pytest.raises(RecoverableError, match="MetaDefender Core is full"):
@@ -168,7 +168,7 @@ def left_running(scan_seconds: float, budget: float):
     running there. (fake clock, pool, the file's first Core, the other)"""
     fake = FakeClock()
     pool, _ = make_pool(fake, [1.0, 1.0])
-    first, other = pool.candidates(JOB.sha256)  # the file's two Cores, first the one it goes to on a tie
+    first, other = pool.candidates(JOB.sha256).pair  # the file's two Cores, first the one it goes to on a tie
     first.client.scan_seconds = scan_seconds
     with pytest.raises(RecoverableError, match="being scanned"):
         scan_file(pool, JOB, fake.now() + budget, clock_of(fake))

@@ -49,7 +49,7 @@ def test_start_core_is_random_so_instances_spread():
     for seed in range(20):
         clock = FakeClock()
         pool, _ = make_pool(clock, [0.5, 0.5, 0.5], seed=seed)
-        firsts.add(pool.attempt_order(pool.candidates())[0].name)
+        firsts.add(pool.attempt_order(pool.candidates(), 54.0)[0].name)
     assert firsts == {"core0", "core1", "core2"}
 
 
@@ -124,7 +124,7 @@ def test_core_down_at_start_rejoins_when_it_comes_back():
 def test_failover_within_the_task_on_lost_data_id():
     clock = FakeClock()
     pool, clients = make_pool(clock, [0.5, 0.5])
-    first = pool.attempt_order(pool.candidates())[0]
+    first = pool.attempt_order(pool.candidates(), 54.0)[0]
     pool.cursor = pool.nodes.index(first)
     first.client.report_error = CoreError("lost the scan")
     result = scan_file(pool, JOB, clock.now() + 54, Clock(clock.now, clock.sleep))
@@ -242,7 +242,7 @@ def test_core_with_a_queue_yields_its_turn_to_an_idle_one():
     pool, clients = make_pool(clock, [0.5, 0.5, 0.5])
     pool.cursor = 0
     clients[0].backlog = 3
-    order = pool.attempt_order(pool.candidates())
+    order = pool.attempt_order(pool.candidates(), 54.0)
     assert order[0].name != "core0"
     assert pool.cursor == 1, "the next task compares the Core after the one whose turn it was"
 
@@ -309,7 +309,7 @@ def test_core_that_cannot_report_its_queue_is_not_asked_again_and_keeps_its_turn
 def test_a_report_for_another_file_fails_over_and_is_never_the_result(changed, job):
     clock = FakeClock()
     pool, _ = make_pool(clock, [0.5, 0.5])
-    first = pool.attempt_order(pool.candidates())[0]
+    first = pool.attempt_order(pool.candidates(), 54.0)[0]
     pool.cursor = pool.nodes.index(first)
     honest = first.client.get_report
     first.client.get_report = lambda data_id, timeout=None: {**honest(data_id, timeout), **changed}
@@ -351,7 +351,7 @@ def test_a_scan_whose_core_fails_a_poll_is_canceled_before_failing_over():
     clock = FakeClock()
     pool, clients = make_pool(clock, [0.5, 0.5])
     pool.cursor = 0
-    first = pool.attempt_order(pool.candidates())[0]
+    first = pool.attempt_order(pool.candidates(), 54.0)[0]
     pool.cursor = pool.nodes.index(first)
     first.client.report_error = CoreError("answered file/x with HTTP 500")
     result = scan_file(pool, JOB, clock.now() + 54, Clock(clock.now, clock.sleep))
@@ -416,7 +416,7 @@ def test_files_a_retry_may_take_over_meet_the_same_two_cores_on_every_instance()
     pools[1].cursor = (pools[0].cursor + 2) % 5  # another instance, elsewhere in its rotation
     for index in range(20):
         key = keyed_job(index).sha256
-        assert [n.name for n in pools[0].candidates(key)] == [n.name for n in pools[1].candidates(key)]
+        assert [n.name for n in pools[0].candidates(key).pair] == [n.name for n in pools[1].candidates(key).pair]
 
 
 def test_files_a_retry_may_take_over_are_spread_over_the_cores_by_their_hash():
@@ -442,7 +442,7 @@ def test_a_core_whose_queue_reading_does_not_come_in_time_counts_as_full():
 
     clients[0].get_load = late_load
     try:
-        assert [n.name for n in pool.attempt_order(pool.candidates())] == ["core1", "core0"]
+        assert [n.name for n in pool.attempt_order(pool.candidates(), 54.0)] == ["core1", "core0"]
     finally:
         answer.set()
 
@@ -453,7 +453,59 @@ def test_a_core_whose_queue_has_no_free_place_yields_to_one_with_room_and_a_long
     pool.cursor = 0
     clients[0].get_load = lambda timeout=None: CoreLoad(500, 4, 0)
     clients[1].get_load = lambda timeout=None: CoreLoad(600, 4, 100)
-    assert [n.name for n in pool.attempt_order(pool.candidates())] == ["core1", "core0"]
+    assert [n.name for n in pool.attempt_order(pool.candidates(), 54.0)] == ["core1", "core0"]
+
+
+def test_the_core_a_file_just_left_is_read_afresh_for_the_next_file():
+    """A queue reading of the Core our file was on counted our file: the next task asks that Core again, even within
+    the second a reading is otherwise used for."""
+    clock = FakeClock()
+    pool, clients = make_pool(clock, [0.5, 0.5])
+    start = clock.now()
+    used = run_tasks(pool, clock, 1)
+    assert clock.now() - start < 1.0, "the first reading is more than a second old before the second file"
+    run_tasks(pool, clock, 1)
+    asked = {client.name: client.requests["stat/nodes"] for client in clients}
+    assert asked == {name: 2 if name in used else 1 for name in asked}
+
+
+def cores_of(key: str) -> list[str]:
+    """The names of a file's pair and spare, as any instance with the same three Cores ranks them."""
+    candidates = make_pool(FakeClock(), [0.5] * 3)[0].candidates(key)
+    return [node.name for node in [*candidates.pair, candidates.spare]]
+
+
+@pytest.mark.parametrize(("pair_backlog", "spare_backlog", "goes_to"), [
+    (1, 0, "spare"),  # both of its Cores are scanning another file, the spare is idle
+    (1, 1, "first"),  # every Core is scanning another file: the file waits on its own Cores
+    (0, 0, "first"),  # the first has a free slot: the spare is not asked
+])
+def test_a_file_that_would_wait_on_both_of_its_cores_goes_to_an_idle_third(pair_backlog, spare_backlog, goes_to):
+    clock = FakeClock()
+    pool, clients = make_pool(clock, [0.5] * 3)
+    job = keyed_job(0)
+    first, other, spare = cores_of(job.sha256)
+    by_name = {client.name: client for client in clients}
+    by_name[first].backlog = by_name[other].backlog = pair_backlog
+    by_name[spare].backlog = spare_backlog
+    result = scan_file(pool, job, clock.now() + 54, Clock(clock.now, answered_then_sleep(pool, clock)))
+    assert result.node.name == {"spare": spare, "first": first}[goes_to]
+    assert by_name[spare].requests["stat/nodes"] == (0 if pair_backlog == 0 else 1)
+
+
+def test_a_spare_that_might_not_finish_in_half_the_time_left_is_not_given_the_file():
+    clock = FakeClock()
+    pool, clients = make_pool(clock, [2.0] * 3)
+    job = keyed_job(0)
+    first, other, spare = cores_of(job.sha256)
+    for node in pool.nodes:  # each Core's latest file took 2 s
+        node.pace = Pace().after_scan(2.0, clock.now())
+    by_name = {client.name: client for client in clients}
+    by_name[first].backlog = by_name[other].backlog = 1
+    order = pool.attempt_order(pool.candidates(job.sha256), time_left=3.9)  # 2 s is more than half of 3.9 s
+    assert order[0].name == first
+    order = pool.attempt_order(pool.candidates(job.sha256), time_left=4.0)
+    assert order[0].name == spare
 
 
 def test_upkeep_asks_a_core_that_tells_its_readiness_every_30_s_and_its_engines_when_due():
@@ -513,9 +565,9 @@ def test_cores_that_lack_the_rule_get_a_file_only_when_every_core_lacks_it():
         node.rule = "Strict"
     pool.nodes[0].rules = {"Default": None}
     pool.nodes[1].rules = {"Default": None, "Strict": None}
-    assert [n.name for n in pool.attempt_order(pool.candidates())] == ["core1"]
+    assert [n.name for n in pool.attempt_order(pool.candidates(), 54.0)] == ["core1"]
     pool.nodes[1].rules = {"Default": None}
-    assert sorted(n.name for n in pool.attempt_order(pool.candidates())) == ["core0", "core1"]
+    assert sorted(n.name for n in pool.attempt_order(pool.candidates(), 54.0)) == ["core0", "core1"]
 
 
 def test_a_resting_core_loses_a_turn_only_when_the_rotation_passes_it_over():
@@ -523,9 +575,9 @@ def test_a_resting_core_loses_a_turn_only_when_the_rotation_passes_it_over():
     pool, _ = make_pool(clock, [0.5, 0.5, 0.5])
     pool.cursor = 0
     pool.nodes[1].pace = Pace(slow_streak=2, skip_turns=2)
-    pool.attempt_order(pool.candidates())  # core0's turn: core1, after it, is not passed over
+    pool.attempt_order(pool.candidates(), 54.0)  # core0's turn: core1, after it, is not passed over
     assert pool.nodes[1].pace.skip_turns == 2
-    pool.attempt_order(pool.candidates())  # core1 would be next: passed over for core2
+    pool.attempt_order(pool.candidates(), 54.0)  # core1 would be next: passed over for core2
     assert pool.nodes[1].pace.skip_turns == 1
 
 
@@ -535,5 +587,5 @@ def test_when_every_core_rests_the_rotation_still_moves_one_core_per_task():
     pool.cursor = 0
     for node in pool.nodes:
         node.pace = Pace(slow_streak=1, skip_turns=5)
-    pool.attempt_order(pool.candidates())
+    pool.attempt_order(pool.candidates(), 54.0)
     assert pool.cursor == 1
