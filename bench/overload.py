@@ -20,7 +20,9 @@ Figures, run = burst start until every file has a verdict or is lost:
   report is read once Core has finished or dropped it. Judged as well, against the same target: the slot
   time Core's stat/nodes `load` (sampled) shows busy during the run, less the fetched scans' time. The two
   agree on a Core whose canceled scans free their slot at once; only the sampled one sees a slot that a
-  canceled scan keeps holding (no report shows that time);
+  canceled scan keeps holding (no report shows that time). Shown apart: the part of it spent on the scans of lost
+  files that no attempt fetched, which their last attempt left running (the service cannot tell a last attempt, see
+  `python -m bench overload-model`);
 - verdicts lost / files, beside the floor of a naive service that uploads each attempt afresh and cancels at
   its deadline: each attempt succeeds with p = min(1, capacity x deadline / instances), so (1 - p)^3 is lost;
 - uploads per Core: a Core that scans faster, or has more slots, should get more files.
@@ -29,6 +31,7 @@ Figures, run = burst start until every file has a verdict or is lost:
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import logging
 import math
@@ -278,9 +281,18 @@ class Burst:
     logs: list[CoreLog]
     busy_seconds: float
 
+    def lost_files(self) -> set[str]:
+        """The SHA-256 of the files lost."""
+        return {_sha256(attempt.path) for attempt in self.attempts if attempt.final and attempt.outcome == FAILED}
+
     def outcomes(self) -> Counter:
         """Files by how they ended: VERDICT, NONRECOVERABLE, or FAILED (lost)."""
         return Counter(attempt.outcome for attempt in self.attempts if attempt.final)
+
+
+def _sha256(path: str) -> str:
+    with open(path, "rb") as handle:
+        return hashlib.sha256(handle.read()).hexdigest()
 
 
 def collect(events, files: int) -> list[Attempt]:
@@ -334,7 +346,9 @@ def settled_reports(scans: list[tuple[str, str]]) -> tuple[dict[tuple[str, str],
 @dataclass(frozen=True)
 class CoreUse:
     """Core's side of a burst: scan seconds wasted and of scans fetched finished (useful), uploads, cancels, and
-    scans unfinished when the reports were read; uploads per Core, in the order of `urls`."""
+    scans unfinished when the reports were read; uploads per Core, in the order of `urls`. `last_wasted`: of the
+    wasted seconds, those of lost files' scans no attempt fetched (left running by the last attempt, which the service
+    cannot tell from the others)."""
 
     wasted: float
     useful: float
@@ -342,22 +356,27 @@ class CoreUse:
     cancels: int
     unfinished: int
     per_core: tuple[int, ...]
+    last_wasted: float
 
 
-def core_use(urls: list[str], logs: list[CoreLog]) -> CoreUse:
-    """Scan time of the uploaded scans: wasted if canceled or never fetched finished by the service, else useful."""
+def core_use(urls: list[str], logs: list[CoreLog], lost: set[str]) -> CoreUse:
+    """Scan time of the uploaded scans: wasted if canceled or never fetched finished by the service, else useful;
+    `lost`: the SHA-256 of the files lost."""
     uploads = [scan for log in logs for scan in log.uploads]
     fetched = set().union(*(log.fetched for log in logs))
     reports, unfinished = settled_reports(uploads)
     spent = {True: 0.0, False: 0.0}
+    last_wasted = 0.0
     for (_, data_id), report in reports.items():
         report = report or {}
         canceled = (report.get("scan_results") or {}).get("scan_all_result_i") == CANCELED
-        spent[canceled or data_id not in fetched] += ((report.get("process_info") or {}).get("processing_time")
-                                                      or 0) / 1000
+        seconds = ((report.get("process_info") or {}).get("processing_time") or 0) / 1000
+        spent[canceled or data_id not in fetched] += seconds
+        if not canceled and data_id not in fetched and (report.get("file_info") or {}).get("sha256") in lost:
+            last_wasted += seconds
     per_core = Counter(base for base, _ in uploads)
     return CoreUse(spent[True], spent[False], len(uploads), sum(len(log.cancels) for log in logs), unfinished,
-                   tuple(per_core[url] for url in urls))
+                   tuple(per_core[url] for url in urls), last_wasted)
 
 
 @dataclass(frozen=True)
@@ -417,6 +436,8 @@ def scenario_rows(setup: Setup, instances: int, files: int, burst: Burst, core: 
             f"{wasted:.1%}", f"<= {scenario.wasted:.0%}", wasted <= scenario.wasted, "-"),
         Row(f"{name}: Core time wasted, sampled (slots busy, not on a fetched scan)", f"{sampled_waste:.1%}",
             f"<= {scenario.wasted:.0%}", sampled_waste <= scenario.wasted, "-"),
+        Row(f"{name}: of the waste (reports), lost files' scans left running by their last attempt",
+            f"{core.last_wasted / slot_time:.1%}", "(reported)", True, "-"),
         Row(f"{name}: verdicts lost after {ATTEMPTS} attempts ({outcomes[FAILED]})", f"{lost:.1%}",
             f"<= {scenario.lost:.0%}", lost <= scenario.lost, f"{naive_lost:.1%}"),
         Row(f"{name}: files ended by a NonRecoverableError", str(outcomes[NONRECOVERABLE]), "0",
@@ -434,7 +455,7 @@ def run_scenario(setup: Setup, files: int, hash_unfinished: bool) -> bool:
     workdir = tasking_dir()
     with EmulatorProcess(*setup.emulator_args(hash_unfinished), nodes=len(setup.cores)) as emulator:
         burst = run_burst(emulator.urls, setup.cores, instances, files, workdir)
-        core = core_use(emulator.urls, burst.logs)
+        core = core_use(emulator.urls, burst.logs, burst.lost_files())
     overload = instances / setup.capacity / deadline
     return print_table(f"Overload {setup.name}: {instances} instances, overload {overload:.2f}, {files} files at "
                        f"once, {setup.describe()}, deadline {deadline:g} s",
