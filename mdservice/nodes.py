@@ -537,13 +537,9 @@ def sooner_of(first: CoreNode, other: CoreNode, loads: dict[CoreNode, Load], per
 def spare_wins(best_finish: float, spare: Load, per_file: float, time_left: float) -> bool:
     """Whether a file that would finish in `best_finish` s on the better Core of its pair goes to the spare (with
     `spare` load, scanning in `per_file` s) instead: when it would clearly finish sooner there, and surely within the
-    `time_left`, in SURE_SHARE of it. A retry does not look for the file on the spare: the file must not need one.
-
-    The spare only speeds up a file its pair would finish in time too. When the pair would not, the Cores are
-    overloaded: a spare that looks idle is then being filled by other instances as well, and the file stays where
-    its retry will look for it."""
+    `time_left`, in SURE_SHARE of it. A retry does not look for the file on the spare: the file must not need one."""
     finish = finish_seconds(spare, per_file)
-    return best_finish <= time_left and finish * CLEARLY_SOONER < best_finish and finish <= SURE_SHARE * time_left
+    return finish * CLEARLY_SOONER < best_finish and finish <= SURE_SHARE * time_left
 
 
 def finish_seconds(load: Load, per_file: float) -> float:

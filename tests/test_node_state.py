@@ -107,8 +107,8 @@ def test_clearly_sooner_is_more_than_1_2_times_and_free_places_count_only_betwee
     assert picked is {"first": first, "other": other}[chosen]
 
 
-# README, Several Cores: when the file would wait for a slot on both of its Cores, but finish there in time, a third
-# gets it if the file would finish there clearly (1.2 times) sooner, and within half of the task's time.
+# README, Several Cores: when the file would wait for a slot on both of its Cores, a third gets it if the file would
+# finish there clearly (1.2 times) sooner, and within half of the task's time.
 @pytest.mark.parametrize(("best_finish", "spare", "per_file", "time_left", "wins"), [
     (1.0, Load(0, 1), 0.5, 54.0, True),  # a file ahead on a 0.5 s Core, against an idle one
     (1.0, Load(1, 1), 0.5, 54.0, False),  # the spare is as busy
@@ -116,8 +116,8 @@ def test_clearly_sooner_is_more_than_1_2_times_and_free_places_count_only_betwee
     (1.2, Load(0, 1), 1.0, 54.0, False),  # exactly 1.2 times sooner is not clearly sooner
     (6.0, Load(0, 1), 3.0, 7.0, True),  # 3 s is within half of 7 s
     (6.0, Load(0, 1), 4.0, 7.0, False),  # 4 s is more than half of 7 s: the file might need a retry
-    (8.0, Load(0, 1), 3.0, 7.0, False),  # the pair would not finish it in time: overload, it stays on its pair
-    (math.inf, Load(0, 1), 1.0, 54.0, False),  # the pair's queues are full: overload too
+    (9.0, Load(0, 1), 3.0, 7.0, True),  # the pair would not finish it in time: the spare surely does
+    (math.inf, Load(0, 1), 1.0, 54.0, True),  # the pair's queues are full
     (8.0, Load(0, 1, 0), 1.0, 54.0, False),  # the spare's queue is full
     (8.0, Load(2, 2, 100), 2.0, 54.0, True),  # two slots, both scanning: 3 s (half a scan's wait, then its own)
 ])
