@@ -71,11 +71,11 @@ class QueueGauge:
 
     def _start_reading(self, node: Gauged) -> None:
         """Ask `node` on a daemon thread; with no thread to be had, it is not asked (its queue counts as unknown)."""
+        asked = self._asking[node] = threading.Event()
         try:
-            threading.Thread(target=self._read, args=(node,), daemon=True, name="md-stat-nodes").start()
+            threading.Thread(target=self._read, args=(node, asked), daemon=True, name="md-stat-nodes").start()
         except RuntimeError:  # "can't start new thread"
-            return
-        self._asking[node] = threading.Event()
+            del self._asking[node]
 
     def latest(self, node: Gauged, within: float = FRESH_SECONDS) -> Reading | None:
         """The latest answer of `node` if it is at most `within` seconds old."""
@@ -107,16 +107,19 @@ class QueueGauge:
         return found
 
     def forget(self, node: Gauged) -> None:
-        """Drop the latest reading of `node`: its queue changed since (we took a file out), so it is asked afresh."""
+        """Drop the latest reading of `node`, and the answer to a request still out: its queue changed since (our file
+        left it), so it is asked afresh."""
         with self._lock:
             self._latest.pop(node, None)
+            self._asking.pop(node, None)
 
     def close(self) -> None:
         """Ask nothing more; requests still out end on their own within HELPER_TIMEOUT (daemon threads)."""
         with self._lock:
             self._closed = True
 
-    def _read(self, node: Gauged) -> None:
+    def _read(self, node: Gauged, asked: threading.Event) -> None:
+        """Ask `node` for its queue and keep the answer, unless the request was forgotten meanwhile (`forget`)."""
         asked_at = self._clock()
         try:
             load = node.client.get_load(timeout=HELPER_TIMEOUT)
@@ -127,5 +130,7 @@ class QueueGauge:
             reading = Reading(self._clock(), asked_at, error=CoreError(f"{node.name}: stat/nodes failed ({exc!r})",
                                                                        node_fault=False))
         with self._lock:
-            self._latest[node] = reading
-            self._asking.pop(node).set()
+            if self._asking.get(node) is asked:
+                self._latest[node] = reading
+                del self._asking[node]
+        asked.set()

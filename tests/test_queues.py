@@ -16,8 +16,8 @@ from mdservice.timing import FRESH_SECONDS
 
 
 class SlowQueueClient:
-    """A Core whose `stat/nodes` answers `queue` once `release` is set (at once while it is set); `asked` is set when
-    a request comes in."""
+    """A Core whose `stat/nodes` answers `queue`, as it was when asked, once `release` is set (at once while it is set);
+    `asked` is set when a request comes in."""
 
     def __init__(self, queue: int):
         self.queue = queue
@@ -28,9 +28,10 @@ class SlowQueueClient:
 
     def get_load(self, timeout=None) -> CoreLoad:
         self.requests += 1
+        queue = self.queue
         self.asked.set()
         self.release.wait()
-        return CoreLoad(self.queue, 4)
+        return CoreLoad(queue, 4)
 
 
 class Core:
@@ -91,3 +92,15 @@ def test_a_reading_older_than_fresh_seconds_is_asked_again():
     assert gauge.latest(node) is None
     assert gauge.readings([node], wait=PATIENCE)[node].queue == 2
     assert node.client.requests == 2
+
+
+def test_an_answer_asked_before_our_file_left_the_queue_is_not_kept():
+    gauge, node = QueueGauge(lambda: 100.0), Core(5)
+    node.client.release.clear()
+    gauge.ask([node])
+    assert node.client.asked.wait(PATIENCE)
+    gauge.forget(node)  # our file left Core's queue while the request was out: its answer counts our file
+    node.client.queue = 4
+    node.client.release.set()
+    assert gauge.readings([node], wait=PATIENCE)[node].queue == 4 and node.client.requests == 2
+    assert gauge.latest(node).queue == 4
