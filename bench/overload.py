@@ -20,8 +20,8 @@ Figures, run = burst start until every file has a verdict or is lost:
   report is read once Core has finished or dropped it. Judged as well, against the same target: the slot
   time Core's stat/nodes `load` (sampled) shows busy during the run, less the fetched scans' time. The two
   agree on a Core whose canceled scans free their slot at once; only the sampled one sees a slot that a
-  canceled scan keeps holding (no report shows that time). Shown apart: the part of it spent on the scans of lost
-  files that no attempt fetched, which their last attempt left running (the service cannot tell a last attempt, see
+  canceled scan keeps holding (no report shows that time). Shown apart: the part of it spent on scans that a file's
+  last attempt uploaded or followed and left running, never fetched (the service cannot tell a last attempt, see
   `python -m bench overload-model`);
 - verdicts lost / files, beside the floor of a naive service that uploads each attempt afresh and cancels at
   its deadline: each attempt succeeds with p = min(1, capacity x deadline / instances), so (1 - p)^3 is lost;
@@ -31,7 +31,6 @@ Figures, run = burst start until every file has a verdict or is lost:
 from __future__ import annotations
 
 import argparse
-import hashlib
 import json
 import logging
 import math
@@ -145,11 +144,14 @@ class _ReadAlong:
 @dataclass
 class CoreLog:
     """What one instance did on the Cores, read from its HTTP answers: scans uploaded (each with its Core's base
-    URL), canceled and fetched finished."""
+    URL), canceled and fetched finished, and the scans a file's last attempt (number ATTEMPTS) uploaded or polled;
+    `attempt`: the number of the attempt the instance works on."""
 
     uploads: list[tuple[str, str]] = field(default_factory=list)
     cancels: set[str] = field(default_factory=set)
     fetched: set[str] = field(default_factory=set)
+    last_attempt: set[str] = field(default_factory=set)
+    attempt: int = 0
 
     def attach(self, service) -> None:
         for node in service.pool.nodes:
@@ -166,15 +168,22 @@ class CoreLog:
         elif method == "POST" and parts[-1] == "cancel" and len(parts) >= 3:
             self.cancels.add(parts[-2])
         elif method == "GET" and len(parts) >= 2 and parts[-2] in ("file", "hash"):
-            response.raw = _ReadAlong(response.raw, self._fetched)
+            response.raw = _ReadAlong(response.raw, self._read)
 
     def _uploaded(self, base: str, answer: dict) -> None:
         if isinstance(answer.get("data_id"), str):
             self.uploads.append((base, answer["data_id"]))
+            self._touched(answer["data_id"])
 
-    def _fetched(self, report: dict) -> None:
-        if isinstance(report.get("data_id"), str) and is_complete(report):
-            self.fetched.add(report["data_id"])
+    def _read(self, report: dict) -> None:
+        if isinstance(report.get("data_id"), str):
+            self._touched(report["data_id"])
+            if is_complete(report):
+                self.fetched.add(report["data_id"])
+
+    def _touched(self, data_id: str) -> None:
+        if self.attempt == ATTEMPTS:
+            self.last_attempt.add(data_id)
 
 
 @dataclass(frozen=True)
@@ -225,6 +234,7 @@ def worker(urls: list[str], files, events, logs, ready) -> None:
     log.attach(service)
     ready.wait()
     while (item := files.get()) is not None:
+        log.attempt = item[1]
         attempt = attempt_task(service, *item, workdir)
         if not attempt.final:
             files.put((attempt.path, attempt.number + 1))
@@ -281,18 +291,9 @@ class Burst:
     logs: list[CoreLog]
     busy_seconds: float
 
-    def lost_files(self) -> set[str]:
-        """The SHA-256 of the files lost."""
-        return {_sha256(attempt.path) for attempt in self.attempts if attempt.final and attempt.outcome == FAILED}
-
     def outcomes(self) -> Counter:
         """Files by how they ended: VERDICT, NONRECOVERABLE, or FAILED (lost)."""
         return Counter(attempt.outcome for attempt in self.attempts if attempt.final)
-
-
-def _sha256(path: str) -> str:
-    with open(path, "rb") as handle:
-        return hashlib.sha256(handle.read()).hexdigest()
 
 
 def collect(events, files: int) -> list[Attempt]:
@@ -347,8 +348,8 @@ def settled_reports(scans: list[tuple[str, str]]) -> tuple[dict[tuple[str, str],
 class CoreUse:
     """Core's side of a burst: scan seconds wasted and of scans fetched finished (useful), uploads, cancels, and
     scans unfinished when the reports were read; uploads per Core, in the order of `urls`. `last_wasted`: of the
-    wasted seconds, those of lost files' scans no attempt fetched (left running by the last attempt, which the service
-    cannot tell from the others)."""
+    wasted seconds, those of scans a file's last attempt uploaded or followed and left running (the service cannot
+    tell a last attempt from the others)."""
 
     wasted: float
     useful: float
@@ -359,11 +360,11 @@ class CoreUse:
     last_wasted: float
 
 
-def core_use(urls: list[str], logs: list[CoreLog], lost: set[str]) -> CoreUse:
-    """Scan time of the uploaded scans: wasted if canceled or never fetched finished by the service, else useful;
-    `lost`: the SHA-256 of the files lost."""
+def core_use(urls: list[str], logs: list[CoreLog]) -> CoreUse:
+    """Scan time of the uploaded scans: wasted if canceled or never fetched finished by the service, else useful."""
     uploads = [scan for log in logs for scan in log.uploads]
     fetched = set().union(*(log.fetched for log in logs))
+    last_attempt = set().union(*(log.last_attempt for log in logs))
     reports, unfinished = settled_reports(uploads)
     spent = {True: 0.0, False: 0.0}
     last_wasted = 0.0
@@ -372,7 +373,7 @@ def core_use(urls: list[str], logs: list[CoreLog], lost: set[str]) -> CoreUse:
         canceled = (report.get("scan_results") or {}).get("scan_all_result_i") == CANCELED
         seconds = ((report.get("process_info") or {}).get("processing_time") or 0) / 1000
         spent[canceled or data_id not in fetched] += seconds
-        if not canceled and data_id not in fetched and (report.get("file_info") or {}).get("sha256") in lost:
+        if not canceled and data_id not in fetched and data_id in last_attempt:
             last_wasted += seconds
     per_core = Counter(base for base, _ in uploads)
     return CoreUse(spent[True], spent[False], len(uploads), sum(len(log.cancels) for log in logs), unfinished,
@@ -436,7 +437,7 @@ def scenario_rows(setup: Setup, instances: int, files: int, burst: Burst, core: 
             f"{wasted:.1%}", f"<= {scenario.wasted:.0%}", wasted <= scenario.wasted, "-"),
         Row(f"{name}: Core time wasted, sampled (slots busy, not on a fetched scan)", f"{sampled_waste:.1%}",
             f"<= {scenario.wasted:.0%}", sampled_waste <= scenario.wasted, "-"),
-        Row(f"{name}: of the waste (reports), lost files' scans left running by their last attempt",
+        Row(f"{name}: of the waste (reports), scans a file's last attempt left running",
             f"{core.last_wasted / slot_time:.1%}", "(reported)", True, "-"),
         Row(f"{name}: verdicts lost after {ATTEMPTS} attempts ({outcomes[FAILED]})", f"{lost:.1%}",
             f"<= {scenario.lost:.0%}", lost <= scenario.lost, f"{naive_lost:.1%}"),
@@ -455,7 +456,7 @@ def run_scenario(setup: Setup, files: int, hash_unfinished: bool) -> bool:
     workdir = tasking_dir()
     with EmulatorProcess(*setup.emulator_args(hash_unfinished), nodes=len(setup.cores)) as emulator:
         burst = run_burst(emulator.urls, setup.cores, instances, files, workdir)
-        core = core_use(emulator.urls, burst.logs, burst.lost_files())
+        core = core_use(emulator.urls, burst.logs)
     overload = instances / setup.capacity / deadline
     return print_table(f"Overload {setup.name}: {instances} instances, overload {overload:.2f}, {files} files at "
                        f"once, {setup.describe()}, deadline {deadline:g} s",

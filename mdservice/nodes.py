@@ -298,9 +298,9 @@ class NodePool:
             drawn = [self.rng.choice(ready[1:])] if len(ready) > 1 else []
             ranked = ready[:1] + drawn + [n for n in ready[1:] if n not in drawn]
         if len(ranked) < 2:
-            return Candidates(ranked)
+            return Candidates(tuple(ranked))
         self.gauge.ask([n for n in ranked[:2] if n.abilities.reports_queue])
-        return Candidates(ranked[:2], ranked[2] if len(ranked) > 2 else None)
+        return Candidates(tuple(ranked[:2]), ranked[2] if len(ranked) > 2 else None)
 
     def attempt_order(self, candidates: Candidates, time_left: float) -> list[CoreNode]:
         """The Cores to try for one task with `time_left` s, best first, every Core once.
@@ -327,16 +327,19 @@ class NodePool:
 
     def choose(self, candidates: Candidates, time_left: float) -> CoreNode:
         """Where the file goes: the sooner of its pair by their queues (`sooner_of`), unless it would wait for a scan
-        slot there and the spare, asked then, would clearly finish it sooner and surely in time (`spare_wins`)."""
+        slot on both and the spare, asked then, tells (a reading without error) that it would clearly finish it sooner,
+        and surely in time (`spare_wins`)."""
         (first, other), spare = candidates.pair, candidates.spare
         per_file = self._per_file([n for n in (first, other, spare) if n is not None])
         loads = self._loads([first, other])
         best = sooner_of(first, other, loads, per_file)
-        best_finish = finish_seconds(loads[best], per_file[best])
-        if spare is None or not spare.abilities.reports_queue or best_finish <= per_file[best]:
-            return best  # no spare to ask, or the file starts at once
-        spare_load = self._loads([spare])[spare]
-        return spare if not spare.failed and spare_wins(best_finish, spare_load, per_file[spare], time_left) else best
+        finish = {node: finish_seconds(loads[node], per_file[node]) for node in (first, other)}
+        if spare is None or not spare.abilities.reports_queue or any(finish[n] <= per_file[n] for n in finish):
+            return best  # no spare to ask, or the file could start at once on one of its pair
+        reading = self.gauge.readings([spare], QUEUE_WAIT).get(spare)
+        spare_load = self._load_of(spare, reading)  # an error counts for the spare's health as for any Core's
+        told = reading is not None and reading.error is None
+        return spare if told and spare_wins(finish[best], spare_load, per_file[spare], time_left) else best
 
     def _per_file(self, nodes: list[CoreNode]) -> dict[CoreNode, float]:
         """Each Core's recent time per file; a Core without one is taken to scan as fast as the fastest Core that
@@ -503,7 +506,7 @@ class Candidates:
     """The Cores a file may go to: its `pair`, whose queues are read at the start of its task and where a retry looks
     for an earlier attempt's scan, and a `spare`, asked only when the file would wait for a scan slot on both."""
 
-    pair: list[CoreNode]
+    pair: tuple[CoreNode, ...]
     spare: CoreNode | None = None
 
 

@@ -3,8 +3,8 @@
 `QueueGauge.ask(nodes)` starts reading those Cores' scan queues on daemon threads and returns at once;
 `readings(nodes, wait)` returns the fresh readings, asking for the missing ones and waiting at most
 `wait` seconds for answers still out. The threads only call the Core and keep its answer (queue and slot
-counts, free queue places, or the CoreError); what an answer means for the Core's health is decided by the caller,
-on its own thread.
+counts, free queue places, or the CoreError), unless the caller dropped what the Core told (`forget`) while it was
+out; what an answer means for the Core's health is decided by the caller, on its own thread.
 """
 
 from __future__ import annotations

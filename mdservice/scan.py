@@ -116,7 +116,7 @@ def scan_file(pool: NodePool, job: ScanJob, deadline: float, clock: Clock | None
 
     The chosen Core keeps the file for the whole time: a busy Core is not a failed one. Only a failure (an error, a
     lost or stuck scan, a Core that hangs for half of the time left) moves the file to the next Core. A scan still
-    running at the deadline is left there for a later attempt to take over.
+    running at the deadline on one of the file's pair is left there for a later attempt to take over.
     """
     clock = clock or Clock()
     # Files a retry may take over go to the same two Cores every attempt (keyed by the file), others to any two.
@@ -132,20 +132,23 @@ def scan_file(pool: NodePool, job: ScanJob, deadline: float, clock: Clock | None
         raise RecoverableError(f"No MetaDefender Core is ready to scan, Assemblyline will retry: {reasons}")
     if earlier is not None:
         order = [earlier.node] + [node for node in order if node is not earlier.node]
-    return _attempt(pool, job, order, deadline, clock, earlier, look_up)
+    # A later attempt looks for a scan this one leaves running only on the file's pair.
+    return _attempt(pool, job, order, deadline, clock, earlier, look_up, candidates.pair if job.resumable else ())
 
 
 def _attempt(pool: NodePool, job: ScanJob, order: list[CoreNode], deadline: float, clock: Clock,
-             earlier: ScanResult | None, look_up: Callable[[], ScanResult | None] | None) -> ScanResult:
+             earlier: ScanResult | None, look_up: Callable[[], ScanResult | None] | None,
+             leave_on: tuple[CoreNode, ...]) -> ScanResult:
     """Give the file to the Cores in `order` until one finishes it (following the `earlier` scan on its Core), each
-    with all the time left; the next Core only after a failure. The task's error when none could."""
+    with all the time left; the next Core only after a failure. A scan still running at the deadline is left only on
+    the Cores `leave_on` (where a later attempt looks for it), else canceled. The task's error when none could."""
     errors: list[tuple[CoreNode, CoreError, float]] = []
     for position, node in enumerate(order):
         started = clock.now()
         if started >= deadline:
             break
         others = position < len(order) - 1
-        span = span_for(started, deadline, others, job.resumable)
+        span = span_for(started, deadline, others, node in leave_on)
         taken_over = earlier if earlier is not None and earlier.node is node else None
         try:
             result = scan_on_node(node, job, span, clock, pool.watch(node), taken_over, look_up)
@@ -228,7 +231,7 @@ def _check_size(node: CoreNode, job: ScanJob) -> None:
                         node_fault=False)
 
 
-def find_earlier(nodes: list[CoreNode], job: ScanJob, deadline: float, clock: Clock) -> ScanResult | None:
+def find_earlier(nodes: tuple[CoreNode, ...], job: ScanJob, deadline: float, clock: Clock) -> ScanResult | None:
     """The first scan of this file, in the order of `nodes` (the healthy ones, asked in parallel), that may stand for
     the task (see `find_previous`), or None. The file's candidate Cores are where any earlier attempt sent it (unless
     that one failed over), on a Core back from an outage too."""
@@ -283,6 +286,7 @@ def _follow(node: CoreNode, job: ScanJob, data_id: str, span: Span, clock: Clock
         left = isinstance(exc, CoreBusy) and span.leave and not exc.queued
         if not (resumed or left):
             _cancel_quietly(node, data_id, span.deadline - clock.now())
+            watch.left_queue()
         raise
     return ScanResult(node, data_id, report, resumed)
 

@@ -9,7 +9,7 @@ import pytest
 from assemblyline.common.exceptions import NonRecoverableError, RecoverableError
 from fakes import FakeClock, make_pool, settle, sha256_of
 
-from mdservice.client import CoreError, CoreLoad
+from mdservice.client import CoreError, CoreLoad, CoreRateLimited
 from mdservice.nodes import Pace
 from mdservice.scan import Clock, ScanJob, scan_file
 
@@ -506,6 +506,47 @@ def test_a_spare_that_might_not_finish_in_half_the_time_left_is_not_given_the_fi
     assert order[0].name == first
     order = pool.attempt_order(pool.candidates(job.sha256), time_left=4.0)
     assert order[0].name == spare
+
+
+def busy_pair(scan_seconds: list[float]):
+    """Three Cores and a file whose two Cores are each scanning another file: (fake clock, pool, clients by name, the
+    file's job, the names of its first, other and spare Core)."""
+    clock = FakeClock()
+    pool, clients = make_pool(clock, scan_seconds)
+    job = keyed_job(0)
+    first, other, spare = cores_of(job.sha256)
+    by_name = {client.name: client for client in clients}
+    by_name[first].backlog = by_name[other].backlog = 1
+    return clock, pool, by_name, job, (first, other, spare)
+
+
+@pytest.mark.parametrize("error", [
+    CoreRateLimited("stat/nodes: HTTP 429", retry_after=1.0),
+    CoreError("stat/nodes: HTTP 403, the API key lacks the right", permanent=True, node_fault=False),
+    CoreError("stat/nodes: HTTP 500"),
+])
+def test_a_spare_that_cannot_tell_its_queue_is_not_given_the_file(error):
+    clock, pool, by_name, job, (first, _, spare) = busy_pair([0.5] * 3)
+    by_name[spare].get_load = lambda timeout=None: (_ for _ in ()).throw(error)
+    assert pool.attempt_order(pool.candidates(job.sha256), 54.0)[0].name == first
+
+
+def test_the_spare_is_not_asked_while_one_of_the_files_two_cores_has_a_free_slot():
+    clock, pool, by_name, job, (first, other, spare) = busy_pair([0.5] * 3)
+    by_name[other].backlog = 0
+    for node in pool.nodes:
+        node.pace = Pace().after_scan(0.9 if node.name == other else 0.5, clock.now())
+    # 1 s after the file ahead on the first, 0.9 s on the idle other: not clearly sooner, the first keeps it
+    assert pool.attempt_order(pool.candidates(job.sha256), 54.0)[0].name == first
+    assert by_name[spare].requests["stat/nodes"] == 0
+
+
+def test_a_scan_on_the_spare_still_running_at_the_deadline_is_canceled_as_no_retry_looks_there():
+    clock, pool, by_name, job, (first, other, spare) = busy_pair([0.5] * 3)
+    by_name[spare].scan_seconds = 30.0  # slower than any Core the service knows
+    with pytest.raises(RecoverableError, match="being scanned"):
+        scan_file(pool, job, clock.now() + 20, Clock(clock.now, answered_then_sleep(pool, clock)))
+    assert by_name[spare].uploads == 1 and by_name[spare].cancelled == [f"{spare}-1"]
 
 
 def test_upkeep_asks_a_core_that_tells_its_readiness_every_30_s_and_its_engines_when_due():
