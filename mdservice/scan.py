@@ -286,7 +286,6 @@ def _follow(node: CoreNode, job: ScanJob, data_id: str, span: Span, clock: Clock
         left = isinstance(exc, CoreBusy) and span.leave and not exc.queued
         if not (resumed or left):
             _cancel_quietly(node, data_id, span.deadline - clock.now())
-            watch.left_queue()
         raise
     return ScanResult(node, data_id, report, resumed)
 
