@@ -14,9 +14,9 @@ SHA-256 (rendezvous hashing): every attempt, on any instance, meets the same two
 earlier attempt left. Other files have the Core whose turn it is in a rotation (from a random start, one Core per
 task) and one drawn at random. A Core whose queue is full (Core 5's free places: 0) gets the file only when the other
 has no room either, and between Cores that would finish it about as soon, more free places win. When the file would
-wait for a scan slot on both, a third Core, its spare, is asked too, and gets the file if it would clearly finish it
-sooner and surely before the deadline (as the bounded loads of consistent hashing move a key on from a full host).
-Only errors put a Core aside (`Health`); a full or slow Core only ranks later.
+wait for a scan slot where it goes, a third Core, its spare, is asked too, and gets the file if it would clearly
+finish it sooner and surely before the deadline (as the bounded loads of consistent hashing move a key on from a full
+host). Only errors put a Core aside (`Health`); a full or slow Core only ranks later.
 """
 
 from __future__ import annotations
@@ -326,20 +326,20 @@ class NodePool:
         return ready + resting + failed
 
     def choose(self, candidates: Candidates, time_left: float) -> CoreNode:
-        """Where the file goes: the sooner of its pair by their queues (`sooner_of`), unless it would wait for a scan
-        slot on both and the spare, asked then, tells (a reading without error) that it would clearly finish it sooner,
-        and surely in time (`spare_wins`)."""
+        """Where the file goes: the sooner of its pair by their queues (`sooner_of`), unless it would wait there for a
+        scan slot and the spare, asked then, tells (a reading without error) that it would clearly finish it sooner,
+        and surely in time (`spare_wins`). The other of the pair may have a free slot and still lose: it is slower."""
         (first, other), spare = candidates.pair, candidates.spare
         per_file = self._per_file([n for n in (first, other, spare) if n is not None])
         loads = self._loads([first, other])
         best = sooner_of(first, other, loads, per_file)
-        finish = {node: finish_seconds(loads[node], per_file[node]) for node in (first, other)}
-        if spare is None or not spare.abilities.reports_queue or any(finish[n] <= per_file[n] for n in finish):
-            return best  # no spare to ask, or the file could start at once on one of its pair
+        best_finish = finish_seconds(loads[best], per_file[best])
+        if spare is None or not spare.abilities.reports_queue or best_finish <= per_file[best]:
+            return best  # no spare to ask, or the file starts at once
         reading = self.gauge.readings([spare], QUEUE_WAIT).get(spare)
         spare_load = self._load_of(spare, reading)  # an error counts for the spare's health as for any Core's
         told = reading is not None and reading.error is None
-        return spare if told and spare_wins(finish[best], spare_load, per_file[spare], time_left) else best
+        return spare if told and spare_wins(best_finish, spare_load, per_file[spare], time_left) else best
 
     def _per_file(self, nodes: list[CoreNode]) -> dict[CoreNode, float]:
         """Each Core's recent time per file; a Core without one is taken to scan as fast as the fastest Core that
@@ -504,7 +504,8 @@ def _passed_over(rotation: list[CoreNode], turn: CoreNode | None) -> list[CoreNo
 @dataclass(frozen=True)
 class Candidates:
     """The Cores a file may go to: its `pair`, whose queues are read at the start of its task and where a retry looks
-    for an earlier attempt's scan, and a `spare`, asked only when the file would wait for a scan slot on both."""
+    for an earlier attempt's scan, and a `spare`, asked only when the file would wait for a scan slot on the Core of
+    its pair it would go to."""
 
     pair: tuple[CoreNode, ...]
     spare: CoreNode | None = None

@@ -107,7 +107,7 @@ def test_clearly_sooner_is_more_than_1_2_times_and_free_places_count_only_betwee
     assert picked is {"first": first, "other": other}[chosen]
 
 
-# README, Several Cores: when the file would wait for a slot on both of its Cores, a third gets it if the file would
+# README, Several Cores: when the file would wait for a slot on the Core it goes to, a third gets it if the file would
 # finish there clearly (1.2 times) sooner, and within half of the task's time.
 @pytest.mark.parametrize(("best_finish", "spare", "per_file", "time_left", "wins"), [
     (1.0, Load(0, 1), 0.5, 54.0, True),  # a file ahead on a 0.5 s Core, against an idle one
