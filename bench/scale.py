@@ -26,9 +26,10 @@ NETWORK_DELAY = 0.02
 SCAN_SECONDS = 0.3
 CORE_COUNTS = (1, 10, 30)
 FILES_PER_COUNT = 30
-# Two queue readings (the file's two candidate Cores) and, for a file a retry may take over, a look-up of an earlier
-# scan on each of them, all in parallel: at most 4, whatever the number of Cores.
-MAX_CONTROL_PER_FILE = 4.0
+# Two queue readings (the file's pair of candidate Cores; its spare's too when the file would wait) and, for a file
+# a retry may take over, a look-up of an earlier scan on each of its three candidates, all in parallel: at most 5
+# while the file does not wait, whatever the number of Cores.
+MAX_CONTROL_PER_FILE = 5.0
 # CPU per task must not grow with the number of Cores: 30 Cores may cost at most this much over 10 Cores, which
 # ask the same one stat/nodes per file (1 Core asks none, so its figure is only reported).
 MAX_CPU_GROWTH = 1.25

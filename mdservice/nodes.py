@@ -9,14 +9,14 @@ time is monotonic seconds from an injectable clock, so the policy can be tested 
 The choice, as Envoy's least-request balancer ("power of two choices") and outlier detection: a file has a pair of
 candidate Cores (`candidates`), whose queues (`stat/nodes`) are read in parallel at the start of its task, and it
 goes to the first unless it would finish clearly sooner on the other (`sooner_of`: the files ahead of it per scan
-slot, times the Core's time per file). A file a retry may take over has the two Cores that rank highest for its
-SHA-256 (rendezvous hashing): every attempt, on any instance, meets the same two, and looks there for the scan an
-earlier attempt left. Other files have the Core whose turn it is in a rotation (from a random start, one Core per
-task) and one drawn at random. A Core whose queue is full (Core 5's free places: 0) gets the file only when the other
-has no room either, and between Cores that would finish it about as soon, more free places win. When the file would
-wait for a scan slot where it goes, a third Core, its spare, is asked too, and gets the file if it would clearly
-finish it sooner and surely before the deadline (as the bounded loads of consistent hashing move a key on from a full
-host). Only errors put a Core aside (`Health`); a full or slow Core only ranks later.
+slot, times the Core's time per file). A Core whose queue is full (Core 5's free places: 0) gets the file only when
+the other has no room either, and between Cores that would finish it about as soon, more free places win. When the
+file would wait for a scan slot where it goes, a third Core, its spare, is asked too, and gets the file if it would
+finish it clearly sooner there (as the bounded loads of consistent hashing move a key on from a full host). A file a
+retry may take over has the three Cores that rank highest for its SHA-256 (rendezvous hashing) as its pair and spare:
+every attempt, on any instance, meets the same three, and looks there for the scan an earlier attempt left. Other
+files have the Core whose turn it is in a rotation (from a random start, one Core per task), one drawn at random, and
+the next in rotation as their spare. Only errors put a Core aside (`Health`); a full or slow Core only ranks later.
 """
 
 from __future__ import annotations
@@ -45,7 +45,6 @@ from mdservice.timing import (
     QUEUE_WAIT,
     READY_SECONDS,
     SPEED_MEMORY,
-    SURE_SHARE,
 )
 
 
@@ -302,8 +301,8 @@ class NodePool:
         self.gauge.ask([n for n in ranked[:2] if n.abilities.reports_queue])
         return Candidates(tuple(ranked[:2]), ranked[2] if len(ranked) > 2 else None)
 
-    def attempt_order(self, candidates: Candidates, time_left: float) -> list[CoreNode]:
-        """The Cores to try for one task with `time_left` s, best first, every Core once.
+    def attempt_order(self, candidates: Candidates) -> list[CoreNode]:
+        """The Cores to try for one task, best first, every Core once.
 
         The Cores in full rotation, the one `choose` picks of the file's `candidates` first, then the rest in rotation
         order; then Cores sitting out turns after slow scans; then failed Cores, soonest retry first, so that no task
@@ -319,16 +318,16 @@ class NodePool:
         for node in _passed_over(rotation, turn):
             node.pace = node.pace.after_turn()
         if len(candidates.pair) == 2:
-            best = self.choose(candidates, time_left)
+            best = self.choose(candidates)
             ready = [n for n in [best, *(n for n in ready if n is not best)] if not n.failed]
         failed = sorted((n for n in rotation if n.failed), key=lambda n: n.health.retry_at)
         self.cursor = (self.nodes.index(turn or (resting or failed)[0]) + 1) % len(self.nodes)
         return ready + resting + failed
 
-    def choose(self, candidates: Candidates, time_left: float) -> CoreNode:
+    def choose(self, candidates: Candidates) -> CoreNode:
         """Where the file goes: the sooner of its pair by their queues (`sooner_of`), unless it would wait there for a
-        scan slot and the spare, asked then, tells (a reading without error) that it would clearly finish it sooner,
-        and surely in time (`spare_wins`). The other of the pair may have a free slot and still lose: it is slower."""
+        scan slot and the spare, asked then, is sooner still by a reading without error (`sooner_of` again). The other
+        of the pair may have a free slot and still lose: it is slower."""
         (first, other), spare = candidates.pair, candidates.spare
         per_file = self._per_file([n for n in (first, other, spare) if n is not None])
         loads = self._loads([first, other])
@@ -339,7 +338,7 @@ class NodePool:
         reading = self.gauge.readings([spare], QUEUE_WAIT).get(spare)
         spare_load = self._load_of(spare, reading)  # an error counts for the spare's health as for any Core's
         told = reading is not None and reading.error is None
-        return spare if told and spare_wins(best_finish, spare_load, per_file[spare], time_left) else best
+        return sooner_of(best, spare, {best: loads[best], spare: spare_load}, per_file) if told else best
 
     def _per_file(self, nodes: list[CoreNode]) -> dict[CoreNode, float]:
         """Each Core's recent time per file; a Core without one is taken to scan as fast as the fastest Core that
@@ -503,12 +502,16 @@ def _passed_over(rotation: list[CoreNode], turn: CoreNode | None) -> list[CoreNo
 
 @dataclass(frozen=True)
 class Candidates:
-    """The Cores a file may go to: its `pair`, whose queues are read at the start of its task and where a retry looks
-    for an earlier attempt's scan, and a `spare`, asked only when the file would wait for a scan slot on the Core of
-    its pair it would go to."""
+    """The Cores a file may go to: its `pair`, whose queues are read at the start of its task, and a `spare`, asked
+    only when the file would wait for a scan slot on the Core of its pair it would go to."""
 
     pair: tuple[CoreNode, ...]
     spare: CoreNode | None = None
+
+    @property
+    def cores(self) -> tuple[CoreNode, ...]:
+        """Each of them: where an attempt may leave the file's scan running, and a later one looks for it."""
+        return self.pair + ((self.spare,) if self.spare else ())
 
 
 @dataclass(frozen=True)
@@ -536,14 +539,6 @@ def sooner_of(first: CoreNode, other: CoreNode, loads: dict[CoreNode, Load], per
         return other
     roomier = None not in (loads[first].free, loads[other].free) and loads[other].free > loads[first].free
     return other if roomier and finish[first] * CLEARLY_SOONER >= finish[other] else first
-
-
-def spare_wins(best_finish: float, spare: Load, per_file: float, time_left: float) -> bool:
-    """Whether a file that would finish in `best_finish` s on the better Core of its pair goes to the spare (with
-    `spare` load, scanning in `per_file` s) instead: when it would clearly finish sooner there, and surely within the
-    `time_left`, in SURE_SHARE of it. A retry does not look for the file on the spare: the file must not need one."""
-    finish = finish_seconds(spare, per_file)
-    return finish * CLEARLY_SOONER < best_finish and finish <= SURE_SHARE * time_left
 
 
 def finish_seconds(load: Load, per_file: float) -> float:

@@ -110,30 +110,30 @@ def span_for(now: float, deadline: float, others: bool, leave: bool) -> Span:
 
 
 def scan_file(pool: NodePool, job: ScanJob, deadline: float, clock: Clock | None = None) -> ScanResult:
-    """Scan `job` on the pool's Cores by `deadline` (monotonic): an earlier scan of the file one of its pair of
-    candidate Cores has (`pool.candidates`: the same two for every attempt), else an upload to the Core where it will
-    finish soonest (`pool.attempt_order`).
+    """Scan `job` on the pool's Cores by `deadline` (monotonic): an earlier scan of the file one of its candidate
+    Cores has (`pool.candidates`: the same ones for every attempt), else an upload to the Core where it will finish
+    soonest (`pool.attempt_order`).
 
     The chosen Core keeps the file for the whole time: a busy Core is not a failed one. Only a failure (an error, a
     lost or stuck scan, a Core that hangs for half of the time left) moves the file to the next Core. A scan still
-    running at the deadline on one of the file's pair is left there for a later attempt to take over.
+    running at the deadline on one of the file's candidates is left there for a later attempt to take over.
     """
     clock = clock or Clock()
     # Files a retry may take over go to the same two Cores every attempt (keyed by the file), others to any two.
     candidates = pool.candidates(job.sha256 if job.resumable else "")
-    look_up = partial(find_earlier, candidates.pair, job, deadline, clock) if job.resumable else None
+    look_up = partial(find_earlier, candidates.cores, job, deadline, clock) if job.resumable else None
     earlier = look_up() if look_up else None
     if earlier is not None and is_finished(earlier.report):
         pool.record_scan(earlier.node, 0.0, earlier.report, resumed=True)
         return earlier
-    order = pool.attempt_order(candidates, deadline - clock.now())
+    order = pool.attempt_order(candidates)
     if not order:
         reasons = "; ".join(node.not_ready for node in pool.nodes)
         raise RecoverableError(f"No MetaDefender Core is ready to scan, Assemblyline will retry: {reasons}")
     if earlier is not None:
         order = [earlier.node] + [node for node in order if node is not earlier.node]
-    # A later attempt looks for a scan this one leaves running only on the file's pair.
-    return _attempt(pool, job, order, deadline, clock, earlier, look_up, candidates.pair if job.resumable else ())
+    # A later attempt looks for a scan this one leaves running only on the file's candidates.
+    return _attempt(pool, job, order, deadline, clock, earlier, look_up, candidates.cores if job.resumable else ())
 
 
 def _attempt(pool: NodePool, job: ScanJob, order: list[CoreNode], deadline: float, clock: Clock,
@@ -233,8 +233,8 @@ def _check_size(node: CoreNode, job: ScanJob) -> None:
 
 def find_earlier(nodes: tuple[CoreNode, ...], job: ScanJob, deadline: float, clock: Clock) -> ScanResult | None:
     """The first scan of this file, in the order of `nodes` (the healthy ones, asked in parallel), that may stand for
-    the task (see `find_previous`), or None. The file's candidate Cores are where any earlier attempt sent it (unless
-    that one failed over), on a Core back from an outage too."""
+    the task (see `find_previous`), or None. The file's candidate Cores are where any earlier attempt left it running,
+    on a Core back from an outage too."""
     healthy = [node for node in nodes if not node.failed]
     timeout, now = deadline - clock.now(), clock.wall()
     if not healthy or timeout <= 0:

@@ -27,14 +27,12 @@ BACKOFF_MAX = 60.0
 MAX_SKIP_TURNS = 5
 
 # The choice. The candidates' queues are waited for QUEUE_WAIT at most; a reading is used while FRESH_SECONDS old. A
-# Core's time per file is trusted for SPEED_MEMORY. The second Core of the file's pair gets the file when it would
-# finish there CLEARLY_SOONER times sooner; so does the spare, when it would also finish within SURE_SHARE of the
-# time left (a retry would not look for the file there).
+# Core's time per file is trusted for SPEED_MEMORY. The second Core of the file's pair, and then the spare, gets the
+# file when it would finish there CLEARLY_SOONER times sooner.
 QUEUE_WAIT = 0.5
 FRESH_SECONDS = 1.0
 SPEED_MEMORY = 300.0
 CLEARLY_SOONER = 1.2
-SURE_SHARE = 0.5
 
 # Requests that only help (a queue reading, a look-up of an earlier scan) are not waited for longer than
 # HELPER_TIMEOUT; a Core that cannot tell its queue within it is failing.

@@ -5,7 +5,7 @@ import math
 import pytest
 
 from mdservice.client import CoreBusy, CoreClient, CoreError
-from mdservice.nodes import CoreNode, Health, Load, Pace, backoff, finish_seconds, sooner_of, spare_wins
+from mdservice.nodes import CoreNode, Health, Load, Pace, backoff, finish_seconds, sooner_of
 
 # README: a failing Core sits out 5 s, doubling per failure in a row up to 60 s; a slow one sits out 1, 2, ... up to 5
 # turns, and is judged by its recent scans for 5 minutes.
@@ -105,22 +105,3 @@ def test_clearly_sooner_is_more_than_1_2_times_and_free_places_count_only_betwee
     loads = {first: Load(0, 1, free[0]), other: Load(0, 1, free[1])}
     picked = sooner_of(first, other, loads, {first: per_file[0], other: per_file[1]})
     assert picked is {"first": first, "other": other}[chosen]
-
-
-# README, Several Cores: when the file would wait for a slot on the Core it goes to, a third gets it if the file would
-# finish there clearly (1.2 times) sooner, and within half of the task's time.
-@pytest.mark.parametrize(("best_finish", "spare", "per_file", "time_left", "wins"), [
-    (1.0, Load(0, 1), 0.5, 54.0, True),  # a file ahead on a 0.5 s Core, against an idle one
-    (1.0, Load(1, 1), 0.5, 54.0, False),  # the spare is as busy
-    (1.0, Load(0, 1), 2.5, 54.0, False),  # idle, but 2.5 s a file: later than the wait
-    (1.2, Load(0, 1), 1.0, 54.0, False),  # exactly 1.2 times sooner is not clearly sooner
-    (6.0, Load(0, 1), 3.0, 7.0, True),  # 3 s is within half of 7 s
-    (6.0, Load(0, 1), 4.0, 7.0, False),  # 4 s is more than half of 7 s: the file might need a retry
-    (9.0, Load(0, 1), 3.0, 7.0, True),  # the pair would not finish it in time: the spare surely does
-    (math.inf, Load(0, 1), 1.0, 54.0, True),  # the pair's queues are full
-    (8.0, Load(0, 1, 0), 1.0, 54.0, False),  # the spare's queue is full
-    (8.0, Load(2, 2, 100), 2.0, 54.0, True),  # two slots, both scanning: 3 s (half a scan's wait, then its own)
-])
-def test_the_spare_gets_the_file_only_when_it_finishes_clearly_sooner_and_within_half_the_time_left(
-        best_finish, spare, per_file, time_left, wins):
-    assert spare_wins(best_finish, spare, per_file, time_left) is wins

@@ -49,7 +49,7 @@ def test_start_core_is_random_so_instances_spread():
     for seed in range(20):
         clock = FakeClock()
         pool, _ = make_pool(clock, [0.5, 0.5, 0.5], seed=seed)
-        firsts.add(pool.attempt_order(pool.candidates(), 54.0)[0].name)
+        firsts.add(pool.attempt_order(pool.candidates())[0].name)
     assert firsts == {"core0", "core1", "core2"}
 
 
@@ -124,7 +124,7 @@ def test_core_down_at_start_rejoins_when_it_comes_back():
 def test_failover_within_the_task_on_lost_data_id():
     clock = FakeClock()
     pool, clients = make_pool(clock, [0.5, 0.5])
-    first = pool.attempt_order(pool.candidates(), 54.0)[0]
+    first = pool.attempt_order(pool.candidates())[0]
     pool.cursor = pool.nodes.index(first)
     first.client.report_error = CoreError("lost the scan")
     result = scan_file(pool, JOB, clock.now() + 54, Clock(clock.now, clock.sleep))
@@ -242,7 +242,7 @@ def test_core_with_a_queue_yields_its_turn_to_an_idle_one():
     pool, clients = make_pool(clock, [0.5, 0.5, 0.5])
     pool.cursor = 0
     clients[0].backlog = 3
-    order = pool.attempt_order(pool.candidates(), 54.0)
+    order = pool.attempt_order(pool.candidates())
     assert order[0].name != "core0"
     assert pool.cursor == 1, "the next task compares the Core after the one whose turn it was"
 
@@ -309,7 +309,7 @@ def test_core_that_cannot_report_its_queue_is_not_asked_again_and_keeps_its_turn
 def test_a_report_for_another_file_fails_over_and_is_never_the_result(changed, job):
     clock = FakeClock()
     pool, _ = make_pool(clock, [0.5, 0.5])
-    first = pool.attempt_order(pool.candidates(), 54.0)[0]
+    first = pool.attempt_order(pool.candidates())[0]
     pool.cursor = pool.nodes.index(first)
     honest = first.client.get_report
     first.client.get_report = lambda data_id, timeout=None: {**honest(data_id, timeout), **changed}
@@ -351,7 +351,7 @@ def test_a_scan_whose_core_fails_a_poll_is_canceled_before_failing_over():
     clock = FakeClock()
     pool, clients = make_pool(clock, [0.5, 0.5])
     pool.cursor = 0
-    first = pool.attempt_order(pool.candidates(), 54.0)[0]
+    first = pool.attempt_order(pool.candidates())[0]
     pool.cursor = pool.nodes.index(first)
     first.client.report_error = CoreError("answered file/x with HTTP 500")
     result = scan_file(pool, JOB, clock.now() + 54, Clock(clock.now, clock.sleep))
@@ -442,7 +442,7 @@ def test_a_core_whose_queue_reading_does_not_come_in_time_counts_as_full():
 
     clients[0].get_load = late_load
     try:
-        assert [n.name for n in pool.attempt_order(pool.candidates(), 54.0)] == ["core1", "core0"]
+        assert [n.name for n in pool.attempt_order(pool.candidates())] == ["core1", "core0"]
     finally:
         answer.set()
 
@@ -453,7 +453,7 @@ def test_a_core_whose_queue_has_no_free_place_yields_to_one_with_room_and_a_long
     pool.cursor = 0
     clients[0].get_load = lambda timeout=None: CoreLoad(500, 4, 0)
     clients[1].get_load = lambda timeout=None: CoreLoad(600, 4, 100)
-    assert [n.name for n in pool.attempt_order(pool.candidates(), 54.0)] == ["core1", "core0"]
+    assert [n.name for n in pool.attempt_order(pool.candidates())] == ["core1", "core0"]
 
 
 def test_the_core_a_file_just_left_is_read_afresh_for_the_next_file():
@@ -493,21 +493,6 @@ def test_a_file_that_would_wait_on_both_of_its_cores_goes_to_an_idle_third(pair_
     assert by_name[spare].requests["stat/nodes"] == (0 if pair_backlog == 0 else 1)
 
 
-def test_a_spare_that_might_not_finish_in_half_the_time_left_is_not_given_the_file():
-    clock = FakeClock()
-    pool, clients = make_pool(clock, [2.0] * 3)
-    job = keyed_job(0)
-    first, other, spare = cores_of(job.sha256)
-    for node in pool.nodes:  # each Core's latest file took 2 s
-        node.pace = Pace().after_scan(2.0, clock.now())
-    by_name = {client.name: client for client in clients}
-    by_name[first].backlog = by_name[other].backlog = 1
-    order = pool.attempt_order(pool.candidates(job.sha256), time_left=3.9)  # 2 s is more than half of 3.9 s
-    assert order[0].name == first
-    order = pool.attempt_order(pool.candidates(job.sha256), time_left=4.0)
-    assert order[0].name == spare
-
-
 def busy_pair(scan_seconds: list[float]):
     """Three Cores and a file whose two Cores are each scanning another file: (fake clock, pool, clients by name, the
     file's job, the names of its first, other and spare Core)."""
@@ -528,7 +513,7 @@ def busy_pair(scan_seconds: list[float]):
 def test_a_spare_that_cannot_tell_its_queue_is_not_given_the_file(error):
     clock, pool, by_name, job, (first, _, spare) = busy_pair([0.5] * 3)
     by_name[spare].get_load = lambda timeout=None: (_ for _ in ()).throw(error)
-    assert pool.attempt_order(pool.candidates(job.sha256), 54.0)[0].name == first
+    assert pool.attempt_order(pool.candidates(job.sha256))[0].name == first
 
 
 def test_a_file_that_would_wait_on_a_fast_core_goes_to_an_idle_spare_rather_than_its_idle_slow_other():
@@ -537,15 +522,19 @@ def test_a_file_that_would_wait_on_a_fast_core_goes_to_an_idle_spare_rather_than
     for node in pool.nodes:
         node.pace = Pace().after_scan(2.5 if node.name == other else 0.5, clock.now())
     # 1 s after the file ahead on the first, 2.5 s on the idle other, 0.5 s on the idle spare
-    assert pool.attempt_order(pool.candidates(job.sha256), 54.0)[0].name == spare
+    assert pool.attempt_order(pool.candidates(job.sha256))[0].name == spare
 
 
-def test_a_scan_on_the_spare_still_running_at_the_deadline_is_canceled_as_no_retry_looks_there():
+def test_a_scan_left_running_on_the_spare_at_the_deadline_is_taken_over_by_the_retry():
     clock, pool, by_name, job, (first, other, spare) = busy_pair([0.5] * 3)
     by_name[spare].scan_seconds = 30.0  # slower than any Core the service knows
+    service_clock = Clock(clock.now, answered_then_sleep(pool, clock), clock.wall)
     with pytest.raises(RecoverableError, match="being scanned"):
-        scan_file(pool, job, clock.now() + 20, Clock(clock.now, answered_then_sleep(pool, clock)))
-    assert by_name[spare].uploads == 1 and by_name[spare].cancelled == [f"{spare}-1"]
+        scan_file(pool, job, clock.now() + 20, service_clock)
+    assert by_name[spare].cancelled == []
+    result = scan_file(pool, job, clock.now() + 20, service_clock)
+    assert (result.node.name, result.data_id, result.resumed) == (spare, f"{spare}-1", True)
+    assert by_name[spare].uploads + by_name[first].uploads + by_name[other].uploads == 1
 
 
 def test_upkeep_asks_a_core_that_tells_its_readiness_every_30_s_and_its_engines_when_due():
@@ -605,9 +594,9 @@ def test_cores_that_lack_the_rule_get_a_file_only_when_every_core_lacks_it():
         node.rule = "Strict"
     pool.nodes[0].rules = {"Default": None}
     pool.nodes[1].rules = {"Default": None, "Strict": None}
-    assert [n.name for n in pool.attempt_order(pool.candidates(), 54.0)] == ["core1"]
+    assert [n.name for n in pool.attempt_order(pool.candidates())] == ["core1"]
     pool.nodes[1].rules = {"Default": None}
-    assert sorted(n.name for n in pool.attempt_order(pool.candidates(), 54.0)) == ["core0", "core1"]
+    assert sorted(n.name for n in pool.attempt_order(pool.candidates())) == ["core0", "core1"]
 
 
 def test_a_resting_core_loses_a_turn_only_when_the_rotation_passes_it_over():
@@ -615,9 +604,9 @@ def test_a_resting_core_loses_a_turn_only_when_the_rotation_passes_it_over():
     pool, _ = make_pool(clock, [0.5, 0.5, 0.5])
     pool.cursor = 0
     pool.nodes[1].pace = Pace(slow_streak=2, skip_turns=2)
-    pool.attempt_order(pool.candidates(), 54.0)  # core0's turn: core1, after it, is not passed over
+    pool.attempt_order(pool.candidates())  # core0's turn: core1, after it, is not passed over
     assert pool.nodes[1].pace.skip_turns == 2
-    pool.attempt_order(pool.candidates(), 54.0)  # core1 would be next: passed over for core2
+    pool.attempt_order(pool.candidates())  # core1 would be next: passed over for core2
     assert pool.nodes[1].pace.skip_turns == 1
 
 
@@ -627,5 +616,5 @@ def test_when_every_core_rests_the_rotation_still_moves_one_core_per_task():
     pool.cursor = 0
     for node in pool.nodes:
         node.pace = Pace(slow_streak=1, skip_turns=5)
-    pool.attempt_order(pool.candidates(), 54.0)
+    pool.attempt_order(pool.candidates())
     assert pool.cursor == 1
