@@ -285,10 +285,10 @@ class NodePool:
         the one it goes to on a tie, the pair's queues asked for at once (`attempt_order`, given them, goes by the
         answers).
 
-        With `key`, the file's SHA-256: the Cores that rank highest for it (rendezvous hashing), the same pair for
-        every attempt at the file on any instance while the Cores stay the same, so a retry knows where an earlier
-        attempt's scan is; the spare ranks third. Without: the Core whose turn it is and one drawn at random; the spare
-        is the next in rotation.
+        With `key`, the file's SHA-256: the three Cores that rank highest for it (rendezvous hashing), the spare
+        third, the same for every attempt at the file on any instance while the Cores stay the same, so a retry knows
+        where an earlier attempt's scan is. Without: the Core whose turn it is and one drawn at random; the spare is
+        the next in rotation.
         """
         ready = [n for n in self._eligible() if _is_ready(n)]
         if key:
