@@ -21,11 +21,10 @@ from mdservice.timing import FRESH_SECONDS, HELPER_TIMEOUT
 
 @dataclass(frozen=True)
 class Reading:
-    """One answer to `stat/nodes`: when it came and when it was asked for, and the files Core had not finished, scans
-    at once and the free places in its queue (None: not said), or why there are no numbers."""
+    """One answer to `stat/nodes`: when it came, and the files Core had not finished, scans at once and the free
+    places in its queue (None: not said), or why there are no numbers."""
 
     at: float
-    asked_at: float
     queue: int | None = None
     slots: int = 1
     error: CoreError | None = None
@@ -120,15 +119,14 @@ class QueueGauge:
 
     def _read(self, node: Gauged, asked: threading.Event) -> None:
         """Ask `node` for its queue and keep the answer, unless the request was forgotten meanwhile (`forget`)."""
-        asked_at = self._clock()
         try:
             load = node.client.get_load(timeout=HELPER_TIMEOUT)
-            reading = Reading(self._clock(), asked_at, queue=load.queue, slots=load.slots, free=load.available_slots)
+            reading = Reading(self._clock(), queue=load.queue, slots=load.slots, free=load.available_slots)
         except CoreError as exc:
-            reading = Reading(self._clock(), asked_at, error=exc)
+            reading = Reading(self._clock(), error=exc)
         except Exception as exc:  # a thread must not die silently: an unexpected failure stops the asking
-            reading = Reading(self._clock(), asked_at, error=CoreError(f"{node.name}: stat/nodes failed ({exc!r})",
-                                                                       node_fault=False))
+            reading = Reading(self._clock(), error=CoreError(f"{node.name}: stat/nodes failed ({exc!r})",
+                                                             node_fault=False))
         with self._lock:
             if self._asking.get(node) is asked:
                 self._latest[node] = reading
