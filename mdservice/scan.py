@@ -119,7 +119,7 @@ def scan_file(pool: NodePool, job: ScanJob, deadline: float, clock: Clock | None
     running at the deadline on one of the file's candidates is left there for a later attempt to take over.
     """
     clock = clock or Clock()
-    # Files a retry may take over go to the same two Cores every attempt (keyed by the file), others to any two.
+    # Files a retry may take over have the same candidates every attempt (keyed by the file), others any.
     candidates = pool.candidates(job.sha256 if job.resumable else "")
     look_up = partial(find_earlier, candidates.cores, job, deadline, clock) if job.resumable else None
     earlier = look_up() if look_up else None
