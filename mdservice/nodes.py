@@ -301,13 +301,13 @@ class NodePool:
         self.gauge.ask([n for n in ranked[:2] if n.abilities.reports_queue])
         return Candidates(tuple(ranked[:2]), ranked[2] if len(ranked) > 2 else None)
 
-    def attempt_order(self, candidates: Candidates) -> list[CoreNode]:
+    def attempt_order(self, candidates: Candidates, seconds: float) -> list[CoreNode]:
         """The Cores to try for one task, best first, every Core once.
 
-        The Cores in full rotation, the one `choose` picks of the file's `candidates` first, then the rest in rotation
-        order; then Cores sitting out turns after slow scans; then failed Cores, soonest retry first, so that no task
-        gives up without trying every Core. Cores that say they are not ready get no file (none may be left); Cores
-        that lack the configured rule get one only when every Core lacks it.
+        The Cores in full rotation, the one `choose` picks of the file's `candidates` (for a task with `seconds` left)
+        first, then the rest in rotation order; then Cores sitting out turns after slow scans; then failed Cores,
+        soonest retry first, so that no task gives up without trying every Core. Cores that say they are not ready get
+        no file (none may be left); Cores that lack the configured rule get one only when every Core lacks it.
         """
         rotation = self._eligible()
         if not rotation:
@@ -318,27 +318,32 @@ class NodePool:
         for node in _passed_over(rotation, turn):
             node.pace = node.pace.after_turn()
         if len(candidates.pair) == 2:
-            best = self.choose(candidates)
+            best = self.choose(candidates, seconds)
             ready = [n for n in [best, *(n for n in ready if n is not best)] if not n.failed]
         failed = sorted((n for n in rotation if n.failed), key=lambda n: n.health.retry_at)
         self.cursor = (self.nodes.index(turn or (resting or failed)[0]) + 1) % len(self.nodes)
         return ready + resting + failed
 
-    def choose(self, candidates: Candidates) -> CoreNode:
+    def choose(self, candidates: Candidates, seconds: float) -> CoreNode:
         """Where the file goes: the sooner of its pair by their queues (`sooner_of`), unless it would wait there for a
         scan slot and the spare, asked then, is sooner still by a reading without error (`sooner_of` again). The other
-        of the pair may have a free slot and still lose: it is slower."""
+        of the pair may have a free slot and still lose: it is slower.
+
+        A file that could not finish within `seconds` (the time the task has) even there goes to the first of its
+        pair, where its queue has room: on the Core where it would finish soonest it would only push files that can
+        still finish there past their deadline."""
         (first, other), spare = candidates.pair, candidates.spare
         per_file = self._per_file([n for n in (first, other, spare) if n is not None])
         loads = self._loads([first, other])
         best = sooner_of(first, other, loads, per_file)
-        best_finish = finish_seconds(loads[best], per_file[best])
-        if spare is None or not spare.abilities.reports_queue or best_finish <= per_file[best]:
-            return best  # no spare to ask, or the file starts at once
-        reading = self.gauge.readings([spare], QUEUE_WAIT).get(spare)
-        spare_load = self._load_of(spare, reading)  # an error counts for the spare's health as for any Core's
-        told = reading is not None and reading.error is None
-        return sooner_of(best, spare, {best: loads[best], spare: spare_load}, per_file) if told else best
+        waits = finish_seconds(loads[best], per_file[best]) > per_file[best]  # for a scan slot
+        if waits and spare is not None and spare.abilities.reports_queue:
+            reading = self.gauge.readings([spare], QUEUE_WAIT).get(spare)
+            loads[spare] = self._load_of(spare, reading)  # an error counts for the spare's health as for any Core's
+            if reading is not None and reading.error is None:
+                best = sooner_of(best, spare, loads, per_file)
+        late = finish_seconds(loads[best], per_file[best]) > seconds
+        return first if late and loads[first].free != 0 else best
 
     def _per_file(self, nodes: list[CoreNode]) -> dict[CoreNode, float]:
         """Each Core's recent time per file; a Core without one is taken to scan as fast as the fastest Core that

@@ -126,7 +126,7 @@ def scan_file(pool: NodePool, job: ScanJob, deadline: float, clock: Clock | None
     if earlier is not None and is_finished(earlier.report):
         pool.record_scan(earlier.node, 0.0, earlier.report, resumed=True)
         return earlier
-    order = pool.attempt_order(candidates)
+    order = pool.attempt_order(candidates, deadline - clock.now())
     if not order:
         reasons = "; ".join(node.not_ready for node in pool.nodes)
         raise RecoverableError(f"No MetaDefender Core is ready to scan, Assemblyline will retry: {reasons}")

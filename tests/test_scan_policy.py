@@ -49,7 +49,7 @@ def test_start_core_is_random_so_instances_spread():
     for seed in range(20):
         clock = FakeClock()
         pool, _ = make_pool(clock, [0.5, 0.5, 0.5], seed=seed)
-        firsts.add(pool.attempt_order(pool.candidates())[0].name)
+        firsts.add(pool.attempt_order(pool.candidates(), 54.0)[0].name)
     assert firsts == {"core0", "core1", "core2"}
 
 
@@ -124,7 +124,7 @@ def test_core_down_at_start_rejoins_when_it_comes_back():
 def test_failover_within_the_task_on_lost_data_id():
     clock = FakeClock()
     pool, clients = make_pool(clock, [0.5, 0.5])
-    first = pool.attempt_order(pool.candidates())[0]
+    first = pool.attempt_order(pool.candidates(), 54.0)[0]
     pool.cursor = pool.nodes.index(first)
     first.client.report_error = CoreError("lost the scan")
     result = scan_file(pool, JOB, clock.now() + 54, Clock(clock.now, clock.sleep))
@@ -242,7 +242,7 @@ def test_core_with_a_queue_yields_its_turn_to_an_idle_one():
     pool, clients = make_pool(clock, [0.5, 0.5, 0.5])
     pool.cursor = 0
     clients[0].backlog = 3
-    order = pool.attempt_order(pool.candidates())
+    order = pool.attempt_order(pool.candidates(), 54.0)
     assert order[0].name != "core0"
     assert pool.cursor == 1, "the next task compares the Core after the one whose turn it was"
 
@@ -309,7 +309,7 @@ def test_core_that_cannot_report_its_queue_is_not_asked_again_and_keeps_its_turn
 def test_a_report_for_another_file_fails_over_and_is_never_the_result(changed, job):
     clock = FakeClock()
     pool, _ = make_pool(clock, [0.5, 0.5])
-    first = pool.attempt_order(pool.candidates())[0]
+    first = pool.attempt_order(pool.candidates(), 54.0)[0]
     pool.cursor = pool.nodes.index(first)
     honest = first.client.get_report
     first.client.get_report = lambda data_id, timeout=None: {**honest(data_id, timeout), **changed}
@@ -351,7 +351,7 @@ def test_a_scan_whose_core_fails_a_poll_is_canceled_before_failing_over():
     clock = FakeClock()
     pool, clients = make_pool(clock, [0.5, 0.5])
     pool.cursor = 0
-    first = pool.attempt_order(pool.candidates())[0]
+    first = pool.attempt_order(pool.candidates(), 54.0)[0]
     pool.cursor = pool.nodes.index(first)
     first.client.report_error = CoreError("answered file/x with HTTP 500")
     result = scan_file(pool, JOB, clock.now() + 54, Clock(clock.now, clock.sleep))
@@ -442,7 +442,7 @@ def test_a_core_whose_queue_reading_does_not_come_in_time_counts_as_full():
 
     clients[0].get_load = late_load
     try:
-        assert [n.name for n in pool.attempt_order(pool.candidates())] == ["core1", "core0"]
+        assert [n.name for n in pool.attempt_order(pool.candidates(), 54.0)] == ["core1", "core0"]
     finally:
         answer.set()
 
@@ -453,7 +453,7 @@ def test_a_core_whose_queue_has_no_free_place_yields_to_one_with_room_and_a_long
     pool.cursor = 0
     clients[0].get_load = lambda timeout=None: CoreLoad(500, 4, 0)
     clients[1].get_load = lambda timeout=None: CoreLoad(600, 4, 100)
-    assert [n.name for n in pool.attempt_order(pool.candidates())] == ["core1", "core0"]
+    assert [n.name for n in pool.attempt_order(pool.candidates(), 54.0)] == ["core1", "core0"]
 
 
 def test_the_core_a_file_just_left_is_read_afresh_for_the_next_file():
@@ -513,7 +513,7 @@ def busy_pair(scan_seconds: list[float]):
 def test_a_spare_that_cannot_tell_its_queue_is_not_given_the_file(error):
     clock, pool, by_name, job, (first, _, spare) = busy_pair([0.5] * 3)
     by_name[spare].get_load = lambda timeout=None: (_ for _ in ()).throw(error)
-    assert pool.attempt_order(pool.candidates(job.sha256))[0].name == first
+    assert pool.attempt_order(pool.candidates(job.sha256), 54.0)[0].name == first
 
 
 def test_a_file_that_would_wait_on_a_fast_core_goes_to_an_idle_spare_rather_than_its_idle_slow_other():
@@ -522,7 +522,29 @@ def test_a_file_that_would_wait_on_a_fast_core_goes_to_an_idle_spare_rather_than
     for node in pool.nodes:
         node.pace = Pace().after_scan(2.5 if node.name == other else 0.5, clock.now())
     # 1 s after the file ahead on the first, 2.5 s on the idle other, 0.5 s on the idle spare
-    assert pool.attempt_order(pool.candidates(job.sha256))[0].name == spare
+    assert pool.attempt_order(pool.candidates(job.sha256), 54.0)[0].name == spare
+
+
+@pytest.mark.parametrize(("queues", "first_free", "goes_to"), [
+    ((20, 15, 12), None, "first"),  # 21, 16 and 13 s: in time nowhere, it waits on its first Core
+    ((20, 15, 12), 0, "spare"),  # its first Core's queue is full: the soonest, though late
+    ((20, 15, 5), None, "spare"),  # 6 s on the spare
+    ((20, 8, 12), None, "other"),  # 9 s on the other
+])
+def test_a_file_that_can_finish_in_time_on_none_of_its_cores_waits_on_its_first(queues, first_free, goes_to):
+    """README: a file no Core can finish within its task's time does not crowd the least full one."""
+    clock = FakeClock()
+    pool, clients = make_pool(clock, [1.0] * 3)
+    job = keyed_job(0)
+    names = cores_of(job.sha256)
+    by_name = {client.name: client for client in clients}
+    for name, queue in zip(names, queues, strict=True):  # files not finished, 1 slot, 1 s a file
+        free = first_free if name == names[0] else None
+        by_name[name].get_load = lambda timeout=None, queue=queue, free=free: CoreLoad(queue, 1, free)
+    for node in pool.nodes:
+        node.pace = Pace().after_scan(1.0, clock.now())
+    result = scan_file(pool, job, clock.now() + 10, Clock(clock.now, answered_then_sleep(pool, clock)))
+    assert result.node.name == names[("first", "other", "spare").index(goes_to)]
 
 
 def test_a_scan_left_running_on_the_spare_at_the_deadline_is_taken_over_by_the_retry():
@@ -594,9 +616,9 @@ def test_cores_that_lack_the_rule_get_a_file_only_when_every_core_lacks_it():
         node.rule = "Strict"
     pool.nodes[0].rules = {"Default": None}
     pool.nodes[1].rules = {"Default": None, "Strict": None}
-    assert [n.name for n in pool.attempt_order(pool.candidates())] == ["core1"]
+    assert [n.name for n in pool.attempt_order(pool.candidates(), 54.0)] == ["core1"]
     pool.nodes[1].rules = {"Default": None}
-    assert sorted(n.name for n in pool.attempt_order(pool.candidates())) == ["core0", "core1"]
+    assert sorted(n.name for n in pool.attempt_order(pool.candidates(), 54.0)) == ["core0", "core1"]
 
 
 def test_a_resting_core_loses_a_turn_only_when_the_rotation_passes_it_over():
@@ -604,9 +626,9 @@ def test_a_resting_core_loses_a_turn_only_when_the_rotation_passes_it_over():
     pool, _ = make_pool(clock, [0.5, 0.5, 0.5])
     pool.cursor = 0
     pool.nodes[1].pace = Pace(slow_streak=2, skip_turns=2)
-    pool.attempt_order(pool.candidates())  # core0's turn: core1, after it, is not passed over
+    pool.attempt_order(pool.candidates(), 54.0)  # core0's turn: core1, after it, is not passed over
     assert pool.nodes[1].pace.skip_turns == 2
-    pool.attempt_order(pool.candidates())  # core1 would be next: passed over for core2
+    pool.attempt_order(pool.candidates(), 54.0)  # core1 would be next: passed over for core2
     assert pool.nodes[1].pace.skip_turns == 1
 
 
@@ -616,5 +638,5 @@ def test_when_every_core_rests_the_rotation_still_moves_one_core_per_task():
     pool.cursor = 0
     for node in pool.nodes:
         node.pace = Pace(slow_streak=1, skip_turns=5)
-    pool.attempt_order(pool.candidates())
+    pool.attempt_order(pool.candidates(), 54.0)
     assert pool.cursor == 1
