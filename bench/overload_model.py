@@ -1,10 +1,12 @@
 """A model of `python -m bench overload` in simulated time: what the 3x targets need that the service cannot know.
 
-The benchmark's shape (one Core of SLOTS slots scanning first come first served, SCAN_SECONDS a file, FILES files
-queued at once, the scenario's instances, Assemblyline's 3 attempts of one deadline each), as discrete events, so
-that RUNS bursts of each policy take seconds. The emulator scans each file in exactly SCAN_SECONDS; here scan times
+The benchmark's shape (its sets of Cores, each scanning first come first served in its slots, FILES files queued
+at once, the scenario's instances, Assemblyline's 3 attempts of one deadline each), as discrete events, so that RUNS
+bursts of each policy take seconds. The emulator scans each file in exactly its Core's scan time; here scan times
 vary by +- JITTER, standing in for the timing noise of the real benchmark's processes, so that bursts differ. It
-models the service's policy, not its code. Policies:
+models the service's policy, not its code; the choice among several Cores is the service's own (`sooner_of`), each
+file's candidates ranked at random as its SHA-256 ranks them, from queues read at the start of its attempt.
+Policies:
 
 - service: what mdservice/scan.py does, on a Core whose hash look-up hides unfinished scans: a retry finds an
   earlier attempt's finished scan (held to the deadline while files wait), else uploads again and, while its copy
@@ -15,6 +17,8 @@ models the service's policy, not its code. Policies:
   overload.
 - knows last attempt: the service, told which attempt is a file's last (Assemblyline's dispatcher counts attempts
   but does not put the count in the task), canceling on that attempt a scan still running at the deadline.
+- least busy when late (several Cores): the service, but a file that no candidate can finish within its attempt's
+  time goes where it would finish soonest, not to the first of its pair.
 
 Figures as the benchmark defines them; `misses` counts the runs that miss at least one of the scenario's targets.
 """
@@ -30,7 +34,8 @@ import sys
 from collections import deque
 from dataclasses import dataclass
 
-from bench.overload import ATTEMPTS, CORE_SETS, FILES, SCENARIOS, deadline_seconds, instances_for
+from bench.overload import ATTEMPTS, CORE_SETS, FILES, SCENARIOS, CoreSpec, deadline_seconds, instances_for
+from mdservice.nodes import Load, finish_seconds, sooner_of
 from mdservice.timing import (
     HOLD_MARGIN,
     LAST_POLL_FLOOR,
@@ -42,8 +47,6 @@ from mdservice.timing import (
     STILL_POLL,
 )
 
-(ONE_CORE,) = CORE_SETS["one"]
-SLOTS, SCAN_SECONDS = ONE_CORE.slots, ONE_CORE.seconds
 RUNS = 40
 JITTER = 0.1
 
@@ -61,6 +64,7 @@ class Attempt:
 @dataclass
 class Scan:
     file: int
+    core: int
     attempt: Attempt  # the attempt that uploaded it and polls it
     start: float | None = None
     end: float | None = None
@@ -69,13 +73,18 @@ class Scan:
 
 
 class Burst:
-    """One burst under `policy` (a name of POLICIES) with `instances` instances; `run()` returns its figures."""
+    """One burst on `cores` under `policy` (a name of POLICIES) with `instances` instances, each upload reaching its
+    Core `age` s after the queue readings it was chosen by; `run()` returns its figures."""
 
-    def __init__(self, policy: str, instances: int, seed: int) -> None:
-        self.policy, self.instances, self.rng = policy, instances, random.Random(seed)
+    def __init__(self, cores: tuple[CoreSpec, ...], policy: str, instances: int, seed: int, age: float = 0.0) -> None:
+        self.cores, self.policy, self.instances, self.rng = cores, policy, instances, random.Random(seed)
+        self.age = age
         self.now, self.events, self.order = 0.0, [], itertools.count()
-        self.queue: deque[Scan] = deque()
-        self.running: list[Scan] = []
+        self.queues: list[deque[Scan]] = [deque() for _ in cores]
+        self.running: list[list[Scan]] = [[] for _ in cores]
+        # Each file's candidates, best first, as a hash of the file and each Core would rank them.
+        ranking = random.Random(f"{seed} ranks")
+        self.ranks = [ranking.sample(range(len(cores)), len(cores)) for _ in range(FILES)]
         self.scans: list[Scan] = []
         self.tasks = deque((file, 1) for file in range(FILES))
         self.verdicts = self.lost = 0
@@ -94,41 +103,43 @@ class Burst:
             self.now, _, action, args = heapq.heappop(self.events)
             action(*args)
         wasted = sum(self.scan_time(scan) for scan in self.scans if scan.start is not None and not scan.fetched)
-        return self.verdicts / self.ended / (SLOTS / SCAN_SECONDS), wasted / (self.ended * SLOTS), self.lost / FILES
+        capacity, slots = sum(core.capacity for core in self.cores), sum(core.slots for core in self.cores)
+        return self.verdicts / self.ended / capacity, wasted / (self.ended * slots), self.lost / FILES
 
     def scan_time(self, scan: Scan) -> float:
         """Slot time a scan took: to its end, its cancel, or (still running after the run) a whole scan."""
         stop = scan.end if scan.end is not None else scan.canceled_at
-        return stop - scan.start if stop is not None else SCAN_SECONDS
+        return stop - scan.start if stop is not None else self.cores[scan.core].seconds
 
-    # Core
-    def upload(self, attempt: Attempt) -> Scan:
-        scan = Scan(attempt.file, attempt)
+    # Cores
+    def upload(self, attempt: Attempt, core: int) -> Scan:
+        scan = Scan(attempt.file, core, attempt)
         self.scans.append(scan)
-        self.queue.append(scan)
-        self.start_scans()
+        self.queues[core].append(scan)
+        self.start_scans(core)
         return scan
 
-    def start_scans(self) -> None:
-        while len(self.running) < SLOTS and self.queue:
-            scan = self.queue.popleft()
+    def start_scans(self, core: int) -> None:
+        spec, queue, running = self.cores[core], self.queues[core], self.running[core]
+        while len(running) < spec.slots and queue:
+            scan = queue.popleft()
             scan.start = self.now
-            self.running.append(scan)
-            self.at(self.now + SCAN_SECONDS * self.rng.uniform(1 - JITTER, 1 + JITTER), self.finish, scan)
+            running.append(scan)
+            self.at(self.now + spec.seconds * self.rng.uniform(1 - JITTER, 1 + JITTER), self.finish, scan)
 
     def finish(self, scan: Scan) -> None:
         if scan.canceled_at is not None:
             return
-        self.running.remove(scan)
+        self.running[scan.core].remove(scan)
         scan.end = self.now
-        self.start_scans()
+        self.start_scans(scan.core)
         if not scan.attempt.over:
             self.succeed(scan.attempt, scan, held=False)
 
     def cancel(self, scan: Scan) -> None:
         scan.canceled_at = self.now
-        (self.queue if scan.start is None else self.running).remove(scan)
-        self.start_scans()
+        (self.queues[scan.core] if scan.start is None else self.running[scan.core]).remove(scan)
+        self.start_scans(scan.core)
 
     def finished_scan(self, file: int) -> Scan | None:
         """What the hash look-up answers: the newest finished scan of the file that was not canceled."""
@@ -145,11 +156,31 @@ class Burst:
         earlier = self.finished_scan(attempt.file)
         if earlier is not None:
             return self.succeed(attempt, earlier, held=True)
-        attempt.scan = self.upload(attempt)
+        self.at(self.now + self.age, self.land, attempt, self.choose(attempt.file))
+
+    def land(self, attempt: Attempt, core: int) -> None:
+        """The upload reaches `core`, chosen by its queue as it was `age` s ago."""
+        attempt.scan = self.upload(attempt, core)
         self.at(self.now + POLL_FLOOR, self.poll_queued, attempt, self.now)
         self.at(attempt.deadline - self.polls_end, self.give_up, attempt)
         if self.policy == "no late start":
-            self.at(attempt.deadline - self.polls_end - SCAN_SECONDS, self.drop_late_start, attempt)
+            self.at(attempt.deadline - self.polls_end - self.cores[core].seconds, self.drop_late_start, attempt)
+
+    def choose(self, file: int) -> int:
+        """The service's choice (NodePool.choose) by the queues as they are: the sooner of the file's pair, or its
+        spare when the file would wait for a slot there and finish sooner on the spare; the first of the pair when
+        even there it could not finish within the attempt's time (unless the policy is `least busy when late`)."""
+        if len(self.cores) == 1:
+            return 0
+        first, other, *spares = self.ranks[file]
+        loads = {core: Load(len(self.queues[core]) + len(self.running[core]), self.cores[core].slots)
+                 for core in self.ranks[file]}
+        per_file = {core: self.cores[core].seconds for core in self.ranks[file]}
+        best = sooner_of(first, other, loads, per_file)
+        if spares and finish_seconds(loads[best], per_file[best]) > per_file[best]:
+            best = sooner_of(best, spares[0], loads, per_file)
+        late = finish_seconds(loads[best], per_file[best]) > self.deadline
+        return first if late and self.policy != "least busy when late" else best
 
     def poll_queued(self, attempt: Attempt, uploaded: float) -> None:
         """A poll of our file while it waits (PollSchedule's cadence), looking for an earlier finished copy every
@@ -181,7 +212,7 @@ class Burst:
 
     def succeed(self, attempt: Attempt, scan: Scan, held: bool) -> None:
         scan.fetched = True
-        when = max(self.now, attempt.deadline - HOLD_MARGIN) if held and self.queue else self.now
+        when = max(self.now, attempt.deadline - HOLD_MARGIN) if held and self.queues[scan.core] else self.now
         self.end(attempt, verdict=True, when=when)
 
     def end(self, attempt: Attempt, verdict: bool, when: float) -> None:
@@ -194,7 +225,8 @@ class Burst:
         self.at(when, self.next_task)
 
 
-POLICIES = ("service", "no late start", "knows last attempt")
+POLICIES = {"one": ("service", "no late start", "knows last attempt"),
+            "three": ("service", "least busy when late", "knows last attempt")}
 
 
 def main(argv: list[str] | None = None) -> bool:
@@ -202,18 +234,26 @@ def main(argv: list[str] | None = None) -> bool:
     parser = argparse.ArgumentParser(prog="python -m bench.overload_model", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--runs", type=int, default=RUNS, help=f"bursts per policy and scenario (default {RUNS})")
-    runs_each = parser.parse_args(argv).runs
-    print(f"Overload model: {runs_each} bursts per row; mean figures, and runs missing a target of bench overload")
-    print(f"  {'policy':<20} {'scenario':<9} {'goodput':>8} {'wasted':>8} {'lost':>8} {'misses':>8}")
-    for policy in POLICIES:
-        for name in ("2x", "3x"):
-            scenario = SCENARIOS[name]
-            instances = instances_for(scenario.overload, ONE_CORE.capacity, deadline_seconds())
-            runs = [Burst(policy, instances, seed).run() for seed in range(runs_each)]
-            misses = sum(goodput < scenario.goodput or wasted > scenario.wasted or lost > scenario.lost
-                         for goodput, wasted, lost in runs)
-            goodput, wasted, lost = (statistics.mean(figures) for figures in zip(*runs, strict=True))
-            print(f"  {policy:<20} {name:<9} {goodput:>8.2f} {wasted:>8.1%} {lost:>8.1%} {misses:>5}/{runs_each}")
+    parser.add_argument("--age", type=float, default=0.0,
+                        help="seconds from the queue readings a choice goes by to the upload's arrival (default 0)")
+    args = parser.parse_args(argv)
+    runs_each = args.runs
+    print(f"Overload model: {runs_each} bursts per row, queue readings {args.age:g} s old at the upload; mean "
+          "figures, and runs missing a target of bench overload")
+    print(f"  {'cores':<6} {'policy':<20} {'scenario':<9} {'goodput':>8} {'wasted':>8} {'lost':>8} {'misses':>8}")
+    for set_name, policies in POLICIES.items():
+        cores = CORE_SETS[set_name]
+        capacity = sum(core.capacity for core in cores)
+        for policy in policies:
+            for name in ("2x", "3x"):
+                scenario = SCENARIOS[name]
+                instances = instances_for(scenario.overload, capacity, deadline_seconds())
+                runs = [Burst(cores, policy, instances, seed, args.age).run() for seed in range(runs_each)]
+                misses = sum(goodput < scenario.goodput or wasted > scenario.wasted or lost > scenario.lost
+                             for goodput, wasted, lost in runs)
+                goodput, wasted, lost = (statistics.mean(figures) for figures in zip(*runs, strict=True))
+                print(f"  {set_name:<6} {policy:<20} {name:<9} {goodput:>8.2f} {wasted:>8.1%} {lost:>8.1%} "
+                      f"{misses:>5}/{runs_each}")
     return True
 
 
