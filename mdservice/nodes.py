@@ -329,9 +329,10 @@ class NodePool:
         scan slot and the spare, asked then, is sooner still by a reading without error (`sooner_of` again). The other
         of the pair may have a free slot and still lose: it is slower.
 
-        A file that could not finish within `seconds` (the time the task has) even there goes to the first of its
-        pair, where its queue has room: on the Core where it would finish soonest it would only push files that can
-        still finish there past their deadline."""
+        A file that could not finish within `seconds` (the time the task has) even there goes to the faster of its
+        pair (the first, unless the other is CLEARLY_SOONER times faster), where its queue has room: a scan that
+        starts late takes least of that Core's time and most often still ends in time, where on the Core that would
+        finish it soonest it would push files that can still finish there past their deadline."""
         (first, other), spare = candidates.pair, candidates.spare
         per_file = self._per_file([n for n in (first, other, spare) if n is not None])
         loads = self._loads([first, other])
@@ -343,7 +344,8 @@ class NodePool:
             if reading is not None and reading.error is None:
                 best = sooner_of(best, spare, loads, per_file)
         late = finish_seconds(loads[best], per_file[best]) > seconds
-        return first if late and loads[first].free != 0 else best
+        quick = other if per_file[other] * CLEARLY_SOONER < per_file[first] else first
+        return quick if late and loads[quick].free != 0 else best
 
     def _per_file(self, nodes: list[CoreNode]) -> dict[CoreNode, float]:
         """Each Core's recent time per file; a Core without one is taken to scan as fast as the fastest Core that

@@ -525,24 +525,26 @@ def test_a_file_that_would_wait_on_a_fast_core_goes_to_an_idle_spare_rather_than
     assert pool.attempt_order(pool.candidates(job.sha256), 54.0)[0].name == spare
 
 
-@pytest.mark.parametrize(("queues", "first_free", "goes_to"), [
-    ((20, 15, 12), None, "first"),  # 21, 16 and 13 s: in time nowhere, it waits on its first Core
-    ((20, 15, 12), 0, "spare"),  # its first Core's queue is full: the soonest, though late
-    ((20, 15, 5), None, "spare"),  # 6 s on the spare
-    ((20, 8, 12), None, "other"),  # 9 s on the other
+@pytest.mark.parametrize(("queues", "first_seconds", "first_free", "goes_to"), [
+    ((20, 15, 12), 1.0, None, "first"),  # 21, 16 and 13 s: in time nowhere, it waits on its first Core
+    ((10, 15, 12), 2.0, None, "other"),  # 22, 16 and 13 s: in time nowhere, it waits on the faster of its pair
+    ((20, 15, 12), 1.0, 0, "spare"),  # its first Core's queue is full: the soonest, though late
+    ((20, 15, 5), 1.0, None, "spare"),  # 6 s on the spare
+    ((20, 8, 12), 1.0, None, "other"),  # 9 s on the other
 ])
-def test_a_file_that_can_finish_in_time_on_none_of_its_cores_waits_on_its_first(queues, first_free, goes_to):
+def test_a_file_that_can_finish_in_time_on_none_of_its_cores_waits_on_the_faster_of_its_pair(
+        queues, first_seconds, first_free, goes_to):
     """README: a file no Core can finish within its task's time does not crowd the least full one."""
     clock = FakeClock()
     pool, clients = make_pool(clock, [1.0] * 3)
     job = keyed_job(0)
     names = cores_of(job.sha256)
     by_name = {client.name: client for client in clients}
-    for name, queue in zip(names, queues, strict=True):  # files not finished, 1 slot, 1 s a file
+    for name, queue in zip(names, queues, strict=True):  # files not finished, 1 slot
         free = first_free if name == names[0] else None
         by_name[name].get_load = lambda timeout=None, queue=queue, free=free: CoreLoad(queue, 1, free)
-    for node in pool.nodes:
-        node.pace = Pace().after_scan(1.0, clock.now())
+    for node in pool.nodes:  # seconds a file: first_seconds on the first, 1 s on the others
+        node.pace = Pace().after_scan(first_seconds if node.name == names[0] else 1.0, clock.now())
     result = scan_file(pool, job, clock.now() + 10, Clock(clock.now, answered_then_sleep(pool, clock)))
     assert result.node.name == names[("first", "other", "spare").index(goes_to)]
 
