@@ -48,7 +48,7 @@ from mdservice.timing import (
     STILL_POLL,
 )
 
-RUNS = 40
+RUNS = 100
 JITTER = 0.1
 
 

@@ -12,11 +12,12 @@ goes to the first unless it would finish clearly sooner on the other (`sooner_of
 slot, times the Core's time per file). A Core whose queue is full (Core 5's free places: 0) gets the file only when
 the other has no room either, and between Cores that would finish it about as soon, more free places win. When the
 file would wait for a scan slot where it goes, a third Core, its spare, is asked too, and gets the file if it would
-finish it clearly sooner there (as the bounded loads of consistent hashing move a key on from a full host). A file a
-retry may take over has the three Cores that rank highest for its SHA-256 (rendezvous hashing) as its pair and spare:
-every attempt, on any instance, meets the same three, and looks there for the scan an earlier attempt left. Other
-files have the Core whose turn it is in a rotation (from a random start, one Core per task), one drawn at random, and
-the next in rotation as their spare. Only errors put a Core aside (`Health`); a full or slow Core only ranks later.
+finish it clearly sooner there (as the bounded loads of consistent hashing move a key on from a full host); a file
+none of them could finish within its task's time goes to the faster of its pair instead. A file a retry may take over
+has the three Cores that rank highest for its SHA-256 (rendezvous hashing) as its pair and spare: every attempt, on
+any instance, meets the same three, and looks there for the scan an earlier attempt left. Other files have the Core
+whose turn it is in a rotation (from a random start, one Core per task), one drawn at random, and the next in
+rotation as their spare. Only errors put a Core aside (`Health`); a full or slow Core only ranks later.
 """
 
 from __future__ import annotations
