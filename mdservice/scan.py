@@ -111,8 +111,8 @@ def span_for(now: float, deadline: float, others: bool, leave: bool) -> Span:
 
 def scan_file(pool: NodePool, job: ScanJob, deadline: float, clock: Clock | None = None) -> ScanResult:
     """Scan `job` on the pool's Cores by `deadline` (monotonic): an earlier scan of the file one of its candidate
-    Cores has (`pool.candidates`: the same ones for every attempt), else an upload to the Core where it will finish
-    soonest (`pool.attempt_order`).
+    Cores has (`pool.candidates`: the same ones for every attempt), else an upload to the Core `pool.attempt_order`
+    puts first (where it will finish soonest; the faster of its pair when it can finish in time nowhere).
 
     The chosen Core keeps the file for the whole time: a busy Core is not a failed one. Only a failure (an error, a
     lost or stuck scan, a Core that hangs for half of the time left) moves the file to the next Core. A scan still
