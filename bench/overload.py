@@ -372,8 +372,9 @@ def core_use(urls: list[str], logs: list[CoreLog]) -> CoreUse:
         report = report or {}
         canceled = (report.get("scan_results") or {}).get("scan_all_result_i") == CANCELED
         seconds = ((report.get("process_info") or {}).get("processing_time") or 0) / 1000
-        spent[canceled or data_id not in fetched] += seconds
-        if not canceled and data_id not in fetched and data_id in last_attempt:
+        wasted = canceled or data_id not in fetched
+        spent[wasted] += seconds
+        if wasted and not canceled and data_id in last_attempt:
             last_wasted += seconds
     per_core = Counter(base for base, _ in uploads)
     return CoreUse(spent[True], spent[False], len(uploads), sum(len(log.cancels) for log in logs), unfinished,

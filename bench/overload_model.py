@@ -35,9 +35,8 @@ from collections import deque
 from dataclasses import dataclass
 
 from bench.overload import ATTEMPTS, CORE_SETS, FILES, SCENARIOS, CoreSpec, deadline_seconds, instances_for
-from mdservice.nodes import Load, finish_seconds, sooner_of
+from mdservice.nodes import Load, faster_if_late, finish_seconds, sooner_of
 from mdservice.timing import (
-    CLEARLY_SOONER,
     HOLD_MARGIN,
     LAST_POLL_FLOOR,
     LEAVE_SHARE,
@@ -180,9 +179,9 @@ class Burst:
         best = sooner_of(first, other, loads, per_file)
         if spares and finish_seconds(loads[best], per_file[best]) > per_file[best]:
             best = sooner_of(best, spares[0], loads, per_file)
-        late = finish_seconds(loads[best], per_file[best]) > self.deadline
-        quick = other if per_file[other] * CLEARLY_SOONER < per_file[first] else first
-        return quick if late and self.policy != "least busy when late" else best
+        if self.policy == "least busy when late":
+            return best
+        return faster_if_late(best, (first, other), loads, per_file, self.deadline)
 
     def poll_queued(self, attempt: Attempt, uploaded: float) -> None:
         """A poll of our file while it waits (PollSchedule's cadence), looking for an earlier finished copy every

@@ -331,9 +331,7 @@ class NodePool:
         of the pair may have a free slot and still lose: it is slower.
 
         A file that could not finish within `seconds` (the time the task has) even there goes to the faster of its
-        pair (the first, unless the other is CLEARLY_SOONER times faster), where its queue has room: a scan that
-        starts late takes least of that Core's time and most often still ends in time, where on the Core that would
-        finish it soonest it would push files that can still finish there past their deadline."""
+        pair instead (`faster_if_late`)."""
         (first, other), spare = candidates.pair, candidates.spare
         per_file = self._per_file([n for n in (first, other, spare) if n is not None])
         loads = self._loads([first, other])
@@ -344,9 +342,7 @@ class NodePool:
             loads[spare] = self._load_of(spare, reading)  # an error counts for the spare's health as for any Core's
             if reading is not None and reading.error is None:
                 best = sooner_of(best, spare, loads, per_file)
-        late = finish_seconds(loads[best], per_file[best]) > seconds
-        quick = other if per_file[other] * CLEARLY_SOONER < per_file[first] else first
-        return quick if late and loads[quick].free != 0 else best
+        return faster_if_late(best, (first, other), loads, per_file, seconds)
 
     def _per_file(self, nodes: list[CoreNode]) -> dict[CoreNode, float]:
         """Each Core's recent time per file; a Core without one is taken to scan as fast as the fastest Core that
@@ -547,6 +543,20 @@ def sooner_of(first: CoreNode, other: CoreNode, loads: dict[CoreNode, Load], per
         return other
     roomier = None not in (loads[first].free, loads[other].free) and loads[other].free > loads[first].free
     return other if roomier and finish[first] * CLEARLY_SOONER >= finish[other] else first
+
+
+def faster_if_late(best: CoreNode, pair: tuple[CoreNode, CoreNode], loads: dict[CoreNode, Load],
+                   per_file: dict[CoreNode, float], seconds: float) -> CoreNode:
+    """Where a file goes that would go to `best`: there, unless it could not finish there within `seconds` (the time
+    its task has); then to the faster of its `pair` (the first, unless the other is CLEARLY_SOONER times faster),
+    where its queue has room. A scan that starts late takes least of that Core's time and most often still ends in
+    time, where on the Core that would finish it soonest it would push files that can still finish there past their
+    deadline."""
+    if finish_seconds(loads[best], per_file[best]) <= seconds:
+        return best
+    first, other = pair
+    quick = other if per_file[other] * CLEARLY_SOONER < per_file[first] else first
+    return quick if loads[quick].free != 0 else best
 
 
 def finish_seconds(load: Load, per_file: float) -> float:

@@ -535,12 +535,8 @@ def test_a_file_that_would_wait_on_a_fast_core_goes_to_an_idle_spare_rather_than
 def test_a_file_that_can_finish_in_time_on_none_of_its_cores_waits_on_the_faster_of_its_pair(
         queues, first_seconds, first_free, goes_to):
     """README: a file no Core can finish within its task's time does not crowd the least full one."""
-    clock = FakeClock()
-    pool, clients = make_pool(clock, [1.0] * 3)
-    job = keyed_job(0)
-    names = cores_of(job.sha256)
-    by_name = {client.name: client for client in clients}
-    for name, queue in zip(names, queues, strict=True):  # files not finished, 1 slot
+    clock, pool, by_name, job, names = busy_pair([1.0] * 3)
+    for name, queue in zip(names, queues, strict=True):  # files not finished, 1 slot, instead of the pair's backlog
         free = first_free if name == names[0] else None
         by_name[name].get_load = lambda timeout=None, queue=queue, free=free: CoreLoad(queue, 1, free)
     for node in pool.nodes:  # seconds a file: first_seconds on the first, 1 s on the others
